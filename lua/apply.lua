@@ -1,0 +1,81 @@
+-- apply.lua: install or change a campaign atomically, also while it is live.
+--
+-- KEYS[1] pw:{C}:meta  KEYS[2] pw:{C}:stock  KEYS[3] pw:{C}:awarded
+-- KEYS[4] pw:{C}:initial (configured stock per prize id, -1 = unlimited)
+-- KEYS[5] pw:{C}:days  KEYS[6] pw:{C}:results
+--
+-- ARGV[1]  hash of the live config the caller planned against ('' = none, '*' = any)
+-- ARGV[2]  hash of the new config
+-- ARGV[3]  canonical config JSON      ARGV[4]  prize table JSON (draw order)
+-- ARGV[5]  YAML text as applied       ARGV[6]  start ms   ARGV[7] end ms
+-- ARGV[8]  paused 0|1                 ARGV[9]  spins per user
+-- ARGV[10] spins per user per day (0 = none)
+-- ARGV[11] fallback index (1-based)   ARGV[12] total weight
+-- ARGV[13] user buckets (kept from the first apply: bucket keys depend on it)
+-- ARGV[14] n = number of prizes in the table, then n pairs (prize id, configured
+--          stock: >= 0, -1 unlimited, -2 retired), then the day starts in ms.
+--
+-- Stock is set to max(0, configured - awarded): a top-up or cut acts on what
+-- remains, awarded units are never resurrected and awarded counts are untouched.
+-- Returns {'applied', version} | {'unchanged', version} | {'conflict', live_hash}.
+
+local cur = redis.call('HGET', KEYS[1], 'hash')
+if ARGV[1] ~= '*' and (cur or '') ~= ARGV[1] then
+  return {'conflict', cur or ''}
+end
+if cur == ARGV[2] then
+  return {'unchanged', tonumber(redis.call('HGET', KEYS[1], 'ver'))}
+end
+
+-- Check every argument before the first write.
+local n = tonumber(ARGV[14])
+for i = 5, 13 do
+  if i ~= 5 and not tonumber(ARGV[i]) then
+    return redis.error_reply('apply.lua: ARGV[' .. i .. '] is not a number')
+  end
+end
+if not n or #ARGV < 14 + 2 * n + 1 then
+  return redis.error_reply('apply.lua: malformed prize list')
+end
+for i = 0, n - 1 do
+  if not tonumber(ARGV[16 + 2 * i]) then
+    return redis.error_reply('apply.lua: stock of ' .. ARGV[15 + 2 * i] .. ' is not a number')
+  end
+end
+for i = 15 + 2 * n, #ARGV do
+  if not tonumber(ARGV[i]) then
+    return redis.error_reply('apply.lua: day start is not a number')
+  end
+end
+
+for i = 0, n - 1 do
+  local id, configured = ARGV[15 + 2 * i], tonumber(ARGV[16 + 2 * i])
+  if configured == -2 then
+    redis.call('HSET', KEYS[2], id, 0)
+  elseif configured < 0 then
+    redis.call('HSET', KEYS[2], id, -1)
+    redis.call('HSET', KEYS[4], id, -1)
+  else
+    local left = configured - tonumber(redis.call('HGET', KEYS[3], id) or '0')
+    if left < 0 then
+      left = 0
+    end
+    redis.call('HSET', KEYS[2], id, string.format('%d', left))
+    redis.call('HSET', KEYS[4], id, ARGV[16 + 2 * i])
+  end
+end
+
+redis.call('DEL', KEYS[5])
+for i = 15 + 2 * n, #ARGV do
+  redis.call('ZADD', KEYS[5], ARGV[i], ARGV[i])
+end
+
+local ver = redis.call('HINCRBY', KEYS[1], 'ver', 1)
+redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'cfg', ARGV[3], 'tbl', ARGV[4], 'yaml', ARGV[5],
+  'start', ARGV[6], 'end', ARGV[7], 'paused', ARGV[8], 'lim', ARGV[9], 'dlim', ARGV[10],
+  'fb', ARGV[11], 'tw', ARGV[12])
+redis.call('HSETNX', KEYS[1], 'nb', ARGV[13])
+-- The apply takes its place in the draw order, so the ledger can be replayed.
+redis.call('XADD', KEYS[6], '*', 'type', 'apply', 'ver', ver, 'hash', ARGV[2], 't',
+  redis.call('TIME')[1])
+return {'applied', ver}

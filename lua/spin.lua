@@ -1,0 +1,124 @@
+-- spin.lua: one atomic draw (the seven steps of DESIGN.md).
+--
+-- KEYS[1] pw:{C}:meta      campaign config (hash)
+-- KEYS[2] pw:{C}:stock     remaining units per prize id; -1 = unlimited (hash)
+-- KEYS[3] pw:{C}:awarded   units awarded per prize id (hash)
+-- KEYS[4] pw:{C}:days      start of each campaign day in unix ms (sorted set)
+-- KEYS[5] pw:{C}:results   settlement outbox (stream)
+-- Derived in the script (same {C} hash tag): pw:{C}:u:<b> user counters,
+-- pw:{C}:i:<utc day>:<b> idempotency records, b = ARGV[2] mod meta.nb.
+--
+-- ARGV[1] user id (token subject)
+-- ARGV[2] user hash, an integer in [0, 2^32)
+-- ARGV[3] idempotency field: 8 bytes hashed from (user, key)
+-- ARGV[4] request fingerprint: 8 bytes hashed from the canonical body
+-- ARGV[5] R, an integer in [0, 2^53)
+-- ARGV[6] spin id, 16 raw bytes (UUID v7)
+-- ARGV[7] spin id, text
+-- ARGV[8] client context, canonical JSON or ''
+-- ARGV[9] idempotency key, text
+--
+-- Returns {'ok'|'replay', spin_id_bytes, prize_id, name, amount, currency,
+-- spins_left} or {error_code[, retry_after_ms]}. Nothing is written before every
+-- check has passed: Redis does not undo a script's earlier writes on failure.
+
+local RECORD_TTL_SLACK_S = 3600
+local DAY_MS = 86400000
+
+local meta = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local m = redis.call('HMGET', meta, 'ver', 'start', 'end', 'paused', 'lim', 'dlim', 'fb', 'tw', 'nb', 'tbl')
+if not m[1] then
+  return {'no_campaign'}
+end
+local pfx = prefix_of(meta)
+local bucket = tonumber(ARGV[2]) % tonumber(m[9])
+local utc_day = math.floor(now / DAY_MS)
+
+-- 1. Replay: a record of (user, key) from today or yesterday (UTC) answers unchanged.
+-- Record = fingerprint(8) .. spin id(16) .. prize index(u16) .. spins left(u32).
+local idem_key = pfx .. 'i:' .. utc_day .. ':' .. bucket
+local rec = redis.call('HGET', idem_key, ARGV[3])
+if not rec then
+  rec = redis.call('HGET', pfx .. 'i:' .. (utc_day - 1) .. ':' .. bucket, ARGV[3])
+end
+if rec then
+  if string.sub(rec, 1, 8) ~= ARGV[4] then
+    return {'key_reused'}
+  end
+  local idx, left = struct.unpack('>HI4', rec, 25)
+  local p = cjson.decode(m[10])[idx]
+  return {'replay', string.sub(rec, 9, 24), p.id, p.name, p.amt, p.cur, left}
+end
+
+-- 2. The campaign is open.
+if now < tonumber(m[2]) then
+  return {'not_started'}
+end
+if now >= tonumber(m[3]) then
+  return {'ended'}
+end
+if m[4] == '1' then
+  return {'paused'}
+end
+
+-- 3. The user's quotas.
+local user_key = pfx .. 'u:' .. bucket
+local today = day_index(KEYS[4], now)
+local total, day_count = read_counters(user_key, ARGV[1], today)
+local limit, daily_limit = tonumber(m[5]), tonumber(m[6])
+if total >= limit then
+  return {'quota_exhausted'}
+end
+if daily_limit > 0 and day_count >= daily_limit then
+  local next_day = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. now, '+inf', 'LIMIT', 0, 1)[1]
+  if next_day then
+    return {'daily_quota_exhausted', tonumber(next_day) - now}
+  end
+  return {'quota_exhausted'}
+end
+
+-- 4. Choose: r = R mod W; walk the prize table adding weights; the first prize
+-- whose running sum exceeds r wins. An exhausted prize's share goes to the
+-- fallback, so the odds of the prizes still in stock never rise.
+local tbl = cjson.decode(m[10])
+local r = math.fmod(tonumber(ARGV[5]), tonumber(m[8]))
+local idx = tonumber(m[7])
+local acc = 0
+for i = 1, #tbl do
+  acc = acc + tbl[i].w
+  if r < acc then
+    idx = i
+    break
+  end
+end
+local stock = -1
+if idx ~= tonumber(m[7]) then
+  stock = tonumber(redis.call('HGET', KEYS[2], tbl[idx].id) or '0')
+  if stock == 0 then
+    idx = tonumber(m[7])
+    stock = -1
+  end
+end
+local prize = tbl[idx]
+
+-- 5. Take the unit. stock > 0 here for a bounded prize, so it never goes below zero.
+if stock > 0 then
+  redis.call('HINCRBY', KEYS[2], prize.id, -1)
+end
+redis.call('HINCRBY', KEYS[3], prize.id, 1)
+
+-- 6. The settlement outbox.
+redis.call('XADD', KEYS[5], '*',
+  'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
+  'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
+  'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8])
+
+-- 7. Count the spin, remember the answer, reply.
+redis.call('HSET', user_key, ARGV[1], pack_counters(total + 1, day_count + 1, today))
+local left = spins_left(limit, daily_limit, total + 1, day_count + 1)
+redis.call('HSET', idem_key, ARGV[3], ARGV[4] .. ARGV[6] .. struct.pack('>HI4', idx, left))
+redis.call('EXPIREAT', idem_key, (utc_day + 2) * 86400 + RECORD_TTL_SLACK_S)
+return {'ok', ARGV[6], prize.id, prize.name, prize.amt, prize.cur, left}

@@ -1,0 +1,24 @@
+-- status.lua: what a client shows before spinning (read only).
+--
+-- KEYS[1] pw:{C}:meta   KEYS[2] pw:{C}:stock   KEYS[3] pw:{C}:days
+-- ARGV[1] user id       ARGV[2] user hash in [0, 2^32)
+--
+-- Returns {} when the campaign does not exist, else
+-- {now_ms, cfg_json, tbl_json, spins_left, stock_1, …, stock_n} with the stock of
+-- each prize of the table in table order (-1 = unlimited).
+
+local meta = KEYS[1]
+local m = redis.call('HMGET', meta, 'cfg', 'tbl', 'lim', 'dlim', 'nb')
+if not m[1] then
+  return {}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local bucket = tonumber(ARGV[2]) % tonumber(m[5])
+local today = day_index(KEYS[3], now)
+local total, day_count = read_counters(prefix_of(meta) .. 'u:' .. bucket, ARGV[1], today)
+local out = {now, m[1], m[2], spins_left(tonumber(m[3]), tonumber(m[4]), total, day_count)}
+for _, p in ipairs(cjson.decode(m[2])) do
+  out[#out + 1] = tonumber(redis.call('HGET', KEYS[2], p.id) or '0')
+end
+return out

@@ -1,0 +1,108 @@
+//! Applying a campaign: plan against the live state, one atomic Redis script,
+//! then the version record in PostgreSQL. Serves the CLI and the admin API.
+
+use super::canonical;
+use super::model::Campaign;
+use super::plan::{Plan, plan};
+use crate::store::pg::{VersionRecord, record_version};
+use crate::store::redis::apply::{Applied, ApplyCall};
+use crate::store::redis::live::LiveState;
+use crate::store::redis::table::merge;
+use crate::store::redis::{RedisStore, StoreError};
+use sqlx::PgPool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "the live campaign changed while this apply was being prepared (live config {live_hash}); plan again"
+    )]
+    Conflict { live_hash: String },
+    #[error(transparent)]
+    Redis(#[from] StoreError),
+    /// Redis has the new version but PostgreSQL could not record it; applying the
+    /// same file again records it.
+    #[error(
+        "version {version} is live in Redis but was not recorded in PostgreSQL (apply the same file again to record it): {source:#}"
+    )]
+    NotRecorded {
+        version: u64,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ApplyReport {
+    pub version: u64,
+    /// False when the live config already equalled the file.
+    pub changed: bool,
+    pub plan: Plan,
+}
+
+/// The plan of applying `c`, and the live state it was computed against.
+pub async fn plan_against_live(
+    redis: &RedisStore,
+    c: &Campaign,
+) -> Result<(Plan, Option<LiveState>), StoreError> {
+    let live = redis.live_state(&c.id).await?;
+    Ok((plan(c, live.as_ref()), live))
+}
+
+/// Applies `c` (parsed from `yaml`) on behalf of `applied_by`.
+pub async fn apply(
+    redis: &RedisStore,
+    pg: &PgPool,
+    c: &Campaign,
+    yaml: &str,
+    applied_by: &str,
+) -> Result<ApplyReport, ApplyError> {
+    let (plan, live) = plan_against_live(redis, c).await?;
+    let live_table = live
+        .as_ref()
+        .map(|l| l.table.as_slice())
+        .unwrap_or_default();
+    let (table, fallback) = merge(live_table, c);
+    let applied = redis
+        .apply(&ApplyCall {
+            campaign: c,
+            yaml,
+            expected_hash: live.as_ref().map(|l| l.hash.as_str()),
+            table: &table,
+            fallback,
+        })
+        .await?;
+    let (version, changed) = match applied {
+        Applied::Applied { version } => (version, true),
+        Applied::Unchanged { version } => (version, false),
+        Applied::Conflict { live_hash } => return Err(ApplyError::Conflict { live_hash }),
+    };
+    let changes = serde_json::to_value(&plan.changes).unwrap_or_default();
+    let config = canonical::to_json(c);
+    record_version(
+        pg,
+        &VersionRecord {
+            campaign: c,
+            version,
+            config_hash: &canonical::hash(c),
+            config: &config,
+            yaml,
+            applied_by,
+            changes: &changes,
+            table: &table,
+        },
+    )
+    .await
+    .map_err(|source| ApplyError::NotRecorded { version, source })?;
+    tracing::info!(
+        campaign.id = %c.id,
+        campaign.version = version,
+        changed,
+        applied_by,
+        "campaign applied"
+    );
+    Ok(ApplyReport {
+        version,
+        changed,
+        plan,
+    })
+}

@@ -1,0 +1,49 @@
+//! The canonical form of a campaign: a JSON document whose hash identifies the
+//! config. Two files that mean the same thing (comments, key order, quoting)
+//! have the same hash, so re-applying either changes nothing.
+
+use super::model::{Campaign, Stock};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The campaign as canonical JSON (keys sorted, amounts as strings).
+pub fn to_json(c: &Campaign) -> Value {
+    json!({
+        "id": c.id.as_str(),
+        "name": c.name,
+        "timezone": c.timezone.name(),
+        "starts_at": c.starts_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "ends_at": c.ends_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "paused": c.paused,
+        "limits": {
+            "spins_per_user": c.limits.spins_per_user,
+            "spins_per_user_per_day": c.limits.spins_per_user_per_day,
+        },
+        "fallback": c.prizes[c.fallback].id.as_str(),
+        "expected_users": c.expected_users,
+        "prizes": c.prizes.iter().map(|p| json!({
+            "id": p.id.as_str(),
+            "name": p.name,
+            "weight": p.weight,
+            "stock": match p.stock {
+                Stock::Limited(n) => json!(n),
+                Stock::Unlimited => json!("unlimited"),
+            },
+            "value": { "amount": p.value.amount.to_string(), "currency": p.value.currency.as_str() },
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Hex SHA-256 of the canonical JSON.
+pub fn hash(c: &Campaign) -> String {
+    hex(&Sha256::digest(to_json(c).to_string().as_bytes()))
+}
+
+/// Hex SHA-256 of arbitrary text (the YAML as written, for the version record).
+pub fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,149 @@
+//! Typed reads from a YAML mapping that record every problem instead of
+//! stopping at the first one.
+
+use super::tree::{Diagnostic, Node, Pos, Value};
+
+/// Collected problems of one file.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<Diagnostic>);
+
+impl Problems {
+    pub fn at(&mut self, pos: Pos, message: impl Into<String>) {
+        self.0.push(Diagnostic::at(pos, message));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The keys of one mapping, checked against the keys it may have.
+pub struct Fields<'a> {
+    /// Where the mapping starts: missing keys are reported here.
+    pub pos: Pos,
+    what: &'static str,
+    entries: Vec<(&'a str, &'a Node)>,
+}
+
+impl<'a> Fields<'a> {
+    /// Reads `node` as a mapping whose keys are all in `allowed`; reports
+    /// non-string and unknown keys. `None` when `node` is not a mapping.
+    pub fn of(
+        node: &'a Node,
+        what: &'static str,
+        allowed: &[&str],
+        p: &mut Problems,
+    ) -> Option<Self> {
+        let Value::Map(map) = &node.value else {
+            p.at(
+                node.pos,
+                format!("{what} must be a mapping, found {}", node.value.kind()),
+            );
+            return None;
+        };
+        let mut entries = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            match &k.value {
+                Value::Str(name) if allowed.contains(&name.as_str()) => {
+                    entries.push((name.as_str(), v))
+                }
+                Value::Str(name) => p.at(
+                    k.pos,
+                    format!(
+                        "unknown key `{}` in {what} (allowed: {})",
+                        crate::domain::truncate_for_message(name),
+                        allowed.join(", ")
+                    ),
+                ),
+                other => p.at(
+                    k.pos,
+                    format!("keys of {what} must be strings, found {}", other.kind()),
+                ),
+            }
+        }
+        Some(Fields {
+            pos: node.pos,
+            what,
+            entries,
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'a Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// A key that must be present.
+    pub fn required(&self, key: &str, p: &mut Problems) -> Option<&'a Node> {
+        let node = self.get(key);
+        if node.is_none() {
+            p.at(
+                self.pos,
+                format!("{} is missing required key `{key}`", self.what),
+            );
+        }
+        node
+    }
+}
+
+/// A string value (a quoted or plain YAML scalar that is not a number or boolean).
+pub fn string<'a>(node: &'a Node, key: &str, p: &mut Problems) -> Option<&'a str> {
+    match &node.value {
+        Value::Str(s) => Some(s),
+        other => {
+            p.at(
+                node.pos,
+                format!("`{key}` must be a string, found {}", other.kind()),
+            );
+            None
+        }
+    }
+}
+
+/// A non-empty, single-line string of at most `max` characters.
+pub fn text(node: &Node, key: &str, max: usize, p: &mut Problems) -> Option<String> {
+    let s = string(node, key, p)?;
+    let n = s.chars().count();
+    if n == 0 || n > max || s.chars().any(char::is_control) {
+        p.at(
+            node.pos,
+            format!("`{key}` must be 1 to {max} characters on one line"),
+        );
+        return None;
+    }
+    Some(s.to_owned())
+}
+
+/// An integer in `min..=max`.
+pub fn integer(node: &Node, key: &str, min: u64, max: u64, p: &mut Problems) -> Option<u64> {
+    match &node.value {
+        Value::Int(i) if *i >= i128::from(min) && *i <= i128::from(max) => Some(*i as u64),
+        Value::Int(_) => {
+            p.at(node.pos, format!("`{key}` must be between {min} and {max}"));
+            None
+        }
+        other => {
+            p.at(
+                node.pos,
+                format!("`{key}` must be an integer, found {}", other.kind()),
+            );
+            None
+        }
+    }
+}
+
+/// A boolean.
+pub fn boolean(node: &Node, key: &str, p: &mut Problems) -> Option<bool> {
+    match &node.value {
+        Value::Bool(b) => Some(*b),
+        other => {
+            p.at(
+                node.pos,
+                format!("`{key}` must be true or false, found {}", other.kind()),
+            );
+            None
+        }
+    }
+}

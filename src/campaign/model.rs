@@ -1,0 +1,103 @@
+//! A validated campaign: what marketing's YAML means once every rule holds.
+
+use crate::domain::{CampaignId, Money, PrizeId};
+use chrono::{DateTime, Utc};
+
+/// Redis Lua numbers are doubles: every count, weight and stock the draw script
+/// handles stays below 2^53 so its arithmetic is integer-exact.
+pub const MAX_EXACT: u64 = 1 << 53;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    /// Where a day begins for the per-day limit.
+    pub timezone: chrono_tz::Tz,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// A paused campaign answers spins with 409 `campaign_paused` and keeps its state.
+    pub paused: bool,
+    pub limits: Limits,
+    /// Index into `prizes` of the prize that takes the weight of exhausted ones.
+    pub fallback: usize,
+    /// In file order; the draw walks them in the order of the live prize table
+    /// (see `store::redis::table`).
+    pub prizes: Vec<Prize>,
+    /// How many distinct users marketing expects; sizes the Redis buckets once,
+    /// at the first apply.
+    pub expected_users: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Limits {
+    /// Spins a user may make over the whole campaign.
+    pub spins_per_user: u32,
+    /// Spins a user may make per calendar day in the campaign's time zone.
+    pub spins_per_user_per_day: Option<u32>,
+}
+
+impl Limits {
+    pub const MAX_TOTAL: u32 = 1_000_000;
+    /// The per-user counter packs the day's count in 10 bits.
+    pub const MAX_PER_DAY: u32 = 1000;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prize {
+    pub id: PrizeId,
+    pub name: String,
+    /// Relative odds, positive.
+    pub weight: u64,
+    pub stock: Stock,
+    pub value: Money,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stock {
+    Limited(u64),
+    Unlimited,
+}
+
+impl Stock {
+    pub const MAX: u64 = 1_000_000_000_000;
+
+    /// The value stored in Redis: a count, or -1 for unlimited.
+    pub fn to_redis(self) -> i64 {
+        match self {
+            Stock::Limited(n) => n as i64,
+            Stock::Unlimited => -1,
+        }
+    }
+
+    pub fn from_redis(v: i64) -> Self {
+        if v < 0 {
+            Stock::Unlimited
+        } else {
+            Stock::Limited(v as u64)
+        }
+    }
+}
+
+impl std::fmt::Display for Stock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stock::Limited(n) => write!(f, "{n}"),
+            Stock::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+impl Campaign {
+    /// Longest campaign window; the per-user counter packs the day index in 10 bits.
+    pub const MAX_DAYS: i64 = 366;
+    pub const MAX_PRIZES: usize = 64;
+    pub const MAX_NAME: usize = 200;
+
+    pub fn total_weight(&self) -> u64 {
+        self.prizes.iter().map(|p| p.weight).sum()
+    }
+
+    pub fn prize(&self, id: &PrizeId) -> Option<&Prize> {
+        self.prizes.iter().find(|p| &p.id == id)
+    }
+}

@@ -1,0 +1,57 @@
+//! The `prizewheel` command: one binary, a subcommand per job.
+
+mod campaign;
+mod serve;
+mod token;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "prizewheel",
+    version,
+    about = "Flash-sale spin-the-wheel backend"
+)]
+pub struct Cli {
+    /// Service config file.
+    #[arg(long, global = true, env = "PRIZEWHEEL_CONFIG", default_value = crate::config::DEFAULT_FILE)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve,
+    /// Apply the database migrations.
+    Migrate,
+    /// Check, plan and apply campaign files.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
+    /// Mint an HS256 token with PRIZEWHEEL_JWT_SECRET (development and load tests).
+    Token(token::TokenArgs),
+}
+
+/// Runs the command. `Ok(false)` means it ran and found problems it has already
+/// printed (e.g. an invalid campaign file): exit non-zero without more output.
+pub async fn run(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Serve => serve::serve(&cli.config).await.map(|()| true),
+        Command::Migrate => serve::migrate(&cli.config).await.map(|()| true),
+        Command::Campaign(c) => campaign::run(c, &cli.config).await,
+        Command::Token(t) => token::run(t).map(|()| true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,135 @@
+//! Service configuration: `config/prizewheel.yaml` (or the file named by
+//! `--config` / `PRIZEWHEEL_CONFIG`), overridden by the environment.
+//!
+//! Environment variables, strongest last:
+//! - `PRIZEWHEEL__<SECTION>__<KEY>` sets any field, e.g. `PRIZEWHEEL__REDIS__CONNECTIONS=8`;
+//! - the contract variables, which always win:
+//!   `PRIZEWHEEL_LISTEN` (address:port), `REDIS_URL`, `DATABASE_URL`,
+//!   `PRIZEWHEEL_JWT_SECRET` (the HS256 secret; never put it in a file).
+
+use crate::http::auth::AuthSettings;
+use crate::store::pg::PgSettings;
+use crate::store::redis::RedisSettings;
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the API listens on, `host:port`.
+    pub listen: String,
+    pub redis: RedisSettings,
+    pub database: PgSettings,
+    pub auth: AuthSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// actix worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Largest spin request body (client context), bytes.
+    pub max_spin_body_bytes: usize,
+    /// Largest campaign YAML accepted by the admin API, bytes.
+    pub max_campaign_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            workers: 0,
+            max_spin_body_bytes: 4096,
+            max_campaign_bytes: crate::campaign::tree::MAX_FILE_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// `RUST_LOG`-style filter; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The default config file, relative to the working directory.
+pub const DEFAULT_FILE: &str = "config/prizewheel.yaml";
+
+impl Settings {
+    /// Loads `file` (which must exist) and the environment.
+    pub fn load(file: &Path) -> anyhow::Result<Self> {
+        if !file.exists() {
+            anyhow::bail!(
+                "config file {} not found (run from the project folder or pass --config FILE)",
+                file.display()
+            );
+        }
+        Self::figment(serde_saphyr::figment::Yaml::file_exact(file))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), one_line(&e)))
+    }
+
+    fn figment(file: impl figment::Provider) -> Figment {
+        let contract = |var: &'static str, path: &'static str| {
+            Env::raw().only(&[var]).map(move |_| path.into())
+        };
+        Figment::new()
+            .merge(file)
+            .merge(Env::prefixed("PRIZEWHEEL__").split("__"))
+            .merge(contract("PRIZEWHEEL_LISTEN", "listen"))
+            .merge(contract("REDIS_URL", "redis.url"))
+            .merge(contract("DATABASE_URL", "database.url"))
+            .merge(contract("PRIZEWHEEL_JWT_SECRET", "auth.secret"))
+    }
+
+    /// Only the Redis and Postgres sections, for CLI commands that need no more.
+    pub fn load_stores(file: &Path) -> anyhow::Result<(RedisSettings, PgSettings)> {
+        #[derive(Deserialize)]
+        struct Stores {
+            redis: RedisSettings,
+            database: PgSettings,
+        }
+        let figment = if file.exists() {
+            Self::figment(serde_saphyr::figment::Yaml::file_exact(file))
+        } else {
+            Self::figment(figment::providers::Serialized::defaults(()))
+        };
+        let s: Stores = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), one_line(&e)))
+            .context("set REDIS_URL and DATABASE_URL, or run from the project folder")?;
+        Ok((s.redis, s.database))
+    }
+}
+
+fn one_line(e: &figment::Error) -> String {
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or("invalid configuration")
+        .to_owned()
+}

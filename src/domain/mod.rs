@@ -1,0 +1,10 @@
+//! Validated identifiers and values shared by every layer. Each type proves its
+//! input was checked: construct it through `parse` and nothing else.
+
+mod idempotency_key;
+mod ids;
+mod money;
+
+pub use idempotency_key::IdempotencyKey;
+pub use ids::{CampaignId, PrizeId, UserId, truncate_for_message};
+pub use money::{Currency, Money};

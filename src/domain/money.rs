@@ -1,0 +1,117 @@
+//! Prize values: an exact decimal amount and an ISO 4217-shaped currency code.
+
+use rust_decimal::Decimal;
+use std::fmt;
+
+/// Three uppercase ASCII letters (`INR`, `USD`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, example = "INR")]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "currency `{}` must be a three-letter uppercase code such as INR",
+                super::truncate_for_message(s)
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An exact amount of money. Amounts are never floats: they are parsed from
+/// decimal strings and serialised back as strings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Money {
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, example = "100.00")]
+    pub amount: Decimal,
+    pub currency: Currency,
+}
+
+impl Money {
+    /// Largest amount a prize may be worth; keeps sums far from any overflow.
+    pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+    /// At most four decimal places (paise, cents and their fractions).
+    pub const MAX_SCALE: u32 = 4;
+
+    /// Parses a decimal string such as `"79900.00"`: non-negative, at most
+    /// four decimals, below [`Self::MAX_AMOUNT`]. Exponents and signs are refused.
+    pub fn parse_amount(s: &str) -> Result<Decimal, String> {
+        let plain = !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && s.bytes().filter(|&b| b == b'.').count() <= 1
+            && !s.starts_with('.')
+            && !s.ends_with('.');
+        if !plain {
+            return Err(format!(
+                "amount `{}` must be a plain non-negative decimal such as \"100.00\"",
+                super::truncate_for_message(s)
+            ));
+        }
+        let amount: Decimal = s.parse().map_err(|_| {
+            format!(
+                "amount `{}` is not a decimal number",
+                super::truncate_for_message(s)
+            )
+        })?;
+        if amount.scale() > Self::MAX_SCALE {
+            return Err(format!(
+                "amount `{s}` has more than {} decimal places",
+                Self::MAX_SCALE
+            ));
+        }
+        if amount >= Decimal::from(Self::MAX_AMOUNT) {
+            return Err(format!("amount `{s}` must be below {}", Self::MAX_AMOUNT));
+        }
+        Ok(amount)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts() {
+        assert_eq!(
+            Money::parse_amount("79900.00").unwrap().to_string(),
+            "79900.00"
+        );
+        assert_eq!(Money::parse_amount("0").unwrap(), Decimal::ZERO);
+        for bad in [
+            "",
+            "-1",
+            "1e3",
+            "1.2.3",
+            ".5",
+            "5.",
+            "1.23456",
+            "abc",
+            "1000000000000",
+        ] {
+            assert!(Money::parse_amount(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn currencies() {
+        assert!(Currency::parse("INR").is_ok());
+        for bad in ["inr", "IN", "INRR", "I1R"] {
+            assert!(Currency::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

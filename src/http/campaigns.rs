@@ -1,0 +1,110 @@
+//! `GET /v1/campaigns/{id}`: what a client shows before spinning.
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult, Problem};
+use super::spins::PrizeValue;
+use crate::domain::CampaignId;
+use crate::draw::user_hash;
+use actix_web::{get, web};
+use serde::Serialize;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CampaignView {
+    pub id: String,
+    pub name: String,
+    pub timezone: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    /// `scheduled`, `live`, `paused` or `ended`.
+    pub status: &'static str,
+    pub spins_per_user: u64,
+    pub spins_per_user_per_day: Option<u64>,
+    /// Spins the caller has left now.
+    pub spins_left: u64,
+    pub prizes: Vec<PrizeView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PrizeView {
+    pub id: String,
+    pub name: String,
+    pub value: PrizeValue,
+    /// False once the prize's stock is used up.
+    pub available: bool,
+}
+
+/// A campaign as the caller sees it.
+#[utoipa::path(
+    tag = "spins",
+    params(("id" = String, Path, description = "Campaign id")),
+    responses(
+        (status = 200, body = CampaignView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/v1/campaigns/{id}")]
+pub async fn get_campaign(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<CampaignView>> {
+    let not_found = || ApiError::CampaignNotFound(id.to_string());
+    let campaign = CampaignId::parse(&id).map_err(|_| not_found())?;
+    let view = state
+        .redis
+        .client_view(&campaign, &caller.user, user_hash(&caller.user))
+        .await?
+        .ok_or_else(not_found)?;
+    let cfg = &view.config;
+    let text = |k: &str| {
+        cfg.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let millis = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(&text(k))
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default()
+    };
+    let status = if cfg.get("paused").and_then(|v| v.as_bool()).unwrap_or(false) {
+        "paused"
+    } else if view.now_ms < millis("starts_at") {
+        "scheduled"
+    } else if view.now_ms >= millis("ends_at") {
+        "ended"
+    } else {
+        "live"
+    };
+    let limits = cfg.get("limits");
+    let limit = |k: &str| limits.and_then(|l| l.get(k)).and_then(|v| v.as_u64());
+    Ok(web::Json(CampaignView {
+        id: campaign.to_string(),
+        name: text("name"),
+        timezone: text("timezone"),
+        starts_at: text("starts_at"),
+        ends_at: text("ends_at"),
+        status,
+        spins_per_user: limit("spins_per_user").unwrap_or_default(),
+        spins_per_user_per_day: limit("spins_per_user_per_day"),
+        spins_left: view.spins_left,
+        prizes: view
+            .prizes
+            .into_iter()
+            .filter(|(p, _)| p.w > 0)
+            .map(|(p, stock)| PrizeView {
+                id: p.id,
+                name: p.name,
+                value: PrizeValue {
+                    amount: p.amt,
+                    currency: p.cur,
+                },
+                available: stock != 0,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,214 @@
+//! The one error type of the HTTP layer, rendered as `application/problem+json`
+//! (RFC 9457) with a stable machine-readable `code`.
+//!
+//! Where errors belong: handlers return [`ApiError`]; store and draw code return
+//! their own error types, converted here; `anyhow` is for the CLI. Client mistakes
+//! are 4xx with a code the client can act on; an unavailable store is 503 with
+//! `Retry-After`; anything else is an opaque 500 whose cause is logged once here.
+
+use crate::campaign::Diagnostic;
+use crate::campaign::apply::ApplyError;
+use crate::draw::DrawError;
+use crate::store::redis::StoreError;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("this operation needs the `{0}` role")]
+    Forbidden(&'static str),
+    #[error("no campaign `{0}`")]
+    CampaignNotFound(String),
+    #[error("no such resource")]
+    NotFound,
+    #[error("method not allowed on this resource")]
+    MethodNotAllowed,
+    #[error("the campaign has not started yet")]
+    CampaignNotStarted,
+    #[error("the campaign has ended")]
+    CampaignEnded,
+    #[error("the campaign is paused")]
+    CampaignPaused,
+    #[error("no spins left in this campaign")]
+    QuotaExhausted,
+    #[error("no spins left today; more after the day resets")]
+    DailyQuotaExhausted { retry_after_secs: u64 },
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyKeyReused,
+    #[error("the Idempotency-Key header is required")]
+    IdempotencyKeyMissing,
+    #[error("{0}")]
+    IdempotencyKeyInvalid(String),
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the campaign file has {} problem(s)", .0.len())]
+    InvalidCampaign(Vec<Diagnostic>),
+    #[error("{0}")]
+    CampaignIdMismatch(String),
+    #[error("{0}")]
+    ApplyConflict(String),
+    #[error("a backing store is unavailable; retry shortly")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `/problems/<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `spin_quota_exhausted`.
+    pub code: &'static str,
+    /// Seconds until a retry can succeed, where known (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// Every problem of an invalid campaign file, with its position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<Diagnostic>>,
+}
+
+impl ApiError {
+    /// The stable code and title of the error.
+    pub fn code(&self) -> (&'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            Unauthorized(_) => ("invalid_token", "Unauthorized"),
+            Forbidden(_) => ("forbidden", "Forbidden"),
+            CampaignNotFound(_) => ("campaign_not_found", "Campaign not found"),
+            NotFound => ("not_found", "Not found"),
+            MethodNotAllowed => ("method_not_allowed", "Method not allowed"),
+            CampaignNotStarted => ("campaign_not_started", "Campaign not started"),
+            CampaignEnded => ("campaign_ended", "Campaign ended"),
+            CampaignPaused => ("campaign_paused", "Campaign paused"),
+            QuotaExhausted => ("spin_quota_exhausted", "Spin quota exhausted"),
+            DailyQuotaExhausted { .. } => {
+                ("daily_spin_quota_exhausted", "Daily spin quota exhausted")
+            }
+            IdempotencyKeyReused => ("idempotency_key_reused", "Idempotency key reused"),
+            IdempotencyKeyMissing => ("idempotency_key_missing", "Idempotency key missing"),
+            IdempotencyKeyInvalid(_) => ("idempotency_key_invalid", "Idempotency key invalid"),
+            MalformedBody(_) => ("malformed_body", "Malformed body"),
+            BodyTooLarge { .. } => ("body_too_large", "Body too large"),
+            UnsupportedMediaType(_) => ("unsupported_media_type", "Unsupported media type"),
+            InvalidCampaign(_) => ("invalid_campaign", "Invalid campaign"),
+            CampaignIdMismatch(_) => ("campaign_id_mismatch", "Campaign id mismatch"),
+            ApplyConflict(_) => ("apply_conflict", "Concurrent apply"),
+            Unavailable(_) => ("service_unavailable", "Service unavailable"),
+            Internal(_) => ("internal_error", "Internal error"),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::DailyQuotaExhausted { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Forbidden(_) => StatusCode::FORBIDDEN,
+            CampaignNotFound(_) | NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            CampaignNotStarted | CampaignEnded | CampaignPaused | ApplyConflict(_) => {
+                StatusCode::CONFLICT
+            }
+            QuotaExhausted | DailyQuotaExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
+            IdempotencyKeyReused | InvalidCampaign(_) | CampaignIdMismatch(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            IdempotencyKeyMissing | IdempotencyKeyInvalid(_) | MalformedBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let (code, title) = self.code();
+        match self {
+            ApiError::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            ApiError::Unavailable(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "store unavailable")
+            }
+            _ => {}
+        }
+        let problem = Problem {
+            kind: format!("/problems/{code}"),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code,
+            retry_after: self.retry_after(),
+            errors: match self {
+                ApiError::InvalidCampaign(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        };
+        let mut res = HttpResponse::build(status);
+        res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if let Some(secs) = problem.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let ApiError::Unauthorized(_) = self {
+            res.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            ));
+        }
+        res.body(serde_json::to_string(&problem).unwrap_or_default())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ApiError::Unavailable(e.into()),
+            _ => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<DrawError> for ApiError {
+    fn from(e: DrawError) -> Self {
+        match e {
+            DrawError::Store(s) => s.into(),
+            DrawError::Seed(_) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Conflict { .. } => ApiError::ApplyConflict(e.to_string()),
+            ApplyError::Redis(s) => s.into(),
+            ApplyError::NotRecorded { .. } => ApiError::Unavailable(e.into()),
+        }
+    }
+}
+
+/// Shorthand for handler results.
+pub type ApiResult<T> = Result<T, ApiError>;

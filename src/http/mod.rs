@@ -1,0 +1,86 @@
+//! The HTTP API (actix-web): routes, authentication, bounded bodies and
+//! problem+json errors.
+
+/// Marketing's admin endpoints (campaign apply, plan, live view).
+pub mod admin;
+/// Bearer tokens and roles.
+pub mod auth;
+/// Size-bounded body reading and the spin body's canonical form.
+pub mod body;
+/// The client's view of a campaign.
+pub mod campaigns;
+/// The one error type and its problem+json rendering.
+pub mod error;
+/// Liveness and readiness.
+pub mod health;
+/// The spin endpoint.
+pub mod spins;
+
+use crate::config::HttpSettings;
+use crate::store::redis::RedisStore;
+use actix_web::{HttpResponse, web};
+use error::ApiError;
+use sqlx::PgPool;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_actix_web::AppExt;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub redis: RedisStore,
+    pub pg: PgPool,
+    pub http: HttpSettings,
+}
+
+/// Registers every route; the same function feeds the server and the OpenAPI document.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(spins::create_spin)
+        .service(campaigns::get_campaign)
+        .service(admin::put_campaign)
+        .service(admin::get_live)
+        .service(admin::get_plan)
+        .service(admin::post_plan)
+        .service(health::healthz)
+        .service(health::readyz);
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "prizewheel", description = "Flash-sale spin-the-wheel API: atomic, inventory-bounded prize draws."),
+    components(schemas(error::Problem)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The OpenAPI 3.1 document of the routes above.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
+    api
+}
+
+/// Unknown paths answer problem+json too.
+pub async fn fallback() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// Serves the document built at startup.
+pub async fn openapi_json(doc: web::Data<String>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.get_ref().clone())
+}

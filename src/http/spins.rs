@@ -1,0 +1,132 @@
+//! `POST /v1/campaigns/{id}/spins`: the hot path.
+
+use super::AppState;
+use super::auth::Caller;
+use super::body::{read_limited, spin_context};
+use super::error::{ApiError, ApiResult, Problem};
+use crate::domain::{CampaignId, IdempotencyKey};
+use crate::draw;
+use crate::store::redis::spin::{Drawn, Rejection};
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use serde::Serialize;
+
+/// The outcome of a spin.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SpinResponse {
+    /// Unique id of the draw (UUID v7); the ledger's key.
+    pub spin_id: uuid::Uuid,
+    pub campaign_id: String,
+    pub prize: PrizeWon,
+    /// Spins the user has left after this one (the smaller of the total and today's).
+    pub spins_left: u64,
+    /// True when this answer repeats an earlier spin with the same Idempotency-Key.
+    pub replayed: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PrizeWon {
+    pub id: String,
+    pub name: String,
+    pub value: PrizeValue,
+}
+
+/// A prize's value: an exact decimal string and a currency code.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PrizeValue {
+    #[schema(example = "100.00")]
+    pub amount: String,
+    #[schema(example = "INR")]
+    pub currency: String,
+}
+
+/// Spin the wheel once.
+///
+/// The user is the token's subject. Retrying with the same `Idempotency-Key` and
+/// body returns the original outcome (with `replayed: true` and the header
+/// `Idempotent-Replayed: true`) and never draws again.
+#[utoipa::path(
+    tag = "spins",
+    params(
+        ("id" = String, Path, description = "Campaign id"),
+        ("Idempotency-Key" = String, Header, description = "Client-chosen key, `[A-Za-z0-9_-]{1,64}`; a retry reuses it"),
+    ),
+    request_body(content = Object, content_type = "application/json",
+        description = "Optional client context (at most 4 KiB), e.g. {\"order_id\": \"…\"}; stored with the result"),
+    responses(
+        (status = 200, description = "The prize drawn (or replayed)", body = SpinResponse),
+        (status = 400, description = "Missing or invalid Idempotency-Key, malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown campaign", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Campaign not started, ended or paused", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Spin quota used up (Retry-After when a daily reset applies)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; retry with the same key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/v1/campaigns/{id}/spins")]
+pub async fn create_spin(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let key = idempotency_key(&req)?;
+    let campaign =
+        CampaignId::parse(&id).map_err(|_| ApiError::CampaignNotFound(id.to_string()))?;
+    let body = read_limited(&req, payload, state.http.max_spin_body_bytes).await?;
+    let context = spin_context(&req, &body)?;
+    let outcome = draw::spin(&state.redis, &campaign, &caller.user, &key, &context).await?;
+    let drawn = outcome.map_err(|r| rejection(r, &campaign))?;
+    Ok(respond(drawn, campaign))
+}
+
+fn idempotency_key(req: &HttpRequest) -> ApiResult<IdempotencyKey> {
+    let raw = req
+        .headers()
+        .get("idempotency-key")
+        .ok_or(ApiError::IdempotencyKeyMissing)?;
+    let text = raw
+        .to_str()
+        .map_err(|_| ApiError::IdempotencyKeyInvalid("Idempotency-Key must be ASCII".into()))?;
+    IdempotencyKey::parse(text).map_err(ApiError::IdempotencyKeyInvalid)
+}
+
+fn rejection(r: Rejection, campaign: &CampaignId) -> ApiError {
+    match r {
+        Rejection::NoCampaign => ApiError::CampaignNotFound(campaign.to_string()),
+        Rejection::NotStarted => ApiError::CampaignNotStarted,
+        Rejection::Ended => ApiError::CampaignEnded,
+        Rejection::Paused => ApiError::CampaignPaused,
+        Rejection::QuotaExhausted => ApiError::QuotaExhausted,
+        Rejection::DailyQuotaExhausted { retry_after_ms } => ApiError::DailyQuotaExhausted {
+            retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
+        },
+        Rejection::KeyReused => ApiError::IdempotencyKeyReused,
+    }
+}
+
+fn respond(d: Drawn, campaign: CampaignId) -> HttpResponse {
+    let value = PrizeValue {
+        amount: d.amount,
+        currency: d.currency,
+    };
+    let mut res = HttpResponse::Ok();
+    if d.replayed {
+        res.insert_header(("Idempotent-Replayed", "true"));
+    }
+    res.json(SpinResponse {
+        spin_id: d.spin_id,
+        campaign_id: campaign.to_string(),
+        prize: PrizeWon {
+            id: d.prize_id,
+            name: d.prize_name,
+            value,
+        },
+        spins_left: d.spins_left,
+        replayed: d.replayed,
+    })
+}

@@ -1,0 +1,19 @@
+//! prizewheel: a flash-sale "spin the wheel" backend.
+//!
+//! # Layout
+//! - [`campaign`]: marketing's YAML, validated with positions; plan and apply.
+//! - [`draw`]: the draw as the service runs it (randomness, request identity).
+//! - [`store`]: Redis (live state, Lua scripts in `lua/`) and PostgreSQL.
+//! - [`http`]: the API: routes, auth, problem+json errors, OpenAPI.
+//! - [`config`], [`telemetry`], [`startup`]: running the service.
+//! - [`cli`]: the `prizewheel` command's subcommands.
+
+pub mod campaign;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod draw;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,18 @@
+//! The `prizewheel` binary: parse the command line, run, report.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = prizewheel::cli::Cli::parse();
+    match prizewheel::cli::run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            // One readable line; the cause chain is joined with ": ".
+            eprintln!("prizewheel: error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

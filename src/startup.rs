@@ -1,0 +1,74 @@
+//! Building and running the HTTP server: connect the stores, bind the listener
+//! (port 0 works, for tests), and serve until stopped.
+
+use crate::config::Settings;
+use crate::http::auth::Verifier;
+use crate::http::{AppState, fallback, openapi, openapi_json, routes};
+use crate::store::{pg, redis::RedisStore};
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use std::net::TcpListener;
+use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to Redis (checking its eviction policy), prepares the Postgres
+    /// pool (lazily connected) and binds `settings.listen`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let verifier = web::Data::new(Verifier::new(&settings.auth)?);
+        let redis = RedisStore::connect(&settings.redis).await?;
+        let pg = pg::pool(&settings.database)?;
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            redis,
+            pg,
+            http: settings.http.clone(),
+        });
+        let doc = web::Data::new(
+            serde_json::to_string(&openapi()).context("serialising the OpenAPI document")?,
+        );
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(verifier.clone())
+                .app_data(doc.clone())
+                .into_utoipa_app()
+                .configure(routes)
+                .into_app()
+                .route("/openapi.json", web::get().to(openapi_json))
+                .default_service(web::to(fallback))
+        })
+        .listen(listener)?;
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        tracing::info!(http.port = port, "listening");
+        Ok(Application {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM (actix stops gracefully on either) or until
+    /// the server handle is stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}

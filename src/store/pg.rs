@@ -1,0 +1,133 @@
+//! PostgreSQL: applied campaign versions (and, with settlement, the ledger).
+//! Queries are checked at run time (`sqlx::query`), so a build needs no database.
+
+use crate::campaign::model::{Campaign, Stock};
+use crate::store::redis::table::{StockSetting, TableEntry};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use std::time::Duration;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgSettings {
+    /// `postgres://user@host:port/db`; from `DATABASE_URL`.
+    pub url: secrecy::SecretString,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "default_acquire_timeout_ms")]
+    pub acquire_timeout_ms: u64,
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+fn default_acquire_timeout_ms() -> u64 {
+    3000
+}
+
+/// A pool that connects on first use, so the API serves spins while Postgres is down.
+pub fn pool(settings: &PgSettings) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .connect_lazy(settings.url.expose_secret())
+        .context("DATABASE_URL is not a valid postgres:// URL")
+}
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Applies the embedded migrations.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("running database migrations")
+}
+
+/// One applied version, as recorded.
+pub struct VersionRecord<'a> {
+    pub campaign: &'a Campaign,
+    pub version: u64,
+    pub config_hash: &'a str,
+    pub config: &'a serde_json::Value,
+    pub yaml: &'a str,
+    pub applied_by: &'a str,
+    pub changes: &'a serde_json::Value,
+    pub table: &'a [(TableEntry, StockSetting)],
+}
+
+/// Records a version (idempotent: recording the same version twice keeps the
+/// first record) and the prizes as it defines them, in one transaction.
+pub async fn record_version(pool: &PgPool, r: &VersionRecord<'_>) -> anyhow::Result<()> {
+    let c = r.campaign;
+    let version = i64::try_from(r.version).context("version out of range")?;
+    let mut tx = pool.begin().await.context("connecting to PostgreSQL")?;
+    sqlx::query(
+        "INSERT INTO campaigns (campaign_id, name, timezone, starts_at, ends_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (campaign_id) DO UPDATE SET
+            name = EXCLUDED.name, timezone = EXCLUDED.timezone,
+            starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
+            version = GREATEST(campaigns.version, EXCLUDED.version), updated_at = now()",
+    )
+    .bind(c.id.as_str())
+    .bind(&c.name)
+    .bind(c.timezone.name())
+    .bind(c.starts_at)
+    .bind(c.ends_at)
+    .bind(version)
+    .execute(&mut *tx)
+    .await
+    .context("recording the campaign")?;
+    sqlx::query(
+        "INSERT INTO campaign_versions
+            (campaign_id, version, config_hash, config, yaml, yaml_sha256, applied_by, changes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (campaign_id, version) DO NOTHING",
+    )
+    .bind(c.id.as_str())
+    .bind(version)
+    .bind(r.config_hash)
+    .bind(r.config)
+    .bind(r.yaml)
+    .bind(crate::campaign::canonical::sha256_hex(r.yaml))
+    .bind(r.applied_by)
+    .bind(r.changes)
+    .execute(&mut *tx)
+    .await
+    .context("recording the campaign version")?;
+    for (entry, setting) in r.table {
+        let amount: rust_decimal::Decimal = entry.amt.parse().context("prize amount")?;
+        let (stock, retired) = match setting {
+            StockSetting::Configured(Stock::Limited(n)) => (Some(*n as i64), false),
+            StockSetting::Configured(Stock::Unlimited) => (None, false),
+            StockSetting::Retired => (None, true),
+        };
+        sqlx::query(
+            "INSERT INTO prizes (campaign_id, prize_id, name, amount, currency, weight, stock, retired)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (campaign_id, prize_id) DO UPDATE SET
+                name = EXCLUDED.name, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+                weight = EXCLUDED.weight,
+                stock = CASE WHEN EXCLUDED.retired THEN prizes.stock ELSE EXCLUDED.stock END,
+                retired = EXCLUDED.retired, updated_at = now()",
+        )
+        .bind(c.id.as_str())
+        .bind(&entry.id)
+        .bind(&entry.name)
+        .bind(amount)
+        .bind(&entry.cur)
+        .bind(entry.w as i64)
+        .bind(stock)
+        .bind(retired)
+        .execute(&mut *tx)
+        .await
+        .context("recording a prize")?;
+    }
+    tx.commit()
+        .await
+        .context("committing the campaign version")?;
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The Redis key layout of a campaign (DESIGN.md, "Redis keys").
+//!
+//! Every key of campaign `C` starts with `pw:{C}:`; the `{C}` hash tag puts all of
+//! them in one cluster slot so a script can touch them together.
+//!
+//! | key                      | type       | holds                                         |
+//! |--------------------------|------------|-----------------------------------------------|
+//! | `pw:{C}:meta`            | hash       | config, prize table, version, bucket count    |
+//! | `pw:{C}:stock`           | hash       | remaining units per prize (-1 = unlimited)    |
+//! | `pw:{C}:initial`         | hash       | configured units per prize (-1 = unlimited)   |
+//! | `pw:{C}:awarded`         | hash       | units awarded per prize                       |
+//! | `pw:{C}:days`            | sorted set | start of each campaign day, unix ms           |
+//! | `pw:{C}:results`         | stream     | draws and applies: the settlement outbox      |
+//! | `pw:{C}:u:<b>`           | hash       | packed per-user counters of bucket b          |
+//! | `pw:{C}:i:<day>:<b>`     | hash       | idempotency records of UTC day `day`, bucket b |
+
+use crate::domain::CampaignId;
+
+#[derive(Debug, Clone)]
+pub struct CampaignKeys {
+    pub meta: String,
+    pub stock: String,
+    pub initial: String,
+    pub awarded: String,
+    pub days: String,
+    pub results: String,
+}
+
+impl CampaignKeys {
+    pub fn new(id: &CampaignId) -> Self {
+        let p = format!("pw:{{{id}}}:");
+        CampaignKeys {
+            meta: format!("{p}meta"),
+            stock: format!("{p}stock"),
+            initial: format!("{p}initial"),
+            awarded: format!("{p}awarded"),
+            days: format!("{p}days"),
+            results: format!("{p}results"),
+        }
+    }
+
+    /// The bucket hash of user counters for bucket `b`.
+    pub fn users(id: &CampaignId, b: u64) -> String {
+        format!("pw:{{{id}}}:u:{b}")
+    }
+
+    /// Pattern matching every key of the campaign (for tests and tooling).
+    pub fn pattern(id: &CampaignId) -> String {
+        format!("pw:{{{id}}}:*")
+    }
+}
+
+/// Number of bucket hashes for a campaign expecting `expected_users` users:
+/// about [`USERS_PER_BUCKET`] users each, a power of two.
+pub fn bucket_count(expected_users: u64) -> u64 {
+    expected_users
+        .div_ceil(USERS_PER_BUCKET)
+        .max(1)
+        .next_power_of_two()
+        .min(1 << 24)
+}
+
+/// Users per bucket hash. Redis keeps a hash in its compact listpack encoding up to
+/// `hash-max-listpack-entries` (512 in config/redis.conf); a draw scans its user's
+/// bucket, so smaller buckets are faster and larger ones cost less memory per user.
+/// See the memory figures in the README.
+pub const USERS_PER_BUCKET: u64 = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_hash_tag() {
+        let k = CampaignKeys::new(&CampaignId::parse("diwali-2026").unwrap());
+        assert_eq!(k.meta, "pw:{diwali-2026}:meta");
+        assert_eq!(k.results, "pw:{diwali-2026}:results");
+    }
+
+    #[test]
+    fn buckets() {
+        assert_eq!(bucket_count(1), 1);
+        assert_eq!(bucket_count(256), 1);
+        assert_eq!(bucket_count(257), 2);
+        assert_eq!(bucket_count(1_000_000), 4096);
+    }
+}

@@ -1,0 +1,183 @@
+//! Redis: the live state of every campaign and the atomic draw.
+//!
+//! Spins go through a few multiplexed connections (`ConnectionManager`): the
+//! script calls of concurrent spins are pipelined on them, which is what lets one
+//! Redis core serve tens of thousands of draws a second. Admin work uses the same
+//! connections; nothing on this path blocks a connection.
+
+pub mod apply;
+pub mod keys;
+pub mod live;
+mod reply;
+pub mod scripts;
+pub mod spin;
+pub mod status;
+pub mod table;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// How to reach Redis and how long to wait for it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port[/db]`; from `REDIS_URL`.
+    pub url: secrecy::SecretString,
+    /// Multiplexed connections shared by all requests of this process.
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+    /// A Redis call slower than this fails and the client gets 503 (and may retry
+    /// with the same Idempotency-Key).
+    #[serde(default = "default_timeout_ms")]
+    pub response_timeout_ms: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_connections() -> usize {
+    4
+}
+fn default_timeout_ms() -> u64 {
+    1000
+}
+fn default_connect_timeout_ms() -> u64 {
+    1000
+}
+
+/// What went wrong talking to Redis, as the API needs to tell it apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis is down, slow or loading: the client should retry later.
+    #[error("redis unavailable: {0}")]
+    Unavailable(#[source] redis::RedisError),
+    /// Anything else is a bug or a broken deployment.
+    #[error("redis error: {0}")]
+    Other(#[source] redis::RedisError),
+    #[error("unexpected reply from a script: {0}")]
+    Protocol(String),
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        use redis::ServerErrorKind as S;
+        let transient = e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_cluster_error()
+            || matches!(
+                e.kind(),
+                redis::ErrorKind::Server(
+                    S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly
+                )
+            )
+            || e.code() == Some("OOM");
+        if transient {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Other(e)
+        }
+    }
+}
+
+/// The Redis side of a running service.
+pub struct RedisStore {
+    connections: Vec<ConnectionManager>,
+    next: AtomicUsize,
+}
+
+impl RedisStore {
+    /// Connects and checks the server is fit to hold stock: refuses any eviction
+    /// policy other than `noeviction`, and logs version and persistence.
+    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use secrecy::ExposeSecret;
+        let client = redis::Client::open(settings.url.expose_secret())
+            .context("REDIS_URL is not a valid redis:// URL")?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_millis(settings.response_timeout_ms)))
+            .set_connection_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+            .set_number_of_retries(1);
+        let mut connections = Vec::with_capacity(settings.connections.max(1));
+        for _ in 0..settings.connections.max(1) {
+            let c = ConnectionManager::new_with_config(client.clone(), config.clone())
+                .await
+                .context("cannot connect to Redis (is REDIS_URL right and the server up?)")?;
+            connections.push(c);
+        }
+        let store = RedisStore {
+            connections,
+            next: AtomicUsize::new(0),
+        };
+        store.check_server().await?;
+        Ok(store)
+    }
+
+    /// A connection for one call; round-robin over the shared ones.
+    pub fn conn(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
+    }
+
+    async fn check_server(&self) -> anyhow::Result<()> {
+        let info: String = redis::cmd("INFO").query_async(&mut self.conn()).await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+                .map(str::trim)
+                .unwrap_or("unknown")
+                .to_owned()
+        };
+        let policy = field("maxmemory_policy");
+        if policy != "noeviction" {
+            anyhow::bail!(
+                "Redis maxmemory-policy is `{policy}`, but prizewheel needs `noeviction`: \
+                 evicting stock or idempotency records would oversell prizes and draw twice \
+                 (set `maxmemory-policy noeviction`, as config/redis.conf does)"
+            );
+        }
+        let aof = field("aof_enabled") == "1";
+        let fsync = self
+            .config_get("appendfsync")
+            .await
+            .unwrap_or_else(|| "unknown".into());
+        tracing::info!(
+            redis.version = %field("redis_version"),
+            redis.maxmemory_policy = %policy,
+            redis.aof_enabled = aof,
+            redis.appendfsync = %fsync,
+            "connected to Redis"
+        );
+        if !aof {
+            tracing::warn!(
+                "Redis AOF is off: a Redis crash loses every draw since the last snapshot"
+            );
+        }
+        if let Some(n) = self.config_get("hash-max-listpack-entries").await
+            && n.parse::<u64>().unwrap_or(0) < keys::USERS_PER_BUCKET
+        {
+            tracing::warn!(
+                redis.hash_max_listpack_entries = %n,
+                "user buckets will not stay in listpack encoding: Redis memory per user will be several times higher"
+            );
+        }
+        Ok(())
+    }
+
+    /// `CONFIG GET`, or `None` where the command is disabled (managed Redis).
+    async fn config_get(&self, name: &str) -> Option<String> {
+        let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query_async(&mut self.conn())
+            .await;
+        reply.ok().and_then(|v| v.into_iter().nth(1))
+    }
+
+    /// Redis answers PING.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! Calling lua/spin.lua: the one Redis round trip of a spin.
+
+use super::keys::CampaignKeys;
+use super::reply::Reply;
+use super::scripts::SPIN;
+use super::{RedisStore, StoreError};
+use crate::domain::{CampaignId, IdempotencyKey, UserId};
+use uuid::Uuid;
+
+/// Everything the draw script needs, computed before the call.
+pub struct SpinCall<'a> {
+    pub campaign: &'a CampaignId,
+    pub user: &'a UserId,
+    pub key: &'a IdempotencyKey,
+    /// Selects the user's counter and idempotency buckets.
+    pub user_hash: u32,
+    /// Names the idempotency record of (user, key).
+    pub record_field: [u8; 8],
+    /// Tells a retry of the same request from a reuse of the key.
+    pub fingerprint: [u8; 8],
+    /// The random input, below 2^53.
+    pub r: u64,
+    pub spin_id: Uuid,
+    /// Client context as canonical JSON, or empty.
+    pub context: &'a str,
+}
+
+/// A drawn (or replayed) prize.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drawn {
+    pub spin_id: Uuid,
+    pub prize_id: String,
+    pub prize_name: String,
+    pub amount: String,
+    pub currency: String,
+    pub spins_left: u64,
+    pub replayed: bool,
+}
+
+/// Why the script drew nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    NoCampaign,
+    NotStarted,
+    Ended,
+    Paused,
+    QuotaExhausted,
+    /// Until the next day of the campaign starts.
+    DailyQuotaExhausted {
+        retry_after_ms: u64,
+    },
+    /// The key was used before with another request body.
+    KeyReused,
+}
+
+impl RedisStore {
+    /// Runs one draw.
+    pub async fn spin(&self, call: &SpinCall<'_>) -> Result<Result<Drawn, Rejection>, StoreError> {
+        let k = CampaignKeys::new(call.campaign);
+        let reply: Vec<redis::Value> = SPIN
+            .key(&k.meta)
+            .key(&k.stock)
+            .key(&k.awarded)
+            .key(&k.days)
+            .key(&k.results)
+            .arg(call.user.as_str())
+            .arg(call.user_hash)
+            .arg(&call.record_field[..])
+            .arg(&call.fingerprint[..])
+            .arg(call.r)
+            .arg(&call.spin_id.as_bytes()[..])
+            .arg(call.spin_id.to_string())
+            .arg(call.context)
+            .arg(call.key.as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
+        parse(Reply(reply))
+    }
+}
+
+fn parse(r: Reply) -> Result<Result<Drawn, Rejection>, StoreError> {
+    let rejection = match r.str(0)? {
+        status @ ("ok" | "replay") => {
+            let spin_id = Uuid::from_slice(r.bytes(1)?)
+                .map_err(|_| StoreError::Protocol("spin id is not 16 bytes".into()))?;
+            return Ok(Ok(Drawn {
+                spin_id,
+                prize_id: r.str(2)?.to_owned(),
+                prize_name: r.str(3)?.to_owned(),
+                amount: r.str(4)?.to_owned(),
+                currency: r.str(5)?.to_owned(),
+                spins_left: u64::try_from(r.int(6)?).unwrap_or(0),
+                replayed: status == "replay",
+            }));
+        }
+        "no_campaign" => Rejection::NoCampaign,
+        "not_started" => Rejection::NotStarted,
+        "ended" => Rejection::Ended,
+        "paused" => Rejection::Paused,
+        "quota_exhausted" => Rejection::QuotaExhausted,
+        "daily_quota_exhausted" => Rejection::DailyQuotaExhausted {
+            retry_after_ms: u64::try_from(r.int(1)?).unwrap_or(0),
+        },
+        "key_reused" => Rejection::KeyReused,
+        other => {
+            return Err(StoreError::Protocol(format!(
+                "unknown spin status `{other}`"
+            )));
+        }
+    };
+    Ok(Err(rejection))
+}

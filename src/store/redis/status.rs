@@ -1,0 +1,57 @@
+//! Calling lua/status.lua: a campaign as a client sees it before spinning.
+
+use super::keys::CampaignKeys;
+use super::reply::Reply;
+use super::scripts::STATUS;
+use super::table::TableEntry;
+use super::{RedisStore, StoreError};
+use crate::domain::{CampaignId, UserId};
+
+pub struct ClientView {
+    pub now_ms: i64,
+    /// The canonical config JSON (see `campaign::canonical`).
+    pub config: serde_json::Value,
+    /// Prize table with the remaining stock of each entry (-1 = unlimited).
+    pub prizes: Vec<(TableEntry, i64)>,
+    pub spins_left: u64,
+}
+
+impl RedisStore {
+    pub async fn client_view(
+        &self,
+        campaign: &CampaignId,
+        user: &UserId,
+        user_hash: u32,
+    ) -> Result<Option<ClientView>, StoreError> {
+        let k = CampaignKeys::new(campaign);
+        let reply: Vec<redis::Value> = STATUS
+            .key(&k.meta)
+            .key(&k.stock)
+            .key(&k.days)
+            .arg(user.as_str())
+            .arg(user_hash)
+            .invoke_async(&mut self.conn())
+            .await?;
+        let r = Reply(reply);
+        if r.is_empty() {
+            return Ok(None);
+        }
+        let bad = |what: &str| StoreError::Protocol(format!("status.lua: {what}"));
+        let config = serde_json::from_str(r.str(1)?).map_err(|_| bad("config is not JSON"))?;
+        let table: Vec<TableEntry> =
+            serde_json::from_str(r.str(2)?).map_err(|_| bad("prize table is not JSON"))?;
+        if r.len() != 4 + table.len() {
+            return Err(bad("stock list does not match the prize table"));
+        }
+        let mut prizes = Vec::with_capacity(table.len());
+        for (i, entry) in table.into_iter().enumerate() {
+            prizes.push((entry, r.int(4 + i)?));
+        }
+        Ok(Some(ClientView {
+            now_ms: r.int(0)?,
+            config,
+            prizes,
+            spins_left: u64::try_from(r.int(3)?).unwrap_or(0),
+        }))
+    }
+}
