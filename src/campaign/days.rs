@@ -86,12 +86,12 @@ mod tests {
     }
 
     #[test]
-    fn daylight_saving_days_are_23_and_25_hours() {
+    fn a_day_that_leaves_daylight_saving_lasts_25_hours() {
         // New York leaves DST on 2026-11-01: that day lasts 25 hours.
         let c = campaign(
             "America/New_York",
             "2026-10-31T00:00:00-04:00",
-            "2026-11-03T00:00:00-05:00",
+            "2026-11-03T12:00:00-05:00",
         );
         let d = day_starts(&c);
         assert_eq!(d[1] - d[0], 24 * 3_600_000);

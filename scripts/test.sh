@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# scripts/test.sh: run prizewheel's test suite.
+#
+#   bash scripts/test.sh [extra args for `cargo test`]
+#
+# Installs Redis/PostgreSQL if missing, starts PostgreSQL and a throw-away test
+# Redis (port $PW_TEST_REDIS_PORT, default 6391, data in target/test-redis),
+# then runs `cargo test --locked`. The tests create and drop their own
+# databases through PRIZEWHEEL_TEST_DATABASE_URL. The test Redis is stopped on
+# exit if this script started it. The exit code is cargo's.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=services.sh
+source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
+cd "$PW_ROOT"
+
+test_port="${PW_TEST_REDIS_PORT:-6391}"
+test_redis_dir="$PW_ROOT/target/test-redis"
+started_redis=0
+
+# Runs from the EXIT trap below.
+# shellcheck disable=SC2317
+stop_test_redis() {
+    if [[ $started_redis -eq 1 ]]; then
+        pw_stop_redis "$test_port" || true
+    fi
+}
+trap stop_test_redis EXIT
+
+pw_ensure_packages
+pw_start_postgres
+
+pw_check_redis_port "$test_port"
+if ! pw_redis_up "$test_port"; then
+    # Nothing on the port: start from an empty data dir so every run is clean.
+    rm -rf "$test_redis_dir"
+    started_redis=1
+fi
+pw_start_redis "$test_port" "$test_redis_dir"
+
+export PRIZEWHEEL_TEST_REDIS_URL="redis://127.0.0.1:$test_port"
+export PRIZEWHEEL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/postgres"
+
+pw_log "cargo test --locked $*"
+status=0
+cargo test --locked "$@" || status=$?
+exit "$status"

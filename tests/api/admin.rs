@@ -1,0 +1,112 @@
+//! Marketing's admin API.
+
+use crate::helpers::{Spec, TestApp, token};
+use serde_json::Value;
+
+async fn put(app: &TestApp, id: &str, yaml: String, roles: &[&str]) -> reqwest::Response {
+    app.client
+        .put(format!("{}/v1/admin/campaigns/{id}", app.address))
+        .bearer_auth(token("mallory-marketing", roles))
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn marketing_applies_plans_and_reads_a_campaign() {
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("admin");
+    app.track(&prizewheel::domain::CampaignId::parse(&spec.id).unwrap());
+
+    let r = put(&app, &spec.id, spec.yaml(), &["marketing"]).await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["changed"], true);
+
+    spec.prizes[0].2 = Some(25);
+    let plan: Value = app
+        .client
+        .get(format!(
+            "{}/v1/admin/campaigns/{}/plan",
+            app.address, spec.id
+        ))
+        .bearer_auth(token("m", &["marketing"]))
+        .body(spec.yaml())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plan["live_version"], 1);
+    assert_eq!(plan["changes"][0]["path"], "prizes.gold.stock");
+    assert_eq!(plan["changes"][0]["from"], "10");
+    assert_eq!(plan["changes"][0]["to"], "25");
+
+    let live: Value = app
+        .client
+        .get(format!("{}/v1/admin/campaigns/{}", app.address, spec.id))
+        .bearer_auth(token("m", &["marketing"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live["version"], 1, "plan changed nothing");
+    assert_eq!(live["prizes"][0]["stock"], 10);
+    assert_eq!(live["prizes"][0]["remaining"], 10);
+    assert_eq!(live["prizes"][1]["remaining"], Value::Null, "unlimited");
+
+    let who: (String,) =
+        sqlx::query_as("SELECT applied_by FROM campaign_versions WHERE campaign_id = $1")
+            .bind(&spec.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        who.0, "mallory-marketing",
+        "the token's subject is recorded"
+    );
+}
+
+#[tokio::test]
+async fn admin_needs_the_marketing_role_and_valid_yaml() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("admin-deny");
+    app.track(&prizewheel::domain::CampaignId::parse(&spec.id).unwrap());
+
+    for roles in [&[][..], &["finance"][..]] {
+        let r = put(&app, &spec.id, spec.yaml(), roles).await;
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "forbidden");
+    }
+
+    let bad = spec
+        .yaml()
+        .replace("weight: 1\n", "weight: 0\n")
+        .replace("timezone: UTC", "timezone: Mars/Olympus");
+    let r = put(&app, &spec.id, bad, &["marketing"]).await;
+    assert_eq!(r.status(), 422);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "invalid_campaign");
+    let errors = p["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0]["line"], 3);
+    assert!(errors[0]["message"].as_str().unwrap().contains("timezone"));
+    assert!(errors[1]["column"].as_u64().unwrap() > 0);
+
+    let r = put(&app, "another-id", spec.yaml(), &["marketing"]).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "campaign_id_mismatch"
+    );
+
+    let r = put(&app, &spec.id, "x".repeat(300 * 1024), &["marketing"]).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "body_too_large");
+}

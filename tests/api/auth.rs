@@ -1,0 +1,162 @@
+//! Bearer tokens: every bad token is 401 before any Redis call.
+
+use crate::helpers::{AUDIENCE, PrivateRedis, SECRET, Spec, TestApp, now_secs, spin};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use prizewheel::http::auth::Claims;
+use serde_json::{Value, json};
+
+fn claims(sub: &str, exp: u64, aud: &str) -> Claims {
+    Claims {
+        sub: sub.into(),
+        exp,
+        roles: vec![],
+        iss: None,
+        aud: Some(json!(aud)),
+    }
+}
+
+fn sign(alg: Algorithm, secret: &str, c: &Claims) -> String {
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        c,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401_and_never_reach_redis() {
+    let redis = PrivateRedis::start().await;
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|s| s.redis.url = url.into()).await;
+    let spec = Spec::new("auth");
+    app.apply(&spec.yaml()).await;
+    let scripts_before = redis.calls("evalsha") + redis.calls("eval");
+
+    let now = now_secs();
+    let good = claims("user-1", now + 600, AUDIENCE);
+    let payload = b64(&serde_json::to_string(&good).unwrap());
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("missing", None),
+        (
+            "expired",
+            Some(sign(
+                Algorithm::HS256,
+                SECRET,
+                &claims("user-1", now - 3600, AUDIENCE),
+            )),
+        ),
+        ("wrong alg", Some(sign(Algorithm::HS384, SECRET, &good))),
+        (
+            "alg none",
+            Some(format!(
+                "{}.{payload}.",
+                b64(r#"{"alg":"none","typ":"JWT"}"#)
+            )),
+        ),
+        (
+            "wrong signature",
+            Some(sign(
+                Algorithm::HS256,
+                "another-secret-another-secret-0000",
+                &good,
+            )),
+        ),
+        (
+            "wrong audience",
+            Some(sign(
+                Algorithm::HS256,
+                SECRET,
+                &claims("user-1", now + 600, "someone-else"),
+            )),
+        ),
+        ("garbage", Some("not.a.token".into())),
+        (
+            "empty subject",
+            Some(sign(
+                Algorithm::HS256,
+                SECRET,
+                &claims("", now + 600, AUDIENCE),
+            )),
+        ),
+        ("100 KB", Some("a".repeat(100 * 1024))),
+    ];
+    for (name, token) in cases {
+        let mut req = app
+            .client
+            .post(format!("{}/v1/campaigns/{}/spins", app.address, spec.id))
+            .header("Idempotency-Key", "k1");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{name}");
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer"),
+            "{name}"
+        );
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{name}"
+        );
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "invalid_token", "{name}");
+    }
+
+    // Past 128 KiB of headers, actix-web refuses the request itself (431) and
+    // closes the connection before any handler runs (a client of its own, so the
+    // closed connection is not reused).
+    let r = crate::helpers::client()
+        .post(format!("{}/v1/campaigns/{}/spins", app.address, spec.id))
+        .bearer_auth("a".repeat(200 * 1024))
+        .header("Idempotency-Key", "k1")
+        .send()
+        .await;
+    if let Ok(r) = r {
+        assert_eq!(r.status(), 431);
+    }
+
+    assert_eq!(
+        redis.calls("evalsha") + redis.calls("eval"),
+        scripts_before,
+        "no draw was attempted"
+    );
+    // A good token does reach Redis, so the counter above can move.
+    let ok = spin(
+        &app.client,
+        &app.address,
+        &spec.id,
+        &sign(Algorithm::HS256, SECRET, &good),
+        "k1",
+        None,
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    assert!(redis.calls("evalsha") + redis.calls("eval") > scripts_before);
+}
+
+#[tokio::test]
+async fn a_token_without_the_audience_claim_is_refused_when_one_is_configured() {
+    let app = TestApp::spawn().await;
+    let mut c = claims("user-1", now_secs() + 600, AUDIENCE);
+    c.aud = None;
+    let r = spin(
+        &app.client,
+        &app.address,
+        "any",
+        &sign(Algorithm::HS256, SECRET, &c),
+        "k",
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+}

@@ -1,0 +1,126 @@
+//! Bad requests get a documented 4xx problem, never a 500.
+
+use crate::helpers::{Spec, TestApp, token};
+use serde_json::Value;
+
+async fn problem(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["status"], status);
+    (status, p["code"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn bad_keys_and_bodies_are_4xx_problems() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("bodies");
+    app.apply(&spec.yaml()).await;
+    let url = format!("{}/v1/campaigns/{}/spins", app.address, spec.id);
+    let t = token("nina", &[]);
+    let post = || app.client.post(&url).bearer_auth(&t);
+
+    assert_eq!(
+        problem(post().send().await.unwrap()).await,
+        (400, "idempotency_key_missing".into())
+    );
+    for bad in [
+        "k".repeat(65),
+        "has space".into(),
+        "semi;colon".into(),
+        String::new(),
+    ] {
+        let r = post()
+            .header("Idempotency-Key", bad.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            problem(r).await,
+            (400, "idempotency_key_invalid".into()),
+            "{bad:?}"
+        );
+    }
+    let json = |body: String| {
+        post()
+            .header("Idempotency-Key", "k1")
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    assert_eq!(
+        problem(json("{\"order_id\":".into()).send().await.unwrap()).await,
+        (400, "malformed_body".into())
+    );
+    assert_eq!(
+        problem(json("[1,2]".into()).send().await.unwrap()).await,
+        (400, "malformed_body".into())
+    );
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(5000));
+    assert_eq!(
+        problem(json(big).send().await.unwrap()).await,
+        (413, "body_too_large".into())
+    );
+    let r = post()
+        .header("Idempotency-Key", "k1")
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (415, "unsupported_media_type".into()));
+
+    // None of these drew anything; a good request still works.
+    let ok = json("{\"order_id\":\"o-9\"}".into()).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["spins_left"], 999);
+}
+
+#[tokio::test]
+async fn unknown_routes_health_and_openapi() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .client
+        .get(format!("{}/nope", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await, (404, "not_found".into()));
+
+    let r = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let doc: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let spin = &doc["paths"]["/v1/campaigns/{id}/spins"]["post"];
+    for status in [
+        "200", "400", "401", "404", "409", "413", "422", "429", "503",
+    ] {
+        assert!(
+            spin["responses"].get(status).is_some(),
+            "spin documents {status}"
+        );
+    }
+    assert!(doc["paths"]["/v1/admin/campaigns/{id}"]["put"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}

@@ -1,0 +1,468 @@
+//! Test fixtures: a private database per test, the service on port 0, tokens,
+//! unique campaigns and direct Redis access for assertions.
+//!
+//! Redis and PostgreSQL are real: scripts/test.sh starts a project Redis on
+//! `PRIZEWHEEL_TEST_REDIS_URL` and points `PRIZEWHEEL_TEST_DATABASE_URL` at the
+//! local server. Each test uses its own campaign ids (so tests run in parallel on
+//! one Redis) and its own database, dropped at the end.
+
+use prizewheel::campaign::apply::{ApplyReport, apply};
+use prizewheel::campaign::parse_campaign;
+use prizewheel::config::{HttpSettings, LogSettings, Settings};
+use prizewheel::domain::CampaignId;
+use prizewheel::http::auth::{AuthSettings, Claims, JwtAlgorithm, sign_hs256};
+use prizewheel::startup::Application;
+use prizewheel::store::pg::{self, PgSettings};
+use prizewheel::store::redis::keys::CampaignKeys;
+use prizewheel::store::redis::{RedisSettings, RedisStore};
+use sqlx::{Connection, PgConnection, PgPool};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+pub const AUDIENCE: &str = "prizewheel-tests";
+
+pub fn redis_url() -> String {
+    std::env::var("PRIZEWHEEL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6391".into())
+}
+
+fn maintenance_url() -> String {
+    std::env::var("PRIZEWHEEL_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A unique lowercase id with a readable prefix.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "t-{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A database of its own, migrated; dropped when the value is dropped.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub pool: PgPool,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let name = format!("pw_test_{}", uuid::Uuid::new_v4().simple());
+        let maintenance = maintenance_url();
+        let mut conn = PgConnection::connect(&maintenance).await.expect(
+            "PostgreSQL is reachable at PRIZEWHEEL_TEST_DATABASE_URL (run scripts/test.sh)",
+        );
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let base = maintenance
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap()
+            .to_owned();
+        let url = format!("{base}/{name}");
+        let pool = pg::pool(&pg_settings(&url)).unwrap();
+        pg::migrate(&pool).await.expect("migrations apply");
+        TestDb { name, url, pool }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let url = maintenance_url();
+        // Drop runs outside async context: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(mut c) = PgConnection::connect(&url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn pg_settings(url: &str) -> PgSettings {
+    PgSettings {
+        url: url.to_owned().into(),
+        max_connections: 4,
+        acquire_timeout_ms: 5000,
+    }
+}
+
+pub fn redis_settings(url: &str) -> RedisSettings {
+    RedisSettings {
+        url: url.to_owned().into(),
+        connections: 2,
+        response_timeout_ms: 2000,
+        connect_timeout_ms: 2000,
+    }
+}
+
+pub fn settings(db: &TestDb, redis_url: &str) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".into(),
+        redis: redis_settings(redis_url),
+        database: pg_settings(&db.url),
+        auth: AuthSettings {
+            algorithm: JwtAlgorithm::HS256,
+            secret: Some(SECRET.to_owned().into()),
+            public_key_file: None,
+            issuer: None,
+            audience: Some(AUDIENCE.into()),
+            leeway_seconds: 5,
+        },
+        http: HttpSettings {
+            workers: 2,
+            ..HttpSettings::default()
+        },
+        log: LogSettings::default(),
+    }
+}
+
+/// A running service on port 0 with its own database, plus a Redis handle of the
+/// test's own for setup and assertions.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub redis: RedisStore,
+    pub db: TestDb,
+    /// Campaigns whose keys are deleted when the app is dropped.
+    campaigns: std::sync::Mutex<Vec<CampaignId>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with settings adjusted by `adjust`.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        init_logs();
+        let db = TestDb::new().await;
+        let mut s = settings(&db, &redis_url());
+        adjust(&mut s);
+        let address = spawn_server(s.clone()).await;
+        let redis = RedisStore::connect(&s.redis)
+            .await
+            .expect("test Redis is up (run scripts/test.sh)");
+        TestApp {
+            address,
+            client: client(),
+            redis,
+            db,
+            campaigns: Default::default(),
+        }
+    }
+
+    /// Applies a campaign through the library (as `campaign apply` does).
+    pub async fn apply(&self, yaml: &str) -> ApplyReport {
+        let c = parse_campaign(yaml).unwrap_or_else(|e| panic!("test campaign is valid: {e:?}"));
+        self.track(&c.id);
+        apply(&self.redis, &self.db.pool, &c, yaml, "tests")
+            .await
+            .expect("apply")
+    }
+
+    pub fn track(&self, id: &CampaignId) {
+        self.campaigns.lock().unwrap().push(id.clone());
+    }
+
+    pub async fn spin(&self, campaign: &str, user: &str, key: &str) -> reqwest::Response {
+        spin(
+            &self.client,
+            &self.address,
+            campaign,
+            &token(user, &[]),
+            key,
+            None,
+        )
+        .await
+    }
+
+    pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
+        // No response timeout: assertions may read large keys while other tests
+        // keep Redis busy.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        redis::Client::open(redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let ids = std::mem::take(&mut *self.campaigns.lock().unwrap());
+        if let Ok(client) = redis::Client::open(redis_url())
+            && let Ok(mut c) = client.get_connection()
+        {
+            for id in ids {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(CampaignKeys::pattern(&id))
+                    .query(&mut c)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut c);
+                }
+            }
+        }
+    }
+}
+
+/// Starts the service in the background; returns its base URL.
+pub async fn spawn_server(s: Settings) -> String {
+    let app = Application::build(s).await.expect("the service starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A valid HS256 token for `sub` with `roles`.
+pub fn token(sub: &str, roles: &[&str]) -> String {
+    sign_hs256(
+        SECRET,
+        &Claims {
+            sub: sub.into(),
+            exp: now_secs() + 600,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            iss: None,
+            aud: Some(AUDIENCE.into()),
+        },
+    )
+    .unwrap()
+}
+
+pub async fn spin(
+    client: &reqwest::Client,
+    address: &str,
+    campaign: &str,
+    token: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let mut req = client
+        .post(format!("{address}/v1/campaigns/{campaign}/spins"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.expect("request sent")
+}
+
+/// Campaign YAML with sensible defaults, shaped by the caller.
+pub struct Spec {
+    pub id: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub timezone: &'static str,
+    pub spins_per_user: u32,
+    pub per_day: Option<u32>,
+    pub paused: bool,
+    pub expected_users: u64,
+    /// (id, weight, stock) ; stock `None` = unlimited. The last one is the fallback.
+    pub prizes: Vec<(&'static str, u64, Option<u64>)>,
+}
+
+impl Spec {
+    pub fn new(prefix: &str) -> Self {
+        let now = chrono::Utc::now();
+        Spec {
+            id: unique(prefix),
+            starts_at: (now - chrono::Duration::hours(1)).to_rfc3339(),
+            ends_at: (now + chrono::Duration::days(30)).to_rfc3339(),
+            timezone: "UTC",
+            spins_per_user: 1000,
+            per_day: None,
+            paused: false,
+            expected_users: 10_000,
+            prizes: vec![("gold", 1, Some(10)), ("none", 9, None)],
+        }
+    }
+
+    pub fn yaml(&self) -> String {
+        let mut y = format!(
+            "id: {}\nname: Test {}\ntimezone: {}\nstarts_at: {}\nends_at: {}\npaused: {}\nexpected_users: {}\nlimits:\n  spins_per_user: {}\n",
+            self.id,
+            self.id,
+            self.timezone,
+            self.starts_at,
+            self.ends_at,
+            self.paused,
+            self.expected_users,
+            self.spins_per_user
+        );
+        if let Some(d) = self.per_day {
+            y.push_str(&format!("  spins_per_user_per_day: {d}\n"));
+        }
+        y.push_str(&format!(
+            "fallback: {}\nprizes:\n",
+            self.prizes.last().unwrap().0
+        ));
+        for (id, w, stock) in &self.prizes {
+            let stock = stock.map_or("unlimited".to_owned(), |s| s.to_string());
+            y.push_str(&format!(
+                "  - id: {id}\n    name: Prize {id}\n    weight: {w}\n    stock: {stock}\n    value: {{ amount: \"1.50\", currency: INR }}\n"
+            ));
+        }
+        y
+    }
+}
+
+fn init_logs() {
+    if std::env::var("TEST_LOG").is_ok() {
+        prizewheel::telemetry::init(&LogSettings::default());
+    }
+}
+
+/// Redis hash of per-prize counts as a map.
+pub async fn hash_counts(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> std::collections::HashMap<String, i64> {
+    redis::cmd("HGETALL")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+/// The `prize` field of every spin entry in the campaign's results stream.
+pub async fn stream_prizes(
+    conn: &mut redis::aio::MultiplexedConnection,
+    campaign: &str,
+) -> Vec<(String, String)> {
+    let keys = CampaignKeys::new(&CampaignId::parse(campaign).unwrap());
+    let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(&keys.results)
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .unwrap();
+    entries
+        .into_iter()
+        .filter(|(_, f)| f.get("type").map(String::as_str) == Some("spin"))
+        .map(|(_, f)| (f["spin"].clone(), f["prize"].clone()))
+        .collect()
+}
+
+/// A Redis server of the test's own (for counting the commands a request sends),
+/// stopped when dropped.
+pub struct PrivateRedis {
+    pub url: String,
+    child: std::process::Child,
+    _dir: TempDir,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = TempDir::new();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args([
+                "--maxmemory-policy",
+                "noeviction",
+                "--dir",
+                dir.0.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if let Ok(c) = redis::Client::open(url.as_str())
+                && let Ok(mut c) = c.get_connection()
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return PrivateRedis {
+                    url,
+                    child,
+                    _dir: dir,
+                };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("private redis-server did not start on port {port}");
+    }
+
+    /// Calls of `command` so far (from INFO commandstats).
+    pub fn calls(&self, command: &str) -> u64 {
+        let mut c = redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut c)
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary folder removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let p = std::env::temp_dir().join(format!("pw-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests against a real Redis and a real PostgreSQL (see helpers).
+
+mod admin;
+mod auth;
+mod bodies;
+mod cli;
+mod draw;
+mod helpers;
+mod limits;
+mod memory;
+mod reapply;
+mod spins;
+mod window;

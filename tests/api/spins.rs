@@ -1,0 +1,250 @@
+//! Spins over HTTP: the stock bound under concurrency, replays and key scoping.
+
+use crate::helpers::{Spec, TestApp, client, spawn_server, spin, stream_prizes, token, unique};
+use futures::stream::{self, StreamExt};
+use serde_json::{Value, json};
+
+/// Fires `total` spins from `users` users over `addresses` round-robin, at most
+/// `parallel` in flight; returns (status, body) of each.
+async fn burst(
+    addresses: &[String],
+    campaign: &str,
+    users: usize,
+    total: usize,
+    parallel: usize,
+) -> Vec<(u16, Value)> {
+    let client = client();
+    let tokens: Vec<String> = (0..users)
+        .map(|u| token(&format!("user-{u}"), &[]))
+        .collect();
+    stream::iter(0..total)
+        .map(|i| {
+            let client = client.clone();
+            let address = addresses[i % addresses.len()].clone();
+            let token = tokens[i % users].clone();
+            let campaign = campaign.to_owned();
+            async move {
+                let res = spin(
+                    &client,
+                    &address,
+                    &campaign,
+                    &token,
+                    &format!("key-{i}"),
+                    None,
+                )
+                .await;
+                let status = res.status().as_u16();
+                (status, res.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await
+}
+
+async fn assert_no_oversell(app: &TestApp, spec: &Spec, results: &[(u16, Value)]) {
+    assert!(
+        results.iter().all(|(s, _)| *s == 200),
+        "every spin is answered 200"
+    );
+    let gold = results
+        .iter()
+        .filter(|(_, b)| b["prize"]["id"] == "gold")
+        .count();
+    assert_eq!(gold, 100, "exactly the stock is awarded");
+
+    let mut conn = app.redis_conn().await;
+    let keys = prizewheel::store::redis::keys::CampaignKeys::new(
+        &prizewheel::domain::CampaignId::parse(&spec.id).unwrap(),
+    );
+    let stock = crate::helpers::hash_counts(&mut conn, &keys.stock).await;
+    let awarded = crate::helpers::hash_counts(&mut conn, &keys.awarded).await;
+    assert_eq!(stock["gold"], 0);
+    assert_eq!(awarded["gold"], 100);
+    assert_eq!(awarded["gold"] + awarded["none"], results.len() as i64);
+    let drawn = stream_prizes(&mut conn, &spec.id).await;
+    assert_eq!(drawn.len(), results.len(), "one outbox entry per spin");
+    assert_eq!(drawn.iter().filter(|(_, p)| p == "gold").count(), 100);
+    let mut ids: Vec<&String> = drawn.iter().map(|(id, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), results.len(), "spin ids are unique");
+}
+
+fn gold_rush(prefix: &str) -> Spec {
+    let mut spec = Spec::new(prefix);
+    spec.prizes = vec![("gold", 1_000_000, Some(100)), ("none", 1, None)];
+    spec.spins_per_user = 10;
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_oversell_with_5000_concurrent_spins() {
+    let app = TestApp::spawn().await;
+    let spec = gold_rush("oversell");
+    app.apply(&spec.yaml()).await;
+    let results = burst(
+        std::slice::from_ref(&app.address),
+        &spec.id,
+        2000,
+        5000,
+        256,
+    )
+    .await;
+    assert_no_oversell(&app, &spec, &results).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_oversell_across_three_instances() {
+    let app = TestApp::spawn().await;
+    let spec = gold_rush("oversell3");
+    app.apply(&spec.yaml()).await;
+    let mut addresses = vec![app.address.clone()];
+    for _ in 0..2 {
+        addresses.push(
+            spawn_server(crate::helpers::settings(
+                &app.db,
+                &crate::helpers::redis_url(),
+            ))
+            .await,
+        );
+    }
+    let results = burst(&addresses, &spec.id, 2000, 5000, 256).await;
+    assert_no_oversell(&app, &spec, &results).await;
+}
+
+#[tokio::test]
+async fn a_retry_replays_the_original_outcome() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("replay");
+    app.apply(&spec.yaml()).await;
+    let t = token("alice", &[]);
+    let body = json!({"order_id": "o-1"});
+    let first = spin(
+        &app.client,
+        &app.address,
+        &spec.id,
+        &t,
+        "k-1",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["replayed"], false);
+
+    let again = spin(&app.client, &app.address, &spec.id, &t, "k-1", Some(body)).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let mut again: Value = again.json().await.unwrap();
+    assert_eq!(again["replayed"], true);
+    again["replayed"] = json!(false);
+    assert_eq!(again, first, "same spin id, prize and spins left");
+
+    let other_body = spin(
+        &app.client,
+        &app.address,
+        &spec.id,
+        &t,
+        "k-1",
+        Some(json!({"order_id": "o-2"})),
+    )
+    .await;
+    assert_eq!(other_body.status(), 422);
+    let problem: Value = other_body.json().await.unwrap();
+    assert_eq!(problem["code"], "idempotency_key_reused");
+
+    // The same key from another user is another spin.
+    let bob = spin(
+        &app.client,
+        &app.address,
+        &spec.id,
+        &token("bob", &[]),
+        "k-1",
+        Some(json!({"order_id": "o-1"})),
+    )
+    .await;
+    assert_eq!(bob.status(), 200);
+    let bob: Value = bob.json().await.unwrap();
+    assert_eq!(bob["replayed"], false);
+    assert_ne!(bob["spin_id"], first["spin_id"]);
+
+    let mut conn = app.redis_conn().await;
+    assert_eq!(
+        stream_prizes(&mut conn, &spec.id).await.len(),
+        2,
+        "two draws, not four"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_copies_of_one_key_make_one_draw() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("copies");
+    app.apply(&spec.yaml()).await;
+    let t = token("carol", &[]);
+    let results: Vec<(u16, Value)> = stream::iter(0..50)
+        .map(|_| {
+            let (client, address, id, t) = (
+                app.client.clone(),
+                app.address.clone(),
+                spec.id.clone(),
+                t.clone(),
+            );
+            async move {
+                let r = spin(
+                    &client,
+                    &address,
+                    &id,
+                    &t,
+                    "same-key",
+                    Some(json!({"a": 1})),
+                )
+                .await;
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        })
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    assert!(results.iter().all(|(s, _)| *s == 200));
+    let fresh = results
+        .iter()
+        .filter(|(_, b)| b["replayed"] == false)
+        .count();
+    assert_eq!(fresh, 1, "exactly one draw");
+    let ids: std::collections::HashSet<&Value> =
+        results.iter().map(|(_, b)| &b["spin_id"]).collect();
+    assert_eq!(ids.len(), 1);
+    let mut conn = app.redis_conn().await;
+    assert_eq!(stream_prizes(&mut conn, &spec.id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_draw_script_reloads_after_script_flush() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("noscript");
+    app.apply(&spec.yaml()).await;
+    assert_eq!(app.spin(&spec.id, "dave", "k1").await.status(), 200);
+    let mut conn = app.redis_conn().await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(app.spin(&spec.id, "dave", "k2").await.status(), 200);
+    assert_eq!(stream_prizes(&mut conn, &spec.id).await.len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_campaigns_are_404() {
+    let app = TestApp::spawn().await;
+    for id in [unique("missing"), "Not_A_Valid_Id".to_owned()] {
+        let r = app.spin(&id, "erin", "k").await;
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "campaign_not_found");
+    }
+}
