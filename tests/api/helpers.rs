@@ -408,17 +408,18 @@ impl PrivateRedis {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
-        let url = format!("redis://127.0.0.1:{port}");
+        // From here on, Drop kills and reaps the server whatever happens.
+        let server = PrivateRedis {
+            url: format!("redis://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
         for _ in 0..100 {
-            if let Ok(c) = redis::Client::open(url.as_str())
+            if let Ok(c) = redis::Client::open(server.url.as_str())
                 && let Ok(mut c) = c.get_connection()
                 && redis::cmd("PING").query::<String>(&mut c).is_ok()
             {
-                return PrivateRedis {
-                    url,
-                    child,
-                    _dir: dir,
-                };
+                return server;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
