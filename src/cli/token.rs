@@ -21,6 +21,10 @@ pub struct TokenArgs {
     /// `aud` claim, if the service checks one.
     #[arg(long)]
     audience: Option<String>,
+    /// Print this many tokens, one per line, for users `<sub>-0` … `<sub>-<count-1>`
+    /// (load tests).
+    #[arg(long)]
+    count: Option<u32>,
 }
 
 pub fn run(a: TokenArgs) -> anyhow::Result<()> {
@@ -30,13 +34,27 @@ pub fn run(a: TokenArgs) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .context("system clock before 1970")?
         .as_secs();
-    let claims = Claims {
-        sub: a.sub,
+    let claims = |sub: String| Claims {
+        sub,
         exp: now + a.ttl,
-        roles: a.roles,
-        iss: a.issuer,
-        aud: a.audience.map(serde_json::Value::String),
+        roles: a.roles.clone(),
+        iss: a.issuer.clone(),
+        aud: a.audience.clone().map(serde_json::Value::String),
     };
-    println!("{}", sign_hs256(&secret, &claims)?);
+    match a.count {
+        None => println!("{}", sign_hs256(&secret, &claims(a.sub.clone()))?),
+        Some(n) => {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for i in 0..n {
+                writeln!(
+                    out,
+                    "{}",
+                    sign_hs256(&secret, &claims(format!("{}-{i}", a.sub)))?
+                )?;
+            }
+            out.flush()?;
+        }
+    }
     Ok(())
 }
