@@ -308,3 +308,213 @@ fn peek_str<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
             _ => None,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"id: t
+name: T
+timezone: UTC
+starts_at: 2026-11-01T00:00:00Z
+ends_at: 2026-11-05T00:00:00Z
+limits:
+  spins_per_user: 3
+  spins_per_user_per_day: 1
+fallback: none
+prizes:
+  - id: gold
+    name: Gold
+    weight: 1
+    stock: 10
+    value: { amount: "5.00", currency: INR }
+  - id: none
+    name: None
+    weight: 9
+    stock: unlimited
+    value: { amount: "0", currency: INR }
+"#;
+
+    /// Replaces line `line` (1-based) of the valid file with `with` and expects
+    /// exactly one problem, at the column where `at` starts in that line (or at
+    /// `column` when `at` is empty), whose message contains `says`.
+    fn case(line: usize, with: &str, at: &str, says: &str) {
+        let mut lines: Vec<&str> = VALID.lines().collect();
+        lines[line - 1] = with;
+        let yaml = lines.join("\n");
+        let problems = parse_campaign(&yaml).expect_err(with);
+        assert_eq!(problems.len(), 1, "{with}: {problems:?}");
+        let d = &problems[0];
+        let column = with.find(at).map(|i| i as u64 + 1).unwrap();
+        assert_eq!((d.line, d.column), (line as u64, column), "{with}: {d:?}");
+        assert!(d.message.contains(says), "{with}: {}", d.message);
+    }
+
+    #[test]
+    fn the_valid_file_is_valid() {
+        let c = parse_campaign(VALID).unwrap();
+        assert_eq!(c.prizes.len(), 2);
+        assert_eq!(c.fallback, 1);
+        assert_eq!(c.limits.spins_per_user_per_day, Some(1));
+        assert_eq!(c.expected_users, DEFAULT_EXPECTED_USERS);
+        assert_eq!(c.total_weight(), 10);
+    }
+
+    #[test]
+    fn every_rule_reports_its_position() {
+        case(1, "id: Bad_Id", "Bad", "campaign id");
+        case(2, "name: \"\"", "\"", "`name` must be 1 to 200");
+        case(3, "timezone: Mars/Base", "Mars", "IANA time zone");
+        case(4, "starts_at: 2026-11-01", "2026", "RFC 3339");
+        case(
+            5,
+            "ends_at: 2026-10-01T00:00:00Z",
+            "2026",
+            "after `starts_at`",
+        );
+        case(
+            5,
+            "ends_at: 2028-01-01T00:00:00Z",
+            "2028",
+            "shorter than 366 days",
+        );
+        case(7, "  spins_per_user: 0", "0", "between 1 and 1000000");
+        case(
+            8,
+            "  spins_per_user_per_day: 1001",
+            "1001",
+            "between 1 and 1000",
+        );
+        case(
+            8,
+            "  spins_per_user_per_day: once",
+            "once",
+            "must be an integer",
+        );
+        case(9, "fallback: gold", "gold", "must have `stock: unlimited`");
+        case(9, "fallback: ghost", "ghost", "not one of the prizes");
+        case(11, "  - id: Gold", "Gold", "prize id");
+        case(13, "    weight: 0", "0", "between 1 and");
+        case(13, "    weight: 1.5", "1.5", "must be an integer");
+        case(14, "    stock: -1", "-1", "between 0 and");
+        case(14, "    stock: lots", "lots", "\"unlimited\"");
+        case(
+            15,
+            "    value: { amount: 5.00, currency: INR }",
+            "5.00",
+            "quoted decimal",
+        );
+        case(
+            15,
+            "    value: { amount: \"5.123456\", currency: INR }",
+            "\"5.1",
+            "decimal places",
+        );
+        case(
+            15,
+            "    value: { amount: \"-5\", currency: INR }",
+            "\"-5",
+            "non-negative",
+        );
+        case(
+            15,
+            "    value: { amount: \"5\", currency: rupees }",
+            "rupees",
+            "three-letter",
+        );
+        case(
+            15,
+            "    value: { amount: \"5\", currency: INR, tax: 1 }",
+            "tax",
+            "unknown key `tax`",
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_keys() {
+        let problems = parse_campaign(&format!("{VALID}colour: red\n")).unwrap_err();
+        assert_eq!((problems[0].line, problems[0].column), (21, 1));
+        assert!(problems[0].message.contains("unknown key `colour`"));
+
+        let without_name = VALID.replace("name: T\n", "");
+        let problems = parse_campaign(&without_name).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!((problems[0].line, problems[0].column), (1, 1));
+        assert!(problems[0].message.contains("missing required key `name`"));
+    }
+
+    #[test]
+    fn wrong_shapes() {
+        let limits = VALID.replace(
+            "limits:\n  spins_per_user: 3\n  spins_per_user_per_day: 1\n",
+            "limits: 3\n",
+        );
+        let problems = parse_campaign(&limits).unwrap_err();
+        assert_eq!(
+            (problems[0].line, problems[0].column),
+            (6, 9),
+            "{problems:?}"
+        );
+        assert!(problems[0].message.contains("`limits` must be a mapping"));
+        let prizes = format!("{}prizes: []\n", VALID.split("prizes:").next().unwrap());
+        let problems = parse_campaign(&prizes).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|d| d.message.contains("1 to 64 prizes")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_prize_ids() {
+        let yaml = VALID.replace("  - id: none", "  - id: gold");
+        let problems = parse_campaign(&yaml).unwrap_err();
+        let dup = problems
+            .iter()
+            .find(|d| d.message.contains("appears twice"))
+            .unwrap();
+        assert_eq!((dup.line, dup.column), (16, 5));
+    }
+
+    #[test]
+    fn weights_must_sum_below_2_pow_53() {
+        let yaml = VALID.replace("weight: 9\n", "weight: 9007199254740991\n");
+        let problems = parse_campaign(&yaml).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("less than 2^53"));
+        assert_eq!(problems[0].line, 11);
+    }
+
+    #[test]
+    fn all_problems_are_reported_together_in_file_order() {
+        let yaml = VALID
+            .replace("id: t\n", "id: T\n")
+            .replace("weight: 1\n", "weight: 0\n")
+            .replace(
+                "currency: INR }\n  - id: none",
+                "currency: inr }\n  - id: none",
+            );
+        let problems = parse_campaign(&yaml).unwrap_err();
+        let lines: Vec<u64> = problems.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![1, 13, 15], "{problems:?}");
+    }
+
+    #[test]
+    fn the_optional_fields() {
+        let yaml = VALID.replace(
+            "timezone: UTC\n",
+            "timezone: Asia/Kolkata\npaused: true\nexpected_users: 5000\n",
+        );
+        let c = parse_campaign(&yaml).unwrap();
+        assert!(c.paused);
+        assert_eq!(c.expected_users, 5000);
+        assert_eq!(c.timezone, chrono_tz::Asia::Kolkata);
+        let bad = VALID.replace("timezone: UTC\n", "timezone: UTC\npaused: maybe\n");
+        assert!(
+            parse_campaign(&bad).unwrap_err()[0]
+                .message
+                .contains("true or false")
+        );
+    }
+}

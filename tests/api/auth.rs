@@ -160,3 +160,40 @@ async fn a_token_without_the_audience_claim_is_refused_when_one_is_configured() 
     .await;
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn es256_is_accepted_when_pinned_and_hs256_then_refused() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let app = TestApp::spawn_with(|s| {
+        s.auth.algorithm = prizewheel::http::auth::JwtAlgorithm::ES256;
+        s.auth.secret = None;
+        s.auth.public_key_file = Some(format!("{fixtures}/es256-public.pem").into());
+    })
+    .await;
+    let spec = Spec::new("es256");
+    app.apply(&spec.yaml()).await;
+    let pem = std::fs::read(format!("{fixtures}/es256-private-pkcs8.pem")).unwrap();
+    let c = claims("user-es", now_secs() + 600, AUDIENCE);
+    let es = jsonwebtoken::encode(
+        &Header::new(Algorithm::ES256),
+        &c,
+        &EncodingKey::from_ec_pem(&pem).unwrap(),
+    )
+    .unwrap();
+    let r = spin(&app.client, &app.address, &spec.id, &es, "k1", None).await;
+    assert_eq!(r.status(), 200);
+    let r = spin(
+        &app.client,
+        &app.address,
+        &spec.id,
+        &sign(Algorithm::HS256, SECRET, &c),
+        "k2",
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        401,
+        "an HS256 token is refused when ES256 is pinned"
+    );
+}
