@@ -426,6 +426,12 @@ impl PrivateRedis {
         panic!("private redis-server did not start on port {port}");
     }
 
+    /// Kills the server (as a crash would).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Calls of `command` so far (from INFO commandstats).
     pub fn calls(&self, command: &str) -> u64 {
         let mut c = redis::Client::open(self.url.as_str())

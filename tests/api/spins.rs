@@ -248,3 +248,33 @@ async fn unknown_campaigns_are_404() {
         assert_eq!(p["code"], "campaign_not_found");
     }
 }
+
+/// With Redis gone, a spin answers 503 with Retry-After, fast, and readiness
+/// fails; liveness does not.
+#[tokio::test]
+async fn redis_down_is_503_with_retry_after() {
+    let mut redis = crate::helpers::PrivateRedis::start().await;
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|s| {
+        s.redis.url = url.into();
+        s.redis.response_timeout_ms = 300;
+        s.redis.connect_timeout_ms = 300;
+    })
+    .await;
+    let spec = Spec::new("down");
+    app.apply(&spec.yaml()).await;
+    assert_eq!(app.spin(&spec.id, "olga", "k1").await.status(), 200);
+
+    redis.stop();
+    let started = std::time::Instant::now();
+    let r = app.spin(&spec.id, "olga", "k2").await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "service_unavailable");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    let ready = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let live = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+}
