@@ -28,6 +28,8 @@ pub struct Settings {
     pub http: HttpSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub settle: crate::settle::SettleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

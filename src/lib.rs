@@ -5,6 +5,7 @@
 //! - [`draw`]: the draw as the service runs it (randomness, request identity).
 //! - [`store`]: Redis (live state, Lua scripts in `lua/`) and PostgreSQL.
 //! - [`http`]: the API: routes, auth, problem+json errors, OpenAPI.
+//! - [`settle`]: results streams → the PostgreSQL ledger, exactly once.
 //! - [`config`], [`telemetry`], [`startup`]: running the service.
 //! - [`cli`]: the `prizewheel` command's subcommands.
 
@@ -14,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod draw;
 pub mod http;
+pub mod settle;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -4,26 +4,44 @@
 use crate::config::Settings;
 use crate::http::auth::Verifier;
 use crate::http::{AppState, fallback, openapi, openapi_json, routes};
+use crate::settle::Settler;
 use crate::store::{pg, redis::RedisStore};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use std::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
 pub struct Application {
     port: u16,
     server: Server,
+    /// The in-process settler, when `settle.enabled`: its stop signal and task.
+    settler: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 impl Application {
     /// Connects to Redis (checking its eviction policy), prepares the Postgres
-    /// pool (lazily connected) and binds `settings.listen`.
+    /// pool (lazily connected), binds `settings.listen` and, unless
+    /// `settle.enabled` is false, starts settling in the background.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let verifier = web::Data::new(Verifier::new(&settings.auth)?);
         let redis = RedisStore::connect(&settings.redis).await?;
         let pg = pg::pool(&settings.database)?;
+        let settler = if settings.settle.enabled {
+            let (stop, stopped) = watch::channel(false);
+            let settler = Settler::new(
+                redis_client(&settings)?,
+                pg.clone(),
+                settings.settle.clone(),
+                Settler::default_consumer(),
+            );
+            Some((stop, tokio::spawn(settler.run(stopped))))
+        } else {
+            None
+        };
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
@@ -55,6 +73,7 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            settler,
         })
     }
 
@@ -62,13 +81,26 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM (actix stops gracefully on either) or until
-    /// the server handle is stopped.
+    /// Serves until SIGINT/SIGTERM (actix drains gracefully on either) or until
+    /// the server handle is stopped; then the settler finishes and acknowledges
+    /// the batch in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some((stop, task)) = self.settler {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        served
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// A plain Redis client for the settler's own connections.
+pub fn redis_client(settings: &Settings) -> anyhow::Result<redis::Client> {
+    use secrecy::ExposeSecret;
+    redis::Client::open(settings.redis.url.expose_secret())
+        .context("REDIS_URL is not a valid redis:// URL")
 }

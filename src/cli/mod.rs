@@ -23,8 +23,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API.
+    /// Serve the HTTP API (and settle, unless `settle.enabled` is false).
     Serve,
+    /// Settle results streams into PostgreSQL, without serving the API.
+    Settle,
     /// Apply the database migrations.
     Migrate,
     /// Check, plan and apply campaign files.
@@ -39,6 +41,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Serve => serve::serve(&cli.config).await.map(|()| true),
+        Command::Settle => serve::settle(&cli.config).await.map(|()| true),
         Command::Migrate => serve::migrate(&cli.config).await.map(|()| true),
         Command::Campaign(c) => campaign::run(c, &cli.config).await,
         Command::Token(t) => token::run(t).map(|()| true),

@@ -1,16 +1,54 @@
-//! `prizewheel serve` and `prizewheel migrate`.
+//! `prizewheel serve`, `prizewheel settle` and `prizewheel migrate`.
 
 use crate::config::Settings;
+use crate::settle::Settler;
 use crate::startup::Application;
 use crate::store::pg;
+use anyhow::Context;
 use std::path::Path;
+use tokio::sync::watch;
 
+/// Serves the API and, unless `settle.enabled` is false, settles in the same
+/// process (see `Application`).
 pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     crate::telemetry::init(&settings.log);
-    let app = Application::build(settings).await?;
-    app.run_until_stopped().await?;
+    Application::build(settings)
+        .await?
+        .run_until_stopped()
+        .await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Settles only (no API) until SIGTERM/SIGINT.
+pub async fn settle(config: &Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    crate::telemetry::init(&settings.log);
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(settler(&settings)?.run(stopped));
+    tracing::info!("settling; stop with SIGTERM or Ctrl-C");
+    wait_for_signal().await?;
+    let _ = stop.send(true);
+    task.await.context("settler task")?;
+    Ok(())
+}
+
+fn settler(settings: &Settings) -> anyhow::Result<Settler> {
+    Ok(Settler::new(
+        crate::startup::redis_client(settings)?,
+        pg::pool(&settings.database)?,
+        settings.settle.clone(),
+        Settler::default_consumer(),
+    ))
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }
 

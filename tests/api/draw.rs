@@ -1,27 +1,8 @@
 //! The draw script driven directly (no HTTP), for volume and exactness.
 
-use crate::helpers::{Spec, TestApp, stream_prizes};
+use crate::helpers::{Spec, TestApp, draw, stream_prizes};
 use futures::stream::{self, StreamExt};
-use prizewheel::domain::{CampaignId, IdempotencyKey, UserId};
-use prizewheel::draw::user_hash;
-use prizewheel::store::redis::spin::{Drawn, SpinCall};
-
-/// One draw with a chosen `R`; `n` makes the request unique.
-async fn draw(app: &TestApp, campaign: &CampaignId, user: &UserId, n: u64, r: u64) -> Drawn {
-    let key = IdempotencyKey::parse(&format!("k{n}")).unwrap();
-    let call = SpinCall {
-        campaign,
-        user,
-        key: &key,
-        user_hash: user_hash(user),
-        record_field: n.to_be_bytes(),
-        fingerprint: [0; 8],
-        r,
-        spin_id: uuid::Uuid::now_v7(),
-        context: "",
-    };
-    app.redis.spin(&call).await.expect("redis").expect("drawn")
-}
+use prizewheel::domain::{CampaignId, UserId};
 
 /// `R mod W` walks the prize table in order; an exhausted prize's share goes to
 /// the fallback; values up to 2^53 - 1 map exactly.

@@ -132,6 +132,10 @@ pub fn settings(db: &TestDb, redis_url: &str) -> Settings {
             ..HttpSettings::default()
         },
         log: LogSettings::default(),
+        settle: prizewheel::settle::SettleSettings {
+            enabled: false,
+            ..Default::default()
+        },
     }
 }
 
@@ -472,4 +476,27 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// One draw with a chosen `R`; `n` makes the request unique.
+pub async fn draw(
+    app: &TestApp,
+    campaign: &CampaignId,
+    user: &prizewheel::domain::UserId,
+    n: u64,
+    r: u64,
+) -> prizewheel::store::redis::spin::Drawn {
+    let key = prizewheel::domain::IdempotencyKey::parse(&format!("k{n}")).unwrap();
+    let call = prizewheel::store::redis::spin::SpinCall {
+        campaign,
+        user,
+        key: &key,
+        user_hash: prizewheel::draw::user_hash(user),
+        record_field: n.to_be_bytes(),
+        fingerprint: [0; 8],
+        r,
+        spin_id: uuid::Uuid::now_v7(),
+        context: "",
+    };
+    app.redis.spin(&call).await.expect("redis").expect("drawn")
 }

@@ -8,6 +8,8 @@ mod draw;
 mod helpers;
 mod limits;
 mod memory;
+mod proxy;
 mod reapply;
+mod settle;
 mod spins;
 mod window;

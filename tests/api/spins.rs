@@ -272,9 +272,23 @@ async fn redis_down_is_503_with_retry_after() {
     assert_eq!(r.headers()["retry-after"], "1");
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["code"], "service_unavailable");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
-    let ready = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
-    let live = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
+    let live = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(live.status(), 200);
 }

@@ -1,0 +1,274 @@
+//! Settlement: every draw in a campaign's results stream lands in PostgreSQL
+//! exactly once.
+//!
+//! Each settler (inside `serve`, or alone as `prizewheel settle`; any number of
+//! them) follows every active campaign's stream through the consumer group
+//! `settlers`. For each batch it inserts the rows in one transaction with
+//! `ON CONFLICT (spin_id) DO NOTHING`, commits, and only then `XACK`s. A crash
+//! before the commit leaves the entries pending, a crash between commit and ack
+//! settles them again harmlessly; pending entries are re-read by their consumer
+//! on restart and taken over by others (`XAUTOCLAIM`) once idle long enough.
+//! PostgreSQL being down pauses settlement (with backoff), never spins.
+
+pub mod entry;
+pub mod ledger;
+pub mod stream;
+
+use entry::{Entry, Reward};
+use redis::aio::MultiplexedConnection;
+use serde::Deserialize;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SettleSettings {
+    /// Run a settler inside `serve`.
+    pub enabled: bool,
+    /// Most entries per batch (one INSERT, one commit, one XACK).
+    pub batch_size: usize,
+    /// How long a read waits for new entries, which bounds how late a lone spin settles.
+    pub batch_wait_ms: u64,
+    /// Entries pending on another settler for this long are taken over.
+    pub claim_idle_ms: u64,
+    /// How often the list of active campaigns is re-read from PostgreSQL.
+    pub refresh_ms: u64,
+    /// How often settled entries are trimmed from the streams.
+    pub trim_every_ms: u64,
+    /// Longest pause between retries while PostgreSQL or Redis fails.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for SettleSettings {
+    fn default() -> Self {
+        SettleSettings {
+            enabled: true,
+            batch_size: 500,
+            batch_wait_ms: 200,
+            claim_idle_ms: 30_000,
+            refresh_ms: 5_000,
+            trim_every_ms: 2_000,
+            max_backoff_ms: 5_000,
+        }
+    }
+}
+
+/// Stops settlers: send `true` and they finish the batch in hand, ack it and return.
+pub type Shutdown = watch::Receiver<bool>;
+
+/// A settler process: one task per active campaign.
+pub struct Settler {
+    pub client: redis::Client,
+    pub pg: PgPool,
+    pub settings: SettleSettings,
+    /// Unique per process: pending entries are owned by consumer name.
+    pub consumer: String,
+}
+
+impl Settler {
+    pub fn new(
+        client: redis::Client,
+        pg: PgPool,
+        settings: SettleSettings,
+        consumer: String,
+    ) -> Self {
+        Settler {
+            client,
+            pg,
+            settings,
+            consumer,
+        }
+    }
+
+    /// A consumer name for this process: host and pid, stable across the
+    /// process's life so it finds its own pending entries.
+    pub fn default_consumer() -> String {
+        let host =
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "host".into());
+        format!("{}-{}", host.trim(), std::process::id())
+    }
+
+    /// Follows every active campaign until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
+        loop {
+            match ledger::active_campaigns(&self.pg).await {
+                Ok(ids) => {
+                    for id in ids {
+                        if running.get(&id).is_some_and(|h| !h.is_finished()) {
+                            continue;
+                        }
+                        let worker = CampaignSettler {
+                            campaign: id.clone(),
+                            stream: format!("pw:{{{id}}}:results"),
+                            dead: format!("pw:{{{id}}}:dead"),
+                            client: self.client.clone(),
+                            pg: self.pg.clone(),
+                            settings: self.settings.clone(),
+                            consumer: self.consumer.clone(),
+                        };
+                        let handle = tasks.spawn(worker.run(shutdown.clone()));
+                        running.insert(id, handle);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "settler cannot list campaigns; retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(Duration::from_millis(self.settings.refresh_ms)) => {}
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("settler stopped");
+    }
+}
+
+/// Settles one campaign's stream.
+struct CampaignSettler {
+    campaign: String,
+    stream: String,
+    dead: String,
+    client: redis::Client,
+    pg: PgPool,
+    settings: SettleSettings,
+    consumer: String,
+}
+
+/// Why a step failed: a store is unavailable (back off and retry).
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("postgres: {0}")]
+    Pg(#[from] sqlx::Error),
+}
+
+impl CampaignSettler {
+    async fn run(self, mut shutdown: Shutdown) {
+        let mut backoff = Duration::from_millis(100);
+        while !*shutdown.borrow() {
+            match self.follow(&mut shutdown).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(campaign.id = %self.campaign, error = %e, backoff_ms = backoff.as_millis() as u64, "settlement paused");
+                    tokio::select! {
+                        _ = shutdown.changed() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff =
+                        (backoff * 2).min(Duration::from_millis(self.settings.max_backoff_ms));
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<MultiplexedConnection, StepError> {
+        // Reads block for batch_wait_ms; allow that plus a margin.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(Duration::from_millis(
+                self.settings.batch_wait_ms + 5_000,
+            )))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
+    }
+
+    /// Own pending entries first, then idle ones of others, then new ones; returns
+    /// on shutdown, or with the error that stopped it.
+    async fn follow(&self, shutdown: &mut Shutdown) -> Result<(), StepError> {
+        let mut conn = self.connect().await?;
+        stream::ensure_group(&mut conn, &self.stream).await?;
+        let n = self.settings.batch_size;
+        loop {
+            let own = stream::read(&mut conn, &self.stream, &self.consumer, "0", n, None).await?;
+            if own.is_empty() {
+                break;
+            }
+            self.settle(&mut conn, own).await?;
+        }
+        let mut last_claim = Instant::now() - Duration::from_secs(3600);
+        let mut last_trim = Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            if last_claim.elapsed() >= Duration::from_millis(self.settings.claim_idle_ms / 2) {
+                let claimed = stream::claim_idle(
+                    &mut conn,
+                    &self.stream,
+                    &self.consumer,
+                    self.settings.claim_idle_ms,
+                    n,
+                )
+                .await?;
+                if !claimed.is_empty() {
+                    tracing::info!(campaign.id = %self.campaign, entries = claimed.len(), "took over idle pending entries");
+                    self.settle(&mut conn, claimed).await?;
+                }
+                last_claim = Instant::now();
+            }
+            let batch = stream::read(
+                &mut conn,
+                &self.stream,
+                &self.consumer,
+                ">",
+                n,
+                Some(self.settings.batch_wait_ms),
+            )
+            .await?;
+            if !batch.is_empty() {
+                self.settle(&mut conn, batch).await?;
+            }
+            if last_trim.elapsed() >= Duration::from_millis(self.settings.trim_every_ms) {
+                stream::trim_settled(&mut conn, &self.stream).await?;
+                last_trim = Instant::now();
+            }
+        }
+    }
+
+    /// Writes one batch to PostgreSQL, commits, dead-letters what cannot be
+    /// parsed, then acknowledges everything. Nothing is acked before the commit.
+    async fn settle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        batch: Vec<stream::RawEntry>,
+    ) -> Result<(), StepError> {
+        let mut rewards: Vec<Reward> = Vec::with_capacity(batch.len());
+        let mut applies = Vec::new();
+        let mut poison = Vec::new();
+        for (id, fields) in &batch {
+            if fields.is_empty() {
+                continue; // deleted while pending: nothing to settle
+            }
+            match entry::parse(id, fields) {
+                Entry::Spin(r) => rewards.push(r),
+                Entry::Apply(a) => applies.push(a),
+                Entry::Poison(reason) => poison.push((id, reason, fields)),
+            }
+        }
+        let started = Instant::now();
+        let inserted = ledger::write_batch(&self.pg, &self.campaign, &rewards, &applies).await?;
+        for (id, reason, fields) in &poison {
+            tracing::error!(campaign.id = %self.campaign, stream.id = %id, reason = %reason, "unsettleable entry moved to the dead-letter stream");
+            stream::dead_letter(conn, &self.dead, id, reason, fields).await?;
+        }
+        let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+        stream::ack(conn, &self.stream, &ids).await?;
+        tracing::debug!(
+            campaign.id = %self.campaign,
+            entries = ids.len(),
+            inserted,
+            dead = poison.len(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "batch settled"
+        );
+        Ok(())
+    }
+}
