@@ -5,6 +5,7 @@
 //! - [`draw`]: the draw as the service runs it (randomness, request identity).
 //! - [`store`]: Redis (live state, Lua scripts in `lua/`) and PostgreSQL.
 //! - [`http`]: the API: routes, auth, problem+json errors, OpenAPI.
+//! - [`finance`]: the ledger listed, exported and reconciled.
 //! - [`settle`]: results streams → the PostgreSQL ledger, exactly once.
 //! - [`config`], [`telemetry`], [`startup`]: running the service.
 //! - [`cli`]: the `prizewheel` command's subcommands.
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod draw;
+pub mod finance;
 pub mod http;
 pub mod settle;
 pub mod startup;

@@ -49,6 +49,7 @@ impl Application {
             redis,
             pg,
             http: settings.http.clone(),
+            stuck_after_ms: settings.settle.stuck_after_ms(),
         });
         let doc = web::Data::new(
             serde_json::to_string(&openapi()).context("serialising the OpenAPI document")?,

@@ -1,6 +1,7 @@
 //! The `prizewheel` command: one binary, a subcommand per job.
 
 mod campaign;
+mod reconcile;
 mod serve;
 mod token;
 
@@ -32,6 +33,8 @@ pub enum Command {
     /// Check, plan and apply campaign files.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
+    /// Check drawn against settled rewards of a campaign; exit 1 on any mismatch.
+    Reconcile(reconcile::ReconcileArgs),
     /// Mint an HS256 token with PRIZEWHEEL_JWT_SECRET (development and load tests).
     Token(token::TokenArgs),
 }
@@ -44,6 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Settle => serve::settle(&cli.config).await.map(|()| true),
         Command::Migrate => serve::migrate(&cli.config).await.map(|()| true),
         Command::Campaign(c) => campaign::run(c, &cli.config).await,
+        Command::Reconcile(r) => reconcile::run(r, &cli.config).await,
         Command::Token(t) => token::run(t).map(|()| true),
     }
 }

@@ -45,6 +45,8 @@ pub enum ApiError {
     IdempotencyKeyInvalid(String),
     #[error("{0}")]
     MalformedBody(String),
+    #[error("{0}")]
+    InvalidQuery(String),
     #[error("the request body is larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("{0}")]
@@ -101,6 +103,7 @@ impl ApiError {
             IdempotencyKeyMissing => ("idempotency_key_missing", "Idempotency key missing"),
             IdempotencyKeyInvalid(_) => ("idempotency_key_invalid", "Idempotency key invalid"),
             MalformedBody(_) => ("malformed_body", "Malformed body"),
+            InvalidQuery(_) => ("invalid_query", "Invalid query parameter"),
             BodyTooLarge { .. } => ("body_too_large", "Body too large"),
             UnsupportedMediaType(_) => ("unsupported_media_type", "Unsupported media type"),
             InvalidCampaign(_) => ("invalid_campaign", "Invalid campaign"),
@@ -135,9 +138,10 @@ impl ResponseError for ApiError {
             IdempotencyKeyReused | InvalidCampaign(_) | CampaignIdMismatch(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            IdempotencyKeyMissing | IdempotencyKeyInvalid(_) | MalformedBody(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            IdempotencyKeyMissing
+            | IdempotencyKeyInvalid(_)
+            | MalformedBody(_)
+            | InvalidQuery(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -11,6 +11,8 @@ pub mod body;
 pub mod campaigns;
 /// The one error type and its problem+json rendering.
 pub mod error;
+/// Finance's endpoints (rewards listing and export, reconciliation summary).
+pub mod finance;
 /// Liveness and readiness.
 pub mod health;
 /// The spin endpoint.
@@ -30,6 +32,8 @@ pub struct AppState {
     pub redis: RedisStore,
     pub pg: PgPool,
     pub http: HttpSettings,
+    /// Pending settlement entries idle this long count as stuck (finance summary).
+    pub stuck_after_ms: u64,
 }
 
 /// Registers every route; the same function feeds the server and the OpenAPI document.
@@ -40,6 +44,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(admin::get_live)
         .service(admin::get_plan)
         .service(admin::post_plan)
+        .service(finance::list_rewards)
+        .service(finance::summary)
         .service(health::healthz)
         .service(health::readyz);
 }

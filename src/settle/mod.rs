@@ -56,6 +56,14 @@ impl Default for SettleSettings {
     }
 }
 
+impl SettleSettings {
+    /// Pending entries idle this long are stuck: a live settler would have taken
+    /// them over after `claim_idle_ms`.
+    pub fn stuck_after_ms(&self) -> u64 {
+        self.claim_idle_ms.saturating_mul(4)
+    }
+}
+
 /// Stops settlers: send `true` and they finish the batch in hand, ack it and return.
 pub type Shutdown = watch::Receiver<bool>;
 

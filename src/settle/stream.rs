@@ -3,7 +3,7 @@
 
 use super::entry::StreamId;
 use redis::Value;
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionLike;
 use std::collections::HashMap;
 
 /// The one consumer group every settler joins.
@@ -16,10 +16,7 @@ pub type RawEntry = (String, HashMap<String, Value>);
 type GroupEntry = (String, Option<HashMap<String, Value>>);
 
 /// Creates the group at the start of the stream (idempotent).
-pub async fn ensure_group(
-    conn: &mut MultiplexedConnection,
-    stream: &str,
-) -> redis::RedisResult<()> {
+pub async fn ensure_group(conn: &mut impl ConnectionLike, stream: &str) -> redis::RedisResult<()> {
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream)
@@ -37,7 +34,7 @@ pub async fn ensure_group(
 /// Reads up to `count` entries for `consumer`: `from = "0"` re-reads its own
 /// pending entries, `">"` new ones (waiting up to `block_ms`).
 pub async fn read(
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl ConnectionLike,
     stream: &str,
     consumer: &str,
     from: &str,
@@ -73,7 +70,7 @@ fn flatten(
 
 /// Takes over entries pending on any consumer for longer than `min_idle_ms`.
 pub async fn claim_idle(
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl ConnectionLike,
     stream: &str,
     consumer: &str,
     min_idle_ms: u64,
@@ -103,7 +100,7 @@ pub async fn claim_idle(
 }
 
 pub async fn ack(
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl ConnectionLike,
     stream: &str,
     ids: &[String],
 ) -> redis::RedisResult<()> {
@@ -121,7 +118,7 @@ pub async fn ack(
 
 /// Copies an unparseable entry to `dead` with the reason.
 pub async fn dead_letter(
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl ConnectionLike,
     dead: &str,
     id: &str,
     reason: &str,
@@ -167,7 +164,7 @@ impl Lag {
     }
 }
 
-pub async fn lag(conn: &mut MultiplexedConnection, stream: &str) -> redis::RedisResult<Lag> {
+pub async fn lag(conn: &mut impl ConnectionLike, stream: &str) -> redis::RedisResult<Lag> {
     let groups: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(stream)
@@ -234,10 +231,7 @@ pub async fn lag(conn: &mut MultiplexedConnection, stream: &str) -> redis::Redis
 /// Trims entries that are settled for sure: delivered and no longer pending.
 /// `XTRIM` (before Redis 8.2) deletes pending entries too, so the threshold is
 /// the oldest pending entry, or just past the last delivered one.
-pub async fn trim_settled(
-    conn: &mut MultiplexedConnection,
-    stream: &str,
-) -> redis::RedisResult<u64> {
+pub async fn trim_settled(conn: &mut impl ConnectionLike, stream: &str) -> redis::RedisResult<u64> {
     let lag = lag(conn, stream).await?;
     let Some(last) = lag.last_delivered else {
         return Ok(0);

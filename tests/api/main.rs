@@ -5,6 +5,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod draw;
+mod finance;
 mod helpers;
 mod limits;
 mod memory;

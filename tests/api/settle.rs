@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-fn fast() -> SettleSettings {
+pub fn fast() -> SettleSettings {
     SettleSettings {
         enabled: true,
         batch_size: 200,
@@ -33,7 +33,13 @@ fn settler(pg: &sqlx::PgPool, consumer: &str) -> Settler {
 }
 
 /// Runs `n` draws over `users` users; returns their spin ids.
-async fn draws(app: &TestApp, campaign: &CampaignId, users: u64, n: u64, offset: u64) -> Vec<Uuid> {
+pub async fn draws(
+    app: &TestApp,
+    campaign: &CampaignId,
+    users: u64,
+    n: u64,
+    offset: u64,
+) -> Vec<Uuid> {
     use futures::stream::{self, StreamExt};
     let ids: Vec<UserId> = (0..users)
         .map(|u| UserId::parse(&format!("s{u}")).unwrap())
@@ -58,14 +64,14 @@ async fn draws(app: &TestApp, campaign: &CampaignId, users: u64, n: u64, offset:
         .await
 }
 
-async fn lag(app: &TestApp, campaign: &str) -> Lag {
+pub async fn lag(app: &TestApp, campaign: &str) -> Lag {
     let mut conn = app.redis_conn().await;
     stream::lag(&mut conn, &format!("pw:{{{campaign}}}:results"))
         .await
         .unwrap()
 }
 
-async fn settled_ids(pg: &sqlx::PgPool, campaign: &str) -> Vec<Uuid> {
+pub async fn settled_ids(pg: &sqlx::PgPool, campaign: &str) -> Vec<Uuid> {
     sqlx::query_scalar("SELECT spin_id FROM rewards WHERE campaign_id = $1")
         .bind(campaign)
         .fetch_all(pg)
@@ -74,7 +80,7 @@ async fn settled_ids(pg: &sqlx::PgPool, campaign: &str) -> Vec<Uuid> {
 }
 
 /// Runs a settler until the campaign has nothing unsettled (bounded wait).
-async fn settle_all(app: &TestApp, campaign: &str, consumer: &str) {
+pub async fn settle_all(app: &TestApp, campaign: &str, consumer: &str) {
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(settler(&app.db.pool, consumer).run(stopped));
     for _ in 0..300 {

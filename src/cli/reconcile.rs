@@ -1,0 +1,79 @@
+//! `prizewheel reconcile CAMPAIGN`: drawn vs settled, prize by prize.
+
+use crate::config::Settings;
+use crate::domain::CampaignId;
+use crate::finance::reconcile::{Reconciliation, reconcile};
+use crate::store::pg;
+use crate::store::redis::RedisStore;
+use clap::Args;
+use std::path::Path;
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The campaign id.
+    campaign: String,
+    /// Pending entries idle longer than this count as stuck.
+    #[arg(long, default_value_t = 120_000)]
+    stuck_after_ms: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Prints the reconciliation; `Ok(false)` (exit 1) on any mismatch.
+pub async fn run(a: ReconcileArgs, config: &Path) -> anyhow::Result<bool> {
+    let campaign = CampaignId::parse(&a.campaign).map_err(anyhow::Error::msg)?;
+    let (redis, database) = Settings::load_stores(config)?;
+    let redis = RedisStore::connect(&redis).await?;
+    let pool = pg::pool(&database)?;
+    let r = reconcile(&redis, &pool, &campaign, a.stuck_after_ms)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no campaign `{campaign}` in Redis"))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", table(&r));
+    }
+    Ok(r.ok)
+}
+
+fn table(r: &Reconciliation) -> String {
+    let opt = |v: Option<i64>| v.map_or("unlimited".to_owned(), |n| n.to_string());
+    let mut out = format!(
+        "campaign {}: {}\n{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>22}  check\n",
+        r.campaign_id,
+        if r.ok { "reconciled" } else { "MISMATCH" },
+        "prize",
+        "stock",
+        "remaining",
+        "awarded",
+        "settled",
+        "in flight",
+        "settled value"
+    );
+    for p in &r.prizes {
+        out += &format!(
+            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>22}  {}\n",
+            p.prize_id,
+            opt(p.stock),
+            opt(p.remaining),
+            p.awarded,
+            p.settled,
+            p.in_flight,
+            format!(
+                "{} {}",
+                p.settled_amount,
+                p.currency.as_deref().unwrap_or("")
+            ),
+            if p.ok { "ok" } else { "MISMATCH" }
+        );
+    }
+    out += &format!(
+        "settlement: {} pending ({} stuck), {} undelivered, oldest unsettled {} ms; {} dead letter(s); {} duplicate(s)\n",
+        r.pending, r.stuck, r.undelivered, r.oldest_unsettled_age_ms, r.dead_letters, r.duplicates
+    );
+    for p in &r.problems {
+        out += &format!("problem: {p}\n");
+    }
+    out
+}

@@ -1,0 +1,4 @@
+//! Finance: the settled ledger queried, exported and reconciled against Redis.
+
+pub mod reconcile;
+pub mod rewards;

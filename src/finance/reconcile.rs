@@ -1,0 +1,312 @@
+//! Reconciling what Redis drew with what PostgreSQL settled, prize by prize.
+//!
+//! The figures are taken consistently: one atomic Redis snapshot (stock, awarded
+//! and the last stream id), the unsettled part of the stream, then one
+//! repeatable-read PostgreSQL transaction. For each prize:
+//!
+//! - configured − remaining = awarded (for stock-bounded prizes);
+//! - awarded = settled up to the snapshot + in flight (in the stream, not yet in
+//!   PostgreSQL);
+//! - and for the campaign: no spin id twice, nothing stuck pending, nothing in
+//!   the dead-letter stream.
+
+use crate::domain::CampaignId;
+use crate::settle::entry::StreamId;
+use crate::settle::stream as results;
+use crate::store::redis::keys::CampaignKeys;
+use crate::store::redis::table::TableEntry;
+use crate::store::redis::{RedisStore, StoreError};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgPool;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Redis(#[from] StoreError),
+    #[error("postgres: {0}")]
+    Pg(#[from] sqlx::Error),
+}
+
+impl From<redis::RedisError> for ReconcileError {
+    fn from(e: redis::RedisError) -> Self {
+        ReconcileError::Redis(e.into())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PrizeFigures {
+    pub prize_id: String,
+    /// Configured units; null = unlimited.
+    pub stock: Option<i64>,
+    /// Units left in Redis; null = unlimited.
+    pub remaining: Option<i64>,
+    /// Units drawn, as counted in Redis.
+    pub awarded: i64,
+    /// Rewards of this prize in PostgreSQL (drawn up to the snapshot).
+    pub settled: i64,
+    /// Their total value, exact decimal string.
+    #[schema(value_type = String)]
+    pub settled_amount: Decimal,
+    pub currency: Option<String>,
+    /// Drawn but not yet in PostgreSQL.
+    pub in_flight: i64,
+    /// All of this prize's checks hold.
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Reconciliation {
+    pub campaign_id: String,
+    pub prizes: Vec<PrizeFigures>,
+    /// Stream entries delivered to a settler and not acknowledged.
+    pub pending: u64,
+    /// Pending entries idle longer than the stuck threshold.
+    pub stuck: u64,
+    /// Stream entries no settler has read yet.
+    pub undelivered: u64,
+    /// Age of the oldest unsettled entry, milliseconds.
+    pub oldest_unsettled_age_ms: i64,
+    /// Entries that could not be settled (see the dead-letter stream).
+    pub dead_letters: u64,
+    /// Spin ids found twice (in the ledger or among in-flight entries).
+    pub duplicates: u64,
+    /// Human-readable reasons for every failed check.
+    pub problems: Vec<String>,
+    pub ok: bool,
+}
+
+/// Reconciles `campaign`; `None` when Redis does not know it. Entries pending
+/// longer than `stuck_after_ms` count as stuck.
+pub async fn reconcile(
+    redis: &RedisStore,
+    pg: &PgPool,
+    campaign: &CampaignId,
+    stuck_after_ms: u64,
+) -> Result<Option<Reconciliation>, ReconcileError> {
+    let k = CampaignKeys::new(campaign);
+    let dead_key = format!("pw:{{{campaign}}}:dead");
+    let mut conn = redis.conn();
+    // Every applied campaign has a results stream (apply writes to it), which the
+    // snapshot below needs to exist.
+    let known: bool = redis::cmd("EXISTS")
+        .arg(&k.meta)
+        .query_async(&mut conn)
+        .await
+        .map_err(StoreError::from)?;
+    if !known {
+        return Ok(None);
+    }
+    type Snapshot = (
+        HashMap<String, i64>,
+        HashMap<String, i64>,
+        HashMap<String, i64>,
+        HashMap<String, redis::Value>,
+        u64,
+        Option<String>,
+    );
+    let (initial, stock, awarded, last, dead_letters, table): Snapshot = redis::pipe()
+        .atomic()
+        .hgetall(&k.initial)
+        .hgetall(&k.stock)
+        .hgetall(&k.awarded)
+        // The last id ever added (entries may have been trimmed since).
+        .cmd("XINFO")
+        .arg("STREAM")
+        .arg(&k.results)
+        .cmd("XLEN")
+        .arg(&dead_key)
+        .hget(&k.meta, "tbl")
+        .query_async(&mut conn)
+        .await
+        .map_err(StoreError::from)?;
+    let Some(table) = table else {
+        return Ok(None);
+    };
+    let retired: HashSet<String> = serde_json::from_str::<Vec<TableEntry>>(&table)
+        .map_err(|_| StoreError::Protocol(format!("{}: `tbl` is not JSON", k.meta)))?
+        .into_iter()
+        .filter(|e| e.w == 0)
+        .map(|e| e.id)
+        .collect();
+    let last = match last.get("last-generated-id") {
+        Some(redis::Value::BulkString(b)) => std::str::from_utf8(b).ok().and_then(StreamId::parse),
+        Some(redis::Value::SimpleString(s)) => StreamId::parse(s),
+        _ => None,
+    }
+    .unwrap_or(StreamId { ms: 0, seq: 0 });
+
+    // The stream from the oldest unsettled entry up to the snapshot.
+    let mut mc = redis.conn();
+    let lag = results::lag(&mut mc, &k.results).await?;
+    let stuck = stuck_count(&mut mc, &k.results, stuck_after_ms).await?;
+    let mut unsettled: Vec<(String, String)> = Vec::new(); // (spin id, prize)
+    if let Some(from) = lag.oldest.filter(|o| *o <= last) {
+        let mut start = from.to_string();
+        loop {
+            let page: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+                .arg(&k.results)
+                .arg(&start)
+                .arg(last.to_string())
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut mc)
+                .await?;
+            let Some((last_id, _)) = page.last() else {
+                break;
+            };
+            let next = StreamId::parse(last_id).map(|s| format!("({s}"));
+            let done = page.len() < 1000;
+            unsettled.extend(
+                page.into_iter()
+                    .filter(|(_, f)| f.get("type").map(String::as_str) == Some("spin"))
+                    .filter_map(|(_, mut f)| Some((f.remove("spin")?, f.remove("prize")?))),
+            );
+            match next {
+                Some(n) if !done => start = n,
+                _ => break,
+            }
+        }
+    }
+
+    // PostgreSQL, one consistent snapshot.
+    let mut tx = pg.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let settled: Vec<(String, String, i64, Decimal)> = sqlx::query_as(
+        "SELECT prize_id, currency, count(*), coalesce(sum(amount), 0) FROM rewards
+         WHERE campaign_id = $1 AND (stream_ms, stream_seq) <= ($2, $3)
+         GROUP BY prize_id, currency",
+    )
+    .bind(campaign.as_str())
+    .bind(last.ms)
+    .bind(last.seq)
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: Vec<uuid::Uuid> = unsettled
+        .iter()
+        .filter_map(|(s, _)| s.parse().ok())
+        .collect();
+    let landed: HashSet<uuid::Uuid> =
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT spin_id FROM rewards WHERE spin_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    tx.commit().await?;
+
+    let mut in_flight: HashMap<&str, i64> = HashMap::new();
+    let mut seen = HashSet::new();
+    let mut duplicates = 0;
+    for (spin, prize) in &unsettled {
+        if !seen.insert(spin.as_str()) {
+            duplicates += 1;
+        }
+        if spin.parse().map(|u| !landed.contains(&u)).unwrap_or(true) {
+            *in_flight.entry(prize.as_str()).or_default() += 1;
+        }
+    }
+
+    let mut prizes: BTreeMap<String, PrizeFigures> = BTreeMap::new();
+    let ids_known: Vec<&String> = initial
+        .keys()
+        .chain(awarded.keys())
+        .chain(settled.iter().map(|s| &s.0))
+        .collect();
+    for id in ids_known {
+        prizes.entry(id.clone()).or_insert_with(|| PrizeFigures {
+            prize_id: id.clone(),
+            stock: initial.get(id).copied().filter(|n| *n >= 0),
+            remaining: stock.get(id).copied().filter(|n| *n >= 0),
+            awarded: awarded.get(id).copied().unwrap_or(0),
+            settled: 0,
+            settled_amount: Decimal::ZERO,
+            currency: None,
+            in_flight: in_flight.get(id.as_str()).copied().unwrap_or(0),
+            ok: true,
+        });
+    }
+    for (prize, currency, count, amount) in settled {
+        if let Some(p) = prizes.get_mut(&prize) {
+            p.settled += count;
+            p.settled_amount += amount;
+            p.currency = Some(currency);
+        }
+    }
+    let mut problems = Vec::new();
+    for p in prizes.values_mut() {
+        // remaining = max(0, configured - awarded): a cut below what was awarded
+        // leaves nothing, never a negative.
+        if let (Some(s), Some(r)) = (p.stock, p.remaining)
+            && !retired.contains(&p.prize_id)
+            && r != (s - p.awarded).max(0)
+        {
+            p.ok = false;
+            problems.push(format!(
+                "{}: remaining {r} != max(0, configured {s} - awarded {})",
+                p.prize_id, p.awarded
+            ));
+        }
+        if p.settled + p.in_flight != p.awarded {
+            p.ok = false;
+            problems.push(format!(
+                "{}: awarded {} != settled {} + in flight {}",
+                p.prize_id, p.awarded, p.settled, p.in_flight
+            ));
+        }
+    }
+    if duplicates > 0 {
+        problems.push(format!(
+            "{duplicates} spin id(s) appear twice in the results stream"
+        ));
+    }
+    if stuck > 0 {
+        problems.push(format!(
+            "{stuck} entr(ies) pending for more than {stuck_after_ms} ms"
+        ));
+    }
+    if dead_letters > 0 {
+        problems.push(format!(
+            "{dead_letters} entr(ies) in the dead-letter stream {dead_key}"
+        ));
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    Ok(Some(Reconciliation {
+        campaign_id: campaign.to_string(),
+        ok: problems.is_empty(),
+        prizes: prizes.into_values().collect(),
+        pending: lag.pending,
+        stuck,
+        undelivered: lag.undelivered,
+        oldest_unsettled_age_ms: lag.oldest_age_ms(now_ms),
+        dead_letters,
+        duplicates,
+        problems,
+    }))
+}
+
+async fn stuck_count(
+    conn: &mut redis::aio::ConnectionManager,
+    stream: &str,
+    stuck_after_ms: u64,
+) -> Result<u64, ReconcileError> {
+    let reply: redis::RedisResult<Vec<(String, String, u64, u64)>> = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(results::GROUP)
+        .arg("IDLE")
+        .arg(stuck_after_ms)
+        .arg("-")
+        .arg("+")
+        .arg(10_000)
+        .query_async(conn)
+        .await;
+    match reply {
+        Ok(v) => Ok(v.len() as u64),
+        // No stream or no group yet: nothing can be stuck.
+        Err(e) if e.code() == Some("NOGROUP") => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}

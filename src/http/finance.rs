@@ -1,0 +1,238 @@
+//! Finance's API: settled rewards (JSON pages or a CSV stream) and the
+//! reconciliation summary of a campaign.
+
+use super::AppState;
+use super::auth::{Caller, Role};
+use super::error::{ApiError, ApiResult, Problem};
+use crate::domain::{CampaignId, PrizeId, UserId};
+use crate::finance::reconcile::{Reconciliation, reconcile};
+use crate::finance::rewards::{CSV_HEADER, Cursor, Filter, RewardRow, page};
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Largest page of a JSON listing.
+pub const MAX_LIMIT: i64 = 1000;
+const DEFAULT_LIMIT: i64 = 100;
+/// Rows per query while streaming CSV: memory stays bounded by this.
+const CSV_PAGE: i64 = 1000;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RewardsPage {
+    pub rewards: Vec<RewardRow>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<String>,
+}
+
+/// Parses the query string strictly: unknown or malformed parameters are 400.
+fn filters(req: &HttpRequest) -> ApiResult<(Filter, Option<i64>)> {
+    let bad = |m: String| ApiError::InvalidQuery(m);
+    let q = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|e| bad(format!("cannot read the query string: {e}")))?;
+    let mut f = Filter::default();
+    let mut limit = None;
+    for (k, v) in q.iter() {
+        match k.as_str() {
+            "prize" => f.prize = Some(PrizeId::parse(v).map_err(bad)?.to_string()),
+            "user" => {
+                f.user = Some(
+                    UserId::parse(v)
+                        .map_err(|_| bad("`user` is not a valid user id".into()))?
+                        .as_str()
+                        .to_owned(),
+                )
+            }
+            "from" | "to" => {
+                let t = chrono::DateTime::parse_from_rfc3339(v)
+                    .map_err(|_| {
+                        bad(format!(
+                            "`{k}` must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"
+                        ))
+                    })?
+                    .with_timezone(&chrono::Utc);
+                if k == "from" {
+                    f.from = Some(t)
+                } else {
+                    f.to = Some(t)
+                }
+            }
+            "after" => {
+                f.after = Some(
+                    Cursor::decode(v)
+                        .ok_or_else(|| bad("`after` is not a cursor from `next_after`".into()))?,
+                )
+            }
+            "limit" => {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| bad("`limit` must be an integer".into()))?;
+                if !(1..=MAX_LIMIT).contains(&n) {
+                    return Err(bad(format!("`limit` must be between 1 and {MAX_LIMIT}")));
+                }
+                limit = Some(n);
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown parameter `{}`",
+                    crate::domain::truncate_for_message(other)
+                )));
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (f.from, f.to)
+        && a >= b
+    {
+        return Err(bad("`from` must be before `to`".into()));
+    }
+    Ok((f, limit))
+}
+
+fn wants_csv(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"))
+}
+
+/// Settled rewards of a campaign, oldest first, with filters and keyset
+/// pagination; with `Accept: text/csv`, every matching row as a CSV stream.
+#[utoipa::path(
+    tag = "finance",
+    params(
+        ("id" = String, Path, description = "Campaign id"),
+        ("prize" = Option<String>, Query, description = "Only this prize"),
+        ("user" = Option<String>, Query, description = "Only this user"),
+        ("from" = Option<String>, Query, description = "Spun at or after (RFC 3339)"),
+        ("to" = Option<String>, Query, description = "Spun before (RFC 3339)"),
+        ("after" = Option<String>, Query, description = "`next_after` of the previous page"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100; CSV: all rows)"),
+    ),
+    responses(
+        (status = 200, body = RewardsPage, description = "A page (JSON) or every row (text/csv)"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/v1/finance/campaigns/{id}/rewards")]
+pub async fn list_rewards(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    caller.require(Role::Finance)?;
+    let campaign =
+        CampaignId::parse(&id).map_err(|_| ApiError::CampaignNotFound(id.to_string()))?;
+    let (filter, limit) = filters(&req)?;
+    if wants_csv(&req) {
+        return Ok(csv_stream(state.pg.clone(), campaign, filter, limit));
+    }
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    let rows = page(&state.pg, campaign.as_str(), &filter, limit)
+        .await
+        .map_err(pg_error)?;
+    let next_after = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.cursor().encode()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(RewardsPage {
+        rewards: rows,
+        next_after,
+    }))
+}
+
+/// PostgreSQL failures are the store being unavailable to this request.
+fn pg_error(e: sqlx::Error) -> ApiError {
+    ApiError::Unavailable(anyhow::Error::new(e).context("querying PostgreSQL"))
+}
+
+/// Streams rows page by page through a small channel: memory is bounded by a
+/// page, however many rows match.
+fn csv_stream(
+    pg: sqlx::PgPool,
+    campaign: CampaignId,
+    mut filter: Filter,
+    limit: Option<i64>,
+) -> HttpResponse {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut left = limit.unwrap_or(i64::MAX);
+        let mut first = true;
+        loop {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            if std::mem::take(&mut first) {
+                let _ = w.write_record(CSV_HEADER);
+            }
+            let rows = match page(&pg, campaign.as_str(), &filter, CSV_PAGE.min(left)).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(error = %e, campaign.id = %campaign, "CSV export aborted");
+                    let _ = tx.send(Err(std::io::Error::other("export aborted"))).await;
+                    return;
+                }
+            };
+            for r in &rows {
+                let _ = w.write_record(r.csv_fields());
+            }
+            let chunk = w.into_inner().unwrap_or_default();
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return; // the client went away
+            }
+            left -= rows.len() as i64;
+            match rows.last() {
+                Some(last) if rows.len() as i64 == CSV_PAGE && left > 0 => {
+                    filter.after = Some(last.cursor())
+                }
+                _ => return,
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"rewards.csv\"",
+        ))
+        .streaming(body)
+}
+
+/// Per prize: configured stock, awarded in Redis, settled count and value in
+/// PostgreSQL, and what is in flight between them; plus settlement lag.
+#[utoipa::path(
+    tag = "finance",
+    params(("id" = String, Path, description = "Campaign id")),
+    responses(
+        (status = 200, body = Reconciliation),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/v1/finance/campaigns/{id}/summary")]
+pub async fn summary(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Reconciliation>> {
+    caller.require(Role::Finance)?;
+    let not_found = || ApiError::CampaignNotFound(id.to_string());
+    let campaign = CampaignId::parse(&id).map_err(|_| not_found())?;
+    let r = reconcile(&state.redis, &state.pg, &campaign, state.stuck_after_ms)
+        .await
+        .map_err(|e| match e {
+            crate::finance::reconcile::ReconcileError::Redis(s) => s.into(),
+            crate::finance::reconcile::ReconcileError::Pg(p) => pg_error(p),
+        })?
+        .ok_or_else(not_found)?;
+    Ok(web::Json(r))
+}

@@ -1,0 +1,285 @@
+//! Finance: listing, exporting and reconciling the ledger.
+
+use crate::helpers::{Spec, TestApp, token};
+use crate::settle::{draws, settle_all, settled_ids};
+use prizewheel::domain::CampaignId;
+use serde_json::Value;
+use std::collections::HashSet;
+
+async fn get(app: &TestApp, path: &str, roles: &[&str]) -> reqwest::Response {
+    app.client
+        .get(format!("{}{path}", app.address))
+        .bearer_auth(token("fiona-finance", roles))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A settled campaign: 300 draws, a bounded prize that runs out.
+async fn settled_campaign(app: &TestApp) -> (Spec, CampaignId) {
+    let mut spec = Spec::new("fin");
+    spec.prizes = vec![("gold", 1000, Some(40)), ("none", 1000, None)];
+    app.apply(&spec.yaml()).await;
+    let id = CampaignId::parse(&spec.id).unwrap();
+    draws(app, &id, 30, 300, 0).await;
+    settle_all(app, &spec.id, "fin").await;
+    (spec, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewards_pages_filters_and_csv() {
+    let app = TestApp::spawn().await;
+    let (spec, _) = settled_campaign(&app).await;
+    let base = format!("/v1/finance/campaigns/{}/rewards", spec.id);
+
+    // All pages of 7: every row once, in order.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..100 {
+        let q = after
+            .as_ref()
+            .map_or(String::new(), |a| format!("&after={a}"));
+        let page: Value = get(&app, &format!("{base}?limit=7{q}"), &["finance"])
+            .await
+            .json()
+            .await
+            .unwrap();
+        for r in page["rewards"].as_array().unwrap() {
+            seen.push((
+                r["spun_at"].as_str().unwrap().to_owned(),
+                r["spin_id"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match page["next_after"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 300);
+    let unique: HashSet<&String> = seen.iter().map(|(_, id)| id).collect();
+    assert_eq!(unique.len(), 300);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "ordered by (spun_at, spin_id)");
+
+    let gold: Value = get(&app, &format!("{base}?prize=gold&limit=1000"), &["finance"])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let gold = gold["rewards"].as_array().unwrap();
+    assert_eq!(gold.len(), 40, "the whole stock, settled");
+    assert!(
+        gold.iter()
+            .all(|r| r["prize_id"] == "gold" && r["amount"] == "1.5000")
+    );
+    let user: Value = get(&app, &format!("{base}?user=s3&limit=1000"), &["finance"])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["rewards"].as_array().unwrap().len(), 10);
+    let future: Value = get(
+        &app,
+        &format!("{base}?from=2999-01-01T00:00:00Z"),
+        &["finance"],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(future["rewards"].as_array().unwrap().is_empty());
+
+    let csv = app
+        .client
+        .get(format!("{}{base}", app.address))
+        .bearer_auth(token("f", &["finance"]))
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = csv.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(reader.headers().unwrap().get(0), Some("spin_id"));
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 300);
+    let csv_ids: HashSet<String> = rows.iter().map(|r| r[0].to_owned()).collect();
+    assert_eq!(csv_ids.len(), 300);
+}
+
+#[tokio::test]
+async fn finance_needs_its_role_and_valid_parameters() {
+    let app = TestApp::spawn().await;
+    let base = "/v1/finance/campaigns/any/rewards";
+    assert_eq!(get(&app, base, &["marketing"]).await.status(), 403);
+    let r = app
+        .client
+        .get(format!("{}{base}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    for q in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "from=yesterday",
+        "after=garbage",
+        "prize=Gold",
+        "colour=red",
+        "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+    ] {
+        let r = get(&app, &format!("{base}?{q}"), &["finance"]).await;
+        assert_eq!(r.status(), 400, "{q}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "invalid_query", "{q}");
+    }
+    assert_eq!(
+        get(&app, "/v1/finance/campaigns/nope/summary", &["finance"])
+            .await
+            .status(),
+        404
+    );
+}
+
+/// Pages read while new rewards settle never repeat a row and miss none of the
+/// rows that existed when the listing started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_is_stable_under_concurrent_inserts() {
+    let app = TestApp::spawn().await;
+    let (spec, id) = settled_campaign(&app).await;
+    let before: HashSet<String> = settled_ids(&app.db.pool, &spec.id)
+        .await
+        .iter()
+        .map(|u| u.to_string())
+        .collect();
+    let writer = {
+        let pg = app.db.pool.clone();
+        let campaign = spec.id.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let settler = prizewheel::settle::Settler::new(
+            redis::Client::open(crate::helpers::redis_url()).unwrap(),
+            pg,
+            crate::settle::fast(),
+            "pager".into(),
+        );
+        (tokio::spawn(settler.run(stopped)), stop, campaign)
+    };
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut offset = 10_000;
+    for _ in 0..200 {
+        draws(&app, &id, 30, 20, offset).await; // more rows arrive between pages
+        offset += 20;
+        let q = after
+            .as_ref()
+            .map_or(String::new(), |a| format!("&after={a}"));
+        let page: Value = get(
+            &app,
+            &format!("/v1/finance/campaigns/{}/rewards?limit=25{q}", spec.id),
+            &["finance"],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        seen.extend(
+            page["rewards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["spin_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_after"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
+            None => break,
+        }
+    }
+    let (task, stop, _) = writer;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no row twice");
+    assert!(
+        before.iter().all(|id| unique.contains(id)),
+        "every row that existed is listed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_and_reconcile_agree_and_catch_tampering() {
+    let app = TestApp::spawn().await;
+    let (spec, id) = settled_campaign(&app).await;
+    // Some draws not settled yet: in flight, still consistent.
+    draws(&app, &id, 30, 50, 50_000).await;
+    let s: Value = get(
+        &app,
+        &format!("/v1/finance/campaigns/{}/summary", spec.id),
+        &["finance"],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(s["ok"], true, "{s}");
+    let total = |field: &str| {
+        s["prizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[field].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    assert_eq!(total("awarded"), 350);
+    assert_eq!(total("settled"), 300);
+    assert_eq!(total("in_flight"), 50);
+    let gold = s["prizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["prize_id"] == "gold")
+        .unwrap();
+    assert_eq!(gold["stock"], 40);
+    assert_eq!(gold["remaining"], 0);
+    assert_eq!(gold["settled_amount"], "60.0000");
+
+    let reconcile = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_prizewheel"))
+            .args(["reconcile", &spec.id])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("REDIS_URL", crate::helpers::redis_url())
+            .env("DATABASE_URL", &app.db.url)
+            .output()
+            .unwrap()
+    };
+    settle_all(&app, &spec.id, "fin").await;
+    let out = reconcile();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("reconciled"), "{text}");
+
+    // Tamper: a settled reward disappears from the ledger.
+    sqlx::query("DELETE FROM rewards WHERE spin_id = (SELECT spin_id FROM rewards WHERE campaign_id = $1 LIMIT 1)")
+        .bind(&spec.id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let out = reconcile();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("MISMATCH") && text.contains("problem:"),
+        "{text}"
+    );
+}
