@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod bodies;
 mod cli;
+mod crash;
 mod draw;
 mod finance;
 mod helpers;
