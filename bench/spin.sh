@@ -38,6 +38,8 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/prizewheel_bench"
 export PRIZEWHEEL_JWT_SECRET="bench-secret-bench-secret-bench-secret"
 export PRIZEWHEEL_LISTEN="$listen"
 export PRIZEWHEEL__LOG__FILTER=warn
+# The spin path alone: settlement would compete for the same two cores.
+export PRIZEWHEEL__SETTLE__ENABLED=false
 
 # A campaign open now, no quota in the way, one bounded prize and a fallback.
 campaign="$work/bench.yaml"

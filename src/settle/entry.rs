@@ -1,10 +1,9 @@
 //! Entries of a campaign's results stream, as lua/spin.lua and lua/apply.lua
 //! write them, parsed for the ledger.
 
+use super::stream::Fields;
 use chrono::{DateTime, TimeZone, Utc};
-use redis::Value;
 use rust_decimal::Decimal;
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// One settled spin: a row of `rewards`.
@@ -73,23 +72,22 @@ pub enum Entry {
 }
 
 /// Parses one stream entry.
-pub fn parse(id: &str, fields: &HashMap<String, Value>) -> Entry {
+pub fn parse(id: &str, fields: &Fields) -> Entry {
     match parse_inner(id, fields) {
         Ok(e) => e,
         Err(reason) => Entry::Poison(reason),
     }
 }
 
-fn parse_inner(id: &str, f: &HashMap<String, Value>) -> Result<Entry, String> {
+fn parse_inner(id: &str, f: &Fields) -> Result<Entry, String> {
     let stream = StreamId::parse(id).ok_or_else(|| format!("bad stream id `{id}`"))?;
+    // A dozen fields: a linear scan beats building a map.
     let text = |k: &str| -> Result<String, String> {
-        match f.get(k) {
-            Some(Value::BulkString(b)) => {
-                String::from_utf8(b.clone()).map_err(|_| format!("`{k}` is not UTF-8"))
-            }
-            Some(Value::SimpleString(s)) => Ok(s.clone()),
-            _ => Err(format!("missing field `{k}`")),
-        }
+        let (_, v) = f
+            .iter()
+            .find(|(name, _)| name.as_slice() == k.as_bytes())
+            .ok_or_else(|| format!("missing field `{k}`"))?;
+        String::from_utf8(v.clone()).map_err(|_| format!("`{k}` is not UTF-8"))
     };
     let int = |k: &str| -> Result<i64, String> {
         text(k)?
@@ -149,10 +147,10 @@ fn parse_inner(id: &str, f: &HashMap<String, Value>) -> Result<Entry, String> {
 mod tests {
     use super::*;
 
-    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, Value> {
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), Value::BulkString(v.as_bytes().to_vec())))
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
             .collect()
     }
 

@@ -203,8 +203,14 @@ impl CampaignSettler {
         }
         let mut last_claim = Instant::now() - Duration::from_secs(3600);
         let mut last_trim = Instant::now();
+        // The next batch, read while the previous one was being written.
+        let mut ahead: Option<Vec<stream::RawEntry>> = None;
         loop {
             if *shutdown.borrow() {
+                // Finish the batch in hand before stopping.
+                if let Some(batch) = ahead.take().filter(|b| !b.is_empty()) {
+                    self.settle(&mut conn, batch).await?;
+                }
                 return Ok(());
             }
             if last_claim.elapsed() >= Duration::from_millis(self.settings.claim_idle_ms / 2) {
@@ -222,17 +228,38 @@ impl CampaignSettler {
                 }
                 last_claim = Instant::now();
             }
-            let batch = stream::read(
-                &mut conn,
-                &self.stream,
-                &self.consumer,
-                ">",
-                n,
-                Some(self.settings.batch_wait_ms),
-            )
-            .await?;
+            let batch = match ahead.take() {
+                Some(b) => b,
+                None => {
+                    stream::read(
+                        &mut conn,
+                        &self.stream,
+                        &self.consumer,
+                        ">",
+                        n,
+                        Some(self.settings.batch_wait_ms),
+                    )
+                    .await?
+                }
+            };
             if !batch.is_empty() {
-                self.settle(&mut conn, batch).await?;
+                // Write this batch while reading the next: PostgreSQL and Redis
+                // work at the same time. Entries read ahead are pending on this
+                // consumer, so a crash here loses nothing.
+                let mut reader = conn.clone();
+                let (settled, next) = tokio::join!(
+                    self.settle(&mut conn, batch),
+                    stream::read(
+                        &mut reader,
+                        &self.stream,
+                        &self.consumer,
+                        ">",
+                        n,
+                        Some(self.settings.batch_wait_ms)
+                    ),
+                );
+                settled?;
+                ahead = Some(next?);
             }
             if last_trim.elapsed() >= Duration::from_millis(self.settings.trim_every_ms) {
                 stream::trim_settled(&mut conn, &self.stream).await?;

@@ -9,11 +9,10 @@ use std::collections::HashMap;
 /// The one consumer group every settler joins.
 pub const GROUP: &str = "settlers";
 
-pub type RawEntry = (String, HashMap<String, Value>);
-
-/// An entry as Redis returns it to a group read: fields are nil when the entry
-/// was deleted while pending.
-type GroupEntry = (String, Option<HashMap<String, Value>>);
+/// A stream entry: its id and its field/value pairs in order (empty when the
+/// entry was deleted while pending).
+pub type RawEntry = (String, Fields);
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Creates the group at the start of the stream (idempotent).
 pub async fn ensure_group(conn: &mut impl ConnectionLike, stream: &str) -> redis::RedisResult<()> {
@@ -51,21 +50,46 @@ pub async fn read(
         cmd.arg("BLOCK").arg(ms);
     }
     cmd.arg("STREAMS").arg(stream).arg(from);
-    let reply: Option<Vec<(String, Vec<GroupEntry>)>> = cmd.query_async(conn).await?;
-    Ok(flatten(
-        reply
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|(_, entries)| entries),
-    ))
+    // [[stream, [entry, …]]] or nil; walked by hand to avoid a map per entry.
+    let reply: Value = cmd.query_async(conn).await?;
+    let mut out = Vec::new();
+    if let Value::Array(streams) = reply {
+        for s in streams {
+            if let Value::Array(mut pair) = s
+                && pair.len() == 2
+                && let Value::Array(items) = pair.swap_remove(1)
+            {
+                out.extend(items.into_iter().filter_map(entry));
+            }
+        }
+    }
+    Ok(out)
 }
 
-/// Entries deleted from the stream while pending come back without fields; they
-/// are dropped here (nothing to settle) and acknowledged by the caller.
-fn flatten(
-    entries: impl Iterator<Item = (String, Option<HashMap<String, Value>>)>,
-) -> Vec<RawEntry> {
-    entries.map(|(id, f)| (id, f.unwrap_or_default())).collect()
+/// One `[id, [field, value, …]]` entry; the field list is nil for an entry
+/// deleted while pending (nothing to settle; the caller acknowledges it).
+fn entry(v: Value) -> Option<RawEntry> {
+    let Value::Array(mut parts) = v else {
+        return None;
+    };
+    if parts.len() != 2 {
+        return None;
+    }
+    let fields = parts.pop()?;
+    let id = match parts.pop()? {
+        Value::BulkString(b) => String::from_utf8(b).ok()?,
+        Value::SimpleString(s) => s,
+        _ => return None,
+    };
+    let mut pairs = Vec::new();
+    if let Value::Array(flat) = fields {
+        let mut it = flat.into_iter();
+        while let (Some(Value::BulkString(k)), Some(Value::BulkString(v))) = (it.next(), it.next())
+        {
+            pairs.push((k, v));
+        }
+    }
+    Some((id, pairs))
 }
 
 /// Takes over entries pending on any consumer for longer than `min_idle_ms`.
@@ -80,7 +104,7 @@ pub async fn claim_idle(
     let mut cursor = "0-0".to_owned();
     // Bounded: at most 100 rounds of `count` entries per call.
     for _ in 0..100 {
-        let reply: (String, Vec<GroupEntry>, Value) = redis::cmd("XAUTOCLAIM")
+        let reply: (String, Vec<Value>, Value) = redis::cmd("XAUTOCLAIM")
             .arg(stream)
             .arg(GROUP)
             .arg(consumer)
@@ -90,7 +114,7 @@ pub async fn claim_idle(
             .arg(count)
             .query_async(conn)
             .await?;
-        out.extend(flatten(reply.1.into_iter()));
+        out.extend(reply.1.into_iter().filter_map(entry));
         cursor = reply.0;
         if cursor == "0-0" || out.len() >= count {
             break;
@@ -122,7 +146,7 @@ pub async fn dead_letter(
     dead: &str,
     id: &str,
     reason: &str,
-    fields: &HashMap<String, Value>,
+    fields: &Fields,
 ) -> redis::RedisResult<()> {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(dead)
@@ -132,9 +156,7 @@ pub async fn dead_letter(
         .arg("reason")
         .arg(reason);
     for (k, v) in fields {
-        if let Value::BulkString(b) = v {
-            cmd.arg(format!("f:{k}")).arg(b.as_slice());
-        }
+        cmd.arg([b"f:".as_slice(), k].concat()).arg(v.as_slice());
     }
     let _: String = cmd.query_async(conn).await?;
     Ok(())
