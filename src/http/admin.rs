@@ -3,12 +3,12 @@
 use super::AppState;
 use super::auth::{Caller, Role};
 use super::body::{read_limited, text};
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem, RoleGatedProblems};
 use crate::campaign::apply::{ApplyReport, apply, plan_against_live};
 use crate::campaign::plan::Plan;
 use crate::campaign::{Campaign, parse_campaign};
 use crate::domain::CampaignId;
-use actix_web::{HttpRequest, get, post, put, web};
+use actix_web::{HttpRequest, get, put, route, web};
 use serde::Serialize;
 
 /// Reads, parses and checks a YAML body against the campaign id in the path.
@@ -36,14 +36,12 @@ async fn campaign_body(
     params(("id" = String, Path, description = "Campaign id; must equal the file's `id`")),
     request_body(content = String, content_type = "application/yaml", description = "The campaign YAML"),
     responses(
+        RoleGatedProblems,
         (status = 200, body = ApplyReport),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another apply changed the campaign meanwhile", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid YAML, with every problem and its position", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -68,57 +66,23 @@ pub async fn put_campaign(
     Ok(web::Json(report))
 }
 
-/// What applying a campaign (YAML body) would change; changes nothing.
+/// What applying a campaign (YAML body) would change; changes nothing. `POST`
+/// serves clients that cannot send a body with `GET`.
 #[utoipa::path(
+    method(get, post),
+    path = "/v1/admin/campaigns/{id}/plan",
     tag = "admin",
     params(("id" = String, Path, description = "Campaign id")),
     request_body(content = String, content_type = "application/yaml", description = "The campaign YAML"),
     responses(
+        RoleGatedProblems,
         (status = 200, body = Plan),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
-#[get("/v1/admin/campaigns/{id}/plan")]
-pub async fn get_plan(
-    state: web::Data<AppState>,
-    caller: Caller,
-    id: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> ApiResult<web::Json<Plan>> {
-    plan_of(state, caller, id, req, payload).await
-}
-
-/// Same as `GET …/plan`, for clients that cannot send a body with GET.
-#[utoipa::path(
-    tag = "admin",
-    params(("id" = String, Path, description = "Campaign id")),
-    request_body(content = String, content_type = "application/yaml", description = "The campaign YAML"),
-    responses(
-        (status = 200, body = Plan),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/v1/admin/campaigns/{id}/plan")]
-pub async fn post_plan(
-    state: web::Data<AppState>,
-    caller: Caller,
-    id: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> ApiResult<web::Json<Plan>> {
-    plan_of(state, caller, id, req, payload).await
-}
-
-async fn plan_of(
+#[route("/v1/admin/campaigns/{id}/plan", method = "GET", method = "POST")]
+pub async fn plan(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
@@ -162,11 +126,8 @@ pub struct LivePrize {
     tag = "admin",
     params(("id" = String, Path, description = "Campaign id")),
     responses(
+        RoleGatedProblems,
         (status = 200, body = LiveCampaign),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

@@ -216,3 +216,21 @@ impl From<ApplyError> for ApiError {
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The problems every role-gated endpoint may answer, documented once for the
+/// OpenAPI document (the handlers return [`ApiError`]).
+#[derive(utoipa::IntoResponses)]
+pub enum RoleGatedProblems {
+    /// Missing or invalid token.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The token lacks the endpoint's role.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// Unknown campaign.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// Redis or PostgreSQL unavailable; retry shortly.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}

@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::auth::{Caller, Role};
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem, RoleGatedProblems};
 use crate::domain::{CampaignId, PrizeId, UserId};
 use crate::finance::reconcile::{Reconciliation, reconcile};
 use crate::finance::rewards::{CSV_HEADER, Cursor, Filter, RewardRow, page};
@@ -110,12 +110,9 @@ fn wants_csv(req: &HttpRequest) -> bool {
         ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100; CSV: all rows)"),
     ),
     responses(
+        RoleGatedProblems,
         (status = 200, body = RewardsPage, description = "A page (JSON) or every row (text/csv)"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -210,11 +207,8 @@ fn csv_stream(
     tag = "finance",
     params(("id" = String, Path, description = "Campaign id")),
     responses(
+        RoleGatedProblems,
         (status = 200, body = Reconciliation),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

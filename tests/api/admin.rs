@@ -45,6 +45,24 @@ async fn marketing_applies_plans_and_reads_a_campaign() {
     assert_eq!(plan["changes"][0]["path"], "prizes.gold.stock");
     assert_eq!(plan["changes"][0]["from"], "10");
     assert_eq!(plan["changes"][0]["to"], "25");
+    let posted: Value = app
+        .client
+        .post(format!(
+            "{}/v1/admin/campaigns/{}/plan",
+            app.address, spec.id
+        ))
+        .bearer_auth(token("m", &["marketing"]))
+        .body(spec.yaml())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        posted, plan,
+        "POST serves clients that cannot send a body with GET"
+    );
 
     let live: Value = app
         .client

@@ -122,5 +122,12 @@ async fn unknown_routes_health_and_openapi() {
         );
     }
     assert!(doc["paths"]["/v1/admin/campaigns/{id}"]["put"].is_object());
+    for method in ["get", "post"] {
+        let plan = &doc["paths"]["/v1/admin/campaigns/{id}/plan"][method];
+        assert!(
+            plan["responses"]["403"].is_object(),
+            "plan {method} documents 403"
+        );
+    }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
