@@ -165,7 +165,10 @@ pub fn parse(text: &str) -> Result<Node, Diagnostic> {
             format!("file is larger than {MAX_FILE_BYTES} bytes"),
         ));
     }
-    serde_saphyr::from_str::<Node>(text).map_err(|e| {
+    // YAML 1.2 booleans only: a prize named `No` or `On` stays a string.
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
         let pos = e
             .location()
             .filter(|l| l.line() > 0)
@@ -231,6 +234,17 @@ mod tests {
         let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.line >= 1, "{err:?}");
         assert!(!err.message.contains('\n'));
+    }
+
+    #[test]
+    fn only_yaml_1_2_booleans() {
+        let doc = parse("a: No\nb: on\nc: true\n").unwrap();
+        let Value::Map(entries) = &doc.value else {
+            panic!("map")
+        };
+        assert!(matches!(&entries[0].1.value, Value::Str(s) if s == "No"));
+        assert!(matches!(&entries[1].1.value, Value::Str(s) if s == "on"));
+        assert!(matches!(entries[2].1.value, Value::Bool(true)));
     }
 
     #[test]

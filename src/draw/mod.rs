@@ -2,6 +2,7 @@
 //! to the draw script. The rule that maps `R` to a prize lives in lua/spin.lua
 //! and is documented in the README ("The draw rule").
 
+pub mod model;
 pub mod rng;
 
 use crate::domain::{CampaignId, IdempotencyKey, UserId};

@@ -10,6 +10,7 @@ mod finance;
 mod helpers;
 mod limits;
 mod memory;
+mod model;
 mod proxy;
 mod reapply;
 mod settle;

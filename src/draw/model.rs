@@ -1,0 +1,275 @@
+//! The reference model of the draw: what lua/spin.lua decides, as a pure Rust
+//! function with no I/O. The script is held to it by a differential test; the
+//! audit replays the ledger through it; simulations run on it.
+//!
+//! It covers the decision (window, quotas, the prize for `R`, the stock), not
+//! idempotent replay, which only repeats an earlier decision.
+
+use crate::campaign::model::{Campaign, Stock};
+use crate::store::redis::spin::Rejection;
+use crate::store::redis::table::{StockSetting, TableEntry, merge};
+use std::collections::HashMap;
+
+/// The draw rule: `r = R mod W`; walk the table adding weights; the first entry
+/// whose running sum exceeds `r` wins; an entry that `has_stock` says is
+/// exhausted gives its turn to `fallback`. Returns the index of the prize.
+pub fn pick(
+    weights: &[u64],
+    total_weight: u64,
+    fallback: usize,
+    r: u64,
+    has_stock: impl Fn(usize) -> bool,
+) -> usize {
+    let r = r % total_weight.max(1);
+    let mut acc = 0u64;
+    for (i, w) in weights.iter().enumerate() {
+        acc += w;
+        if r < acc {
+            return if i == fallback || has_stock(i) {
+                i
+            } else {
+                fallback
+            };
+        }
+    }
+    fallback
+}
+
+/// One prize of the live table, with its stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrizeState {
+    pub entry: TableEntry,
+    /// Units left; `None` = unlimited.
+    pub remaining: Option<u64>,
+    pub awarded: u64,
+}
+
+/// A user's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub total: u32,
+    pub day_count: u32,
+    pub day_index: i64,
+}
+
+/// A campaign's live state as the model keeps it.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub prizes: Vec<PrizeState>,
+    pub fallback: usize,
+    pub total_weight: u64,
+    pub spins_per_user: u32,
+    pub spins_per_user_per_day: Option<u32>,
+    pub starts_ms: i64,
+    pub ends_ms: i64,
+    pub paused: bool,
+    pub day_starts: Vec<i64>,
+    pub users: HashMap<String, Counters>,
+}
+
+/// What the model decided for one spin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub prize_index: usize,
+    pub prize_id: String,
+    pub spins_left: u64,
+}
+
+impl Model {
+    /// The state right after the first apply of `c`.
+    pub fn new(c: &Campaign) -> Self {
+        let mut m = Model {
+            prizes: Vec::new(),
+            fallback: 0,
+            total_weight: 0,
+            spins_per_user: 0,
+            spins_per_user_per_day: None,
+            starts_ms: 0,
+            ends_ms: 0,
+            paused: false,
+            day_starts: Vec::new(),
+            users: HashMap::new(),
+        };
+        m.apply(c);
+        m
+    }
+
+    /// Applies `c` as lua/apply.lua does: the table merged in place, remaining
+    /// stock = max(0, configured − awarded), retired prizes without stock.
+    pub fn apply(&mut self, c: &Campaign) {
+        let live: Vec<TableEntry> = self.prizes.iter().map(|p| p.entry.clone()).collect();
+        let (table, fallback) = merge(&live, c);
+        let awarded: HashMap<&str, u64> = self
+            .prizes
+            .iter()
+            .map(|p| (p.entry.id.as_str(), p.awarded))
+            .collect();
+        self.prizes = table
+            .into_iter()
+            .map(|(entry, setting)| {
+                let awarded = awarded.get(entry.id.as_str()).copied().unwrap_or(0);
+                let remaining = match setting {
+                    StockSetting::Configured(Stock::Limited(n)) => Some(n.saturating_sub(awarded)),
+                    StockSetting::Configured(Stock::Unlimited) => None,
+                    StockSetting::Retired => Some(0),
+                };
+                PrizeState {
+                    entry,
+                    remaining,
+                    awarded,
+                }
+            })
+            .collect();
+        self.fallback = fallback;
+        self.total_weight = self.prizes.iter().map(|p| p.entry.w).sum();
+        self.spins_per_user = c.limits.spins_per_user;
+        self.spins_per_user_per_day = c.limits.spins_per_user_per_day;
+        self.starts_ms = c.starts_at.timestamp_millis();
+        self.ends_ms = c.ends_at.timestamp_millis();
+        self.paused = c.paused;
+        self.day_starts = crate::campaign::days::day_starts(c);
+    }
+
+    /// The prize index `R` draws with the current stock (no state change).
+    pub fn choose(&self, r: u64) -> usize {
+        let weights: Vec<u64> = self.prizes.iter().map(|p| p.entry.w).collect();
+        pick(&weights, self.total_weight, self.fallback, r, |i| {
+            self.prizes[i].remaining != Some(0)
+        })
+    }
+
+    /// Takes one unit of prize `i`.
+    pub fn award(&mut self, i: usize) {
+        let p = &mut self.prizes[i];
+        if let Some(n) = p.remaining.as_mut() {
+            *n = n.saturating_sub(1);
+        }
+        p.awarded += 1;
+    }
+
+    fn day_index(&self, now_ms: i64) -> i64 {
+        self.day_starts.iter().filter(|&&d| d <= now_ms).count() as i64 - 1
+    }
+
+    /// One spin by `user` at `now_ms` with random input `r`, as lua/spin.lua
+    /// decides it (a first request: no idempotent replay).
+    pub fn spin(&mut self, user: &str, now_ms: i64, r: u64) -> Result<Decision, Rejection> {
+        if now_ms < self.starts_ms {
+            return Err(Rejection::NotStarted);
+        }
+        if now_ms >= self.ends_ms {
+            return Err(Rejection::Ended);
+        }
+        if self.paused {
+            return Err(Rejection::Paused);
+        }
+        let today = self.day_index(now_ms);
+        let mut c = self.users.get(user).copied().unwrap_or_default();
+        if c.day_index != today {
+            c.day_count = 0;
+        }
+        if c.total >= self.spins_per_user {
+            return Err(Rejection::QuotaExhausted);
+        }
+        if let Some(daily) = self.spins_per_user_per_day
+            && c.day_count >= daily
+        {
+            return match self.day_starts.iter().find(|&&d| d > now_ms) {
+                Some(next) => Err(Rejection::DailyQuotaExhausted {
+                    retry_after_ms: (next - now_ms) as u64,
+                }),
+                None => Err(Rejection::QuotaExhausted),
+            };
+        }
+        let i = self.choose(r);
+        self.award(i);
+        c.total += 1;
+        c.day_count += 1;
+        c.day_index = today;
+        self.users.insert(user.to_owned(), c);
+        let mut left = self.spins_per_user - c.total;
+        if let Some(daily) = self.spins_per_user_per_day {
+            left = left.min(daily - c.day_count);
+        }
+        Ok(Decision {
+            prize_index: i,
+            prize_id: self.prizes[i].entry.id.clone(),
+            spins_left: u64::from(left),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_documented_examples() {
+        // a: 3 (exhausted), b: 5, c: 2 (fallback); W = 10.
+        let w = [3, 5, 2];
+        let stock = |i: usize| i != 0;
+        assert_eq!(pick(&w, 10, 2, 0, stock), 2);
+        assert_eq!(pick(&w, 10, 2, 3, stock), 1);
+        assert_eq!(pick(&w, 10, 2, 8, stock), 2);
+        assert_eq!(pick(&w, 10, 2, (1 << 53) - 6, stock), 1);
+        assert_eq!(pick(&w, 10, 2, 2, |_| true), 0);
+    }
+
+    proptest! {
+        /// An exhausted prize's turns go to the fallback and nowhere else: every
+        /// other prize keeps exactly the draws it had.
+        #[test]
+        fn exhausted_weight_goes_to_the_fallback(
+            weights in proptest::collection::vec(1u64..1000, 2..8),
+            exhausted in proptest::collection::vec(any::<bool>(), 8),
+            r in 0u64..(1 << 53),
+        ) {
+            let n = weights.len();
+            let fallback = n - 1;
+            let total: u64 = weights.iter().sum();
+            let has = |i: usize| !exhausted[i];
+            let full = pick(&weights, total, fallback, r, |_| true);
+            let limited = pick(&weights, total, fallback, r, has);
+            if has(full) || full == fallback {
+                prop_assert_eq!(limited, full);
+            } else {
+                prop_assert_eq!(limited, fallback);
+            }
+        }
+
+        /// Stock never goes below zero and never more than the stock is awarded.
+        #[test]
+        fn stock_is_a_hard_bound(stock in 0u64..20, rs in proptest::collection::vec(0u64..(1 << 53), 0..200)) {
+            let c = test_campaign(stock, 1000, None);
+            let mut m = Model::new(&c);
+            let now = c.starts_at.timestamp_millis() + 1;
+            for (k, r) in rs.iter().enumerate() {
+                let _ = m.spin(&format!("u{}", k % 7), now, *r);
+            }
+            prop_assert!(m.prizes[0].awarded <= stock);
+            prop_assert_eq!(m.prizes[0].remaining, Some(stock - m.prizes[0].awarded));
+        }
+
+        /// Quotas are exact: a user gets min(attempts, limit) spins.
+        #[test]
+        fn quotas_are_exact(limit in 1u32..10, daily in proptest::option::of(1u32..10), attempts in 0usize..30) {
+            let c = test_campaign(5, limit, daily);
+            let mut m = Model::new(&c);
+            let now = c.starts_at.timestamp_millis() + 1;
+            let ok = (0..attempts).filter(|k| m.spin("u", now, *k as u64 * 7919).is_ok()).count();
+            let cap = daily.map_or(limit, |d| d.min(limit)) as usize;
+            prop_assert_eq!(ok, attempts.min(cap));
+        }
+    }
+
+    fn test_campaign(stock: u64, limit: u32, daily: Option<u32>) -> Campaign {
+        let daily = daily.map_or(String::new(), |d| {
+            format!("  spins_per_user_per_day: {d}\n")
+        });
+        let yaml = format!(
+            "id: m\nname: M\nstarts_at: 2026-11-01T00:00:00Z\nends_at: 2026-11-05T00:00:00Z\nlimits:\n  spins_per_user: {limit}\n{daily}fallback: none\nprizes:\n  - {{id: gold, name: G, weight: 5, stock: {stock}, value: {{amount: \"1\", currency: INR}}}}\n  - {{id: none, name: N, weight: 5, stock: unlimited, value: {{amount: \"0\", currency: INR}}}}\n"
+        );
+        crate::campaign::parse_campaign(&yaml).unwrap()
+    }
+}
