@@ -1,5 +1,6 @@
 //! The `prizewheel` command: one binary, a subcommand per job.
 
+mod audit;
 mod campaign;
 mod reconcile;
 mod serve;
@@ -33,6 +34,8 @@ pub enum Command {
     /// Check, plan and apply campaign files.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
+    /// Replay a campaign's settled ledger through the model of the draw; exit 1 on any mismatch.
+    Audit(audit::AuditArgs),
     /// Check drawn against settled rewards of a campaign; exit 1 on any mismatch.
     Reconcile(reconcile::ReconcileArgs),
     /// Mint an HS256 token with PRIZEWHEEL_JWT_SECRET (development and load tests).
@@ -47,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Settle => serve::settle(&cli.config).await.map(|()| true),
         Command::Migrate => serve::migrate(&cli.config).await.map(|()| true),
         Command::Campaign(c) => campaign::run(c, &cli.config).await,
+        Command::Audit(a) => audit::run(a, &cli.config).await,
         Command::Reconcile(r) => reconcile::run(r, &cli.config).await,
         Command::Token(t) => token::run(t).map(|()| true),
     }

@@ -56,6 +56,8 @@ pub struct Counters {
 #[derive(Debug, Clone)]
 pub struct Model {
     pub prizes: Vec<PrizeState>,
+    /// The table's weights, kept beside it so a draw allocates nothing.
+    weights: Vec<u64>,
     pub fallback: usize,
     pub total_weight: u64,
     pub spins_per_user: u32,
@@ -80,6 +82,7 @@ impl Model {
     pub fn new(c: &Campaign) -> Self {
         let mut m = Model {
             prizes: Vec::new(),
+            weights: Vec::new(),
             fallback: 0,
             total_weight: 0,
             spins_per_user: 0,
@@ -121,7 +124,8 @@ impl Model {
             })
             .collect();
         self.fallback = fallback;
-        self.total_weight = self.prizes.iter().map(|p| p.entry.w).sum();
+        self.weights = self.prizes.iter().map(|p| p.entry.w).collect();
+        self.total_weight = self.weights.iter().sum();
         self.spins_per_user = c.limits.spins_per_user;
         self.spins_per_user_per_day = c.limits.spins_per_user_per_day;
         self.starts_ms = c.starts_at.timestamp_millis();
