@@ -6,6 +6,7 @@
 //! - [`store`]: Redis (live state, Lua scripts in `lua/`) and PostgreSQL.
 //! - [`http`]: the API: routes, auth, problem+json errors, OpenAPI.
 //! - [`finance`]: the ledger listed, exported and reconciled.
+//! - [`simulate`]: Monte Carlo of a sale on the model of the draw.
 //! - [`settle`]: results streams → the PostgreSQL ledger, exactly once.
 //! - [`config`], [`telemetry`], [`startup`]: running the service.
 //! - [`cli`]: the `prizewheel` command's subcommands.
@@ -18,6 +19,7 @@ pub mod draw;
 pub mod finance;
 pub mod http;
 pub mod settle;
+pub mod simulate;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

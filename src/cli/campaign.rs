@@ -3,6 +3,8 @@
 use crate::campaign::apply::{apply, plan_against_live};
 use crate::campaign::{Campaign, parse_campaign};
 use crate::config::Settings;
+use crate::simulate::plot::burn_down_svg;
+use crate::simulate::{Arrival, Options, Report, simulate, stock_text};
 use crate::store::pg;
 use crate::store::redis::RedisStore;
 use anyhow::Context;
@@ -15,6 +17,9 @@ pub enum CampaignCommand {
     Validate { file: PathBuf },
     /// Show what applying the file would change against what is live; change nothing.
     Plan { file: PathBuf },
+    /// Monte Carlo of the whole sale on the model of the draw: when prizes run
+    /// out, what it costs, how many shoppers win.
+    Simulate(SimulateArgs),
     /// Apply the file atomically (also while live) and record the version.
     Apply {
         file: PathBuf,
@@ -24,8 +29,64 @@ pub enum CampaignCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    file: PathBuf,
+    /// Shoppers taking part (default: the campaign's expected_users).
+    #[arg(long)]
+    users: Option<u64>,
+    /// Spin attempts per shopper on average (default: the campaign's spins_per_user).
+    #[arg(long)]
+    spins_per_user: Option<u64>,
+    #[arg(long, value_enum, default_value_t = Arrival::Uniform)]
+    arrival: Arrival,
+    /// Independent runs, for the cost percentiles.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    runs: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print JSON for tools instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also draw the stock burn-down curves into this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
 pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
     match cmd {
+        CampaignCommand::Simulate(a) => {
+            let Some(campaign) = load(&a.file)? else {
+                return Ok(false);
+            };
+            let options = Options {
+                users: a
+                    .users
+                    .unwrap_or(campaign.expected_users)
+                    .clamp(1, 100_000_000),
+                spins_per_user: a
+                    .spins_per_user
+                    .unwrap_or(u64::from(campaign.limits.spins_per_user))
+                    .clamp(1, 10_000),
+                arrival: a.arrival,
+                runs: a.runs,
+                seed: a.seed,
+                samples: 200,
+            };
+            let report = simulate(&campaign, &options);
+            if let Some(path) = &a.plot {
+                burn_down_svg(&report, path)?;
+            }
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", table(&report));
+                if let Some(path) = &a.plot {
+                    println!("burn-down chart: {}", path.display());
+                }
+            }
+            Ok(true)
+        }
         CampaignCommand::Validate { file } => Ok(load(&file)?
             .inspect(|c| {
                 println!(
@@ -70,6 +131,47 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+fn table(r: &Report) -> String {
+    let mut out = format!(
+        "campaign {}: {} users x {} spin attempts each, {:?} arrival over {:.1} h, {} run(s), seed {}\n",
+        r.campaign_id,
+        r.users,
+        r.attempts_per_run / r.users.max(1),
+        r.arrival,
+        r.window_secs / 3600.0,
+        r.runs,
+        r.seed
+    );
+    out += &format!(
+        "{:<20} {:>12} {:>14} {:>10} {:>16} {:>14}\n",
+        "prize", "stock", "awarded (med)", "runs out", "at spin (med)", "at (med)"
+    );
+    for p in &r.prizes {
+        out += &format!(
+            "{:<20} {:>12} {:>14} {:>9.0}% {:>16} {:>14}\n",
+            p.id,
+            stock_text(p.stock),
+            p.awarded_median,
+            p.ran_out_share * 100.0,
+            p.ran_out_at_spin.map_or("-".into(), |s| s.to_string()),
+            p.ran_out_at_secs
+                .map_or("-".into(), |s| format!("{:.1} h", s / 3600.0)),
+        );
+    }
+    for c in &r.costs {
+        out += &format!(
+            "cost ({}): expected {}, p5 {}, median {}, p95 {}\n",
+            c.currency, c.expected, c.p5, c.p50, c.p95
+        );
+    }
+    out += &format!(
+        "shoppers who win something: {:.2}%\nsimulated at {:.1} million spins/s\n",
+        r.winners_share * 100.0,
+        r.spins_per_second / 1e6
+    );
+    out
 }
 
 fn read(file: &Path) -> anyhow::Result<String> {

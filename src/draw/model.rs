@@ -151,13 +151,32 @@ impl Model {
         p.awarded += 1;
     }
 
+    /// The campaign day of `now_ms`: how many day starts lie at or before it, minus one.
     fn day_index(&self, now_ms: i64) -> i64 {
-        self.day_starts.iter().filter(|&&d| d <= now_ms).count() as i64 - 1
+        self.day_starts.partition_point(|&d| d <= now_ms) as i64 - 1
     }
 
     /// One spin by `user` at `now_ms` with random input `r`, as lua/spin.lua
     /// decides it (a first request: no idempotent replay).
     pub fn spin(&mut self, user: &str, now_ms: i64, r: u64) -> Result<Decision, Rejection> {
+        let mut c = self.users.get(user).copied().unwrap_or_default();
+        let (i, spins_left) = self.decide(&mut c, now_ms, r)?;
+        self.users.insert(user.to_owned(), c);
+        Ok(Decision {
+            prize_index: i,
+            prize_id: self.prizes[i].entry.id.clone(),
+            spins_left,
+        })
+    }
+
+    /// The decision for a user whose counters are `c` (updated on a draw):
+    /// the prize index and the spins left. Allocation-free, for simulations.
+    pub fn decide(
+        &mut self,
+        c: &mut Counters,
+        now_ms: i64,
+        r: u64,
+    ) -> Result<(usize, u64), Rejection> {
         if now_ms < self.starts_ms {
             return Err(Rejection::NotStarted);
         }
@@ -168,17 +187,17 @@ impl Model {
             return Err(Rejection::Paused);
         }
         let today = self.day_index(now_ms);
-        let mut c = self.users.get(user).copied().unwrap_or_default();
-        if c.day_index != today {
-            c.day_count = 0;
-        }
+        let day_count = if c.day_index == today { c.day_count } else { 0 };
         if c.total >= self.spins_per_user {
             return Err(Rejection::QuotaExhausted);
         }
         if let Some(daily) = self.spins_per_user_per_day
-            && c.day_count >= daily
+            && day_count >= daily
         {
-            return match self.day_starts.iter().find(|&&d| d > now_ms) {
+            let next = self
+                .day_starts
+                .get(self.day_starts.partition_point(|&d| d <= now_ms));
+            return match next {
                 Some(next) => Err(Rejection::DailyQuotaExhausted {
                     retry_after_ms: (next - now_ms) as u64,
                 }),
@@ -188,18 +207,13 @@ impl Model {
         let i = self.choose(r);
         self.award(i);
         c.total += 1;
-        c.day_count += 1;
+        c.day_count = day_count + 1;
         c.day_index = today;
-        self.users.insert(user.to_owned(), c);
         let mut left = self.spins_per_user - c.total;
         if let Some(daily) = self.spins_per_user_per_day {
             left = left.min(daily - c.day_count);
         }
-        Ok(Decision {
-            prize_index: i,
-            prize_id: self.prizes[i].entry.id.clone(),
-            spins_left: u64::from(left),
-        })
+        Ok((i, u64::from(left)))
     }
 }
 

@@ -132,3 +132,67 @@ async fn serve_reads_the_environment_and_refuses_an_evicting_redis() {
         "{err}"
     );
 }
+
+#[test]
+fn simulate_reports_run_outs_costs_and_draws_the_burn_down() {
+    let dir = crate::helpers::TempDir::new();
+    let svg = dir.0.join("burn.svg");
+    let args = [
+        "campaign",
+        "simulate",
+        "config/campaigns/diwali-2026.yaml",
+        "--users",
+        "200000",
+        "--runs",
+        "3",
+        "--arrival",
+        "burst",
+        "--json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ];
+    let (code, out, err) = prizewheel(&args);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let phone = report["prizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "phone")
+        .unwrap();
+    assert_eq!(phone["stock"], 10);
+    assert_eq!(
+        phone["awarded_median"], 10,
+        "hundreds of thousands of draws at 1 in 10,000 exhaust 10 phones"
+    );
+    assert_eq!(phone["ran_out_share"], 1.0);
+    assert!(phone["ran_out_at_secs"].as_f64().unwrap() > 0.0);
+    let cost = &report["costs"][0];
+    assert_eq!(cost["currency"], "INR");
+    assert!(
+        cost["p5"].as_str().unwrap().parse::<f64>().unwrap()
+            <= cost["p95"].as_str().unwrap().parse::<f64>().unwrap()
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+
+    // The same seed gives the same sale.
+    let (_, again, _) = prizewheel(&args);
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["prizes"], report["prizes"]);
+    assert_eq!(again["costs"], report["costs"]);
+
+    let (code, out, _) = prizewheel(&[
+        "campaign",
+        "simulate",
+        "config/campaigns/diwali-2026.yaml",
+        "--users",
+        "1000",
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("runs out") && out.contains("cost (INR)") && out.contains("million spins/s"),
+        "{out}"
+    );
+}
