@@ -30,6 +30,8 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub settle: crate::settle::SettleSettings,
+    #[serde(default)]
+    pub admission: crate::admission::AdmissionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@
 //! - [`campaign`]: marketing's YAML, validated with positions; plan and apply.
 //! - [`draw`]: the draw as the service runs it (randomness, request identity).
 //! - [`store`]: Redis (live state, Lua scripts in `lua/`) and PostgreSQL.
+//! - [`admission`]: the load-absorbing layers in front of Redis (limits, caches).
 //! - [`http`]: the API: routes, auth, problem+json errors, OpenAPI.
 //! - [`finance`]: the ledger listed, exported and reconciled.
 //! - [`simulate`]: Monte Carlo of a sale on the model of the draw.
@@ -11,6 +12,7 @@
 //! - [`config`], [`telemetry`], [`startup`]: running the service.
 //! - [`cli`]: the `prizewheel` command's subcommands.
 
+pub mod admission;
 pub mod campaign;
 pub mod cli;
 pub mod config;

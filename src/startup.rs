@@ -1,15 +1,19 @@
 //! Building and running the HTTP server: connect the stores, bind the listener
 //! (port 0 works, for tests), and serve until stopped.
 
+use crate::admission::Admission;
 use crate::config::Settings;
+use crate::http::admission::{per_ip, watch_campaign_versions};
 use crate::http::auth::Verifier;
 use crate::http::{AppState, fallback, openapi, openapi_json, routes};
 use crate::settle::Settler;
 use crate::store::{pg, redis::RedisStore};
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use std::net::TcpListener;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
@@ -20,6 +24,8 @@ pub struct Application {
     server: Server,
     /// The in-process settler, when `settle.enabled`: its stop signal and task.
     settler: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    /// The quota cache's campaign version watcher.
+    watcher: JoinHandle<()>,
 }
 
 impl Application {
@@ -47,6 +53,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             redis,
+            admission: Admission::new(&settings.admission),
             pg,
             http: settings.http.clone(),
             stuck_after_ms: settings.settle.stuck_after_ms(),
@@ -54,8 +61,13 @@ impl Application {
         let doc = web::Data::new(
             serde_json::to_string(&openapi()).context("serialising the OpenAPI document")?,
         );
+        let watcher = tokio::spawn(watch_campaign_versions(
+            state.clone(),
+            Duration::from_millis(settings.admission.quota_cache.version_check_ms),
+        ));
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(per_ip))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(verifier.clone())
@@ -75,6 +87,7 @@ impl Application {
             port,
             server: server.run(),
             settler,
+            watcher,
         })
     }
 
@@ -87,6 +100,7 @@ impl Application {
     /// the batch in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        self.watcher.abort();
         if let Some((stop, task)) = self.settler {
             let _ = stop.send(true);
             let _ = task.await;

@@ -57,6 +57,13 @@ pub enum ApiError {
     CampaignIdMismatch(String),
     #[error("{0}")]
     ApplyConflict(String),
+    #[error("too many requests ({} limit); retry after {retry_after_secs} s", .layer.as_str())]
+    RateLimited {
+        layer: crate::admission::Layer,
+        retry_after_secs: u64,
+    },
+    #[error("the service is at capacity; retry shortly")]
+    Overloaded,
     #[error("a backing store is unavailable; retry shortly")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -109,6 +116,8 @@ impl ApiError {
             InvalidCampaign(_) => ("invalid_campaign", "Invalid campaign"),
             CampaignIdMismatch(_) => ("campaign_id_mismatch", "Campaign id mismatch"),
             ApplyConflict(_) => ("apply_conflict", "Concurrent apply"),
+            RateLimited { .. } => ("rate_limited", "Too many requests"),
+            Overloaded => ("overloaded", "Service at capacity"),
             Unavailable(_) => ("service_unavailable", "Service unavailable"),
             Internal(_) => ("internal_error", "Internal error"),
         }
@@ -116,8 +125,11 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::DailyQuotaExhausted { retry_after_secs } => Some(*retry_after_secs),
-            ApiError::Unavailable(_) => Some(1),
+            ApiError::DailyQuotaExhausted { retry_after_secs }
+            | ApiError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            ApiError::Unavailable(_) | ApiError::Overloaded => Some(1),
             _ => None,
         }
     }
@@ -134,7 +146,9 @@ impl ResponseError for ApiError {
             CampaignNotStarted | CampaignEnded | CampaignPaused | ApplyConflict(_) => {
                 StatusCode::CONFLICT
             }
-            QuotaExhausted | DailyQuotaExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
+            QuotaExhausted | DailyQuotaExhausted { .. } | RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             IdempotencyKeyReused | InvalidCampaign(_) | CampaignIdMismatch(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -144,7 +158,7 @@ impl ResponseError for ApiError {
             | InvalidQuery(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -186,10 +200,25 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::admission::Limited> for ApiError {
+    fn from(l: crate::admission::Limited) -> Self {
+        ApiError::RateLimited {
+            layer: l.layer,
+            retry_after_secs: whole_seconds(l.retry_after),
+        }
+    }
+}
+
+/// A `Retry-After` in whole seconds: rounded up, at least one.
+pub fn whole_seconds(d: std::time::Duration) -> u64 {
+    d.as_millis().div_ceil(1000).max(1) as u64
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => ApiError::Unavailable(e.into()),
+            StoreError::Overloaded => ApiError::Overloaded,
             _ => ApiError::Internal(e.into()),
         }
     }

@@ -3,6 +3,8 @@
 
 /// Marketing's admin endpoints (campaign apply, plan, live view).
 pub mod admin;
+/// The load-absorption layers in front of Redis.
+pub mod admission;
 /// Bearer tokens and roles.
 pub mod auth;
 /// Size-bounded body reading and the spin body's canonical form.
@@ -30,6 +32,7 @@ use utoipa_actix_web::AppExt;
 /// What every request handler shares.
 pub struct AppState {
     pub redis: RedisStore,
+    pub admission: crate::admission::Admission,
     pub pg: PgPool,
     pub http: HttpSettings,
     /// Pending settlement entries idle this long count as stuck (finance summary).

@@ -1,6 +1,7 @@
 //! `POST /v1/campaigns/{id}/spins`: the hot path.
 
 use super::AppState;
+use super::admission::SpinGate;
 use super::auth::Caller;
 use super::body::{read_limited, spin_context};
 use super::error::{ApiError, ApiResult, Problem};
@@ -61,8 +62,8 @@ pub struct PrizeValue {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Spin quota used up (Retry-After when a daily reset applies)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable; retry with the same key", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Spin quota used up (Retry-After when a daily reset applies), or a rate limit (per address, per user, per replica; with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable or the replica at capacity (Retry-After); retry with the same key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -74,13 +75,17 @@ pub async fn create_spin(
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let key = idempotency_key(&req)?;
     let campaign =
         CampaignId::parse(&id).map_err(|_| ApiError::CampaignNotFound(id.to_string()))?;
+    let gate = SpinGate::enter(&state, &campaign, &caller.user)?;
+    let key = idempotency_key(&req)?;
     let body = read_limited(&req, payload, state.http.max_spin_body_bytes).await?;
     let context = spin_context(&req, &body)?;
     let outcome = draw::spin(&state.redis, &campaign, &caller.user, &key, &context).await?;
-    let drawn = outcome.map_err(|r| rejection(r, &campaign))?;
+    let drawn = outcome.map_err(|r| {
+        gate.refused(&state, &campaign, &caller.user, r);
+        rejection(r, &campaign)
+    })?;
     Ok(respond(drawn, campaign))
 }
 

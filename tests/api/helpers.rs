@@ -6,6 +6,7 @@
 //! local server. Each test uses its own campaign ids (so tests run in parallel on
 //! one Redis) and its own database, dropped at the end.
 
+use prizewheel::admission::AdmissionSettings;
 use prizewheel::campaign::apply::{ApplyReport, apply};
 use prizewheel::campaign::parse_campaign;
 use prizewheel::config::{HttpSettings, LogSettings, Settings};
@@ -111,6 +112,8 @@ pub fn redis_settings(url: &str) -> RedisSettings {
         connections: 2,
         response_timeout_ms: 2000,
         connect_timeout_ms: 2000,
+        max_in_flight: 256,
+        in_flight_wait_ms: 2000,
     }
 }
 
@@ -136,7 +139,20 @@ pub fn settings(db: &TestDb, redis_url: &str) -> Settings {
             enabled: false,
             ..Default::default()
         },
+        admission: without_rate_limits(),
     }
+}
+
+/// The service's admission defaults with the rate limiters off: most tests
+/// hammer a few users from one address on purpose. The quota cache stays on, so
+/// every quota test also holds it to Redis's answers. tests/api/admission.rs
+/// turns the limiters on.
+pub fn without_rate_limits() -> AdmissionSettings {
+    let mut a = AdmissionSettings::default();
+    a.per_ip.enabled = false;
+    a.per_user.enabled = false;
+    a.global.enabled = false;
+    a
 }
 
 /// A running service on port 0 with its own database, plus a Redis handle of the
@@ -197,6 +213,15 @@ impl TestApp {
             None,
         )
         .await
+    }
+
+    /// A connection of the test's own to the Redis at `url`.
+    pub async fn redis_conn_to(&self, url: &str) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
     }
 
     pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {

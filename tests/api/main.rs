@@ -1,6 +1,7 @@
 //! Integration tests against a real Redis and a real PostgreSQL (see helpers).
 
 mod admin;
+mod admission;
 mod audit;
 mod auth;
 mod bodies;

@@ -67,4 +67,14 @@ impl RedisStore {
             awarded,
         }))
     }
+
+    /// The applied version of each campaign (`None` where there is none), in one
+    /// round trip per campaign's node.
+    pub async fn versions(&self, ids: &[CampaignId]) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hget(CampaignKeys::new(id).meta, "ver");
+        }
+        Ok(pipe.query_async(&mut self.conn()).await?)
+    }
 }

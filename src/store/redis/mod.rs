@@ -17,6 +17,7 @@ pub mod table;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -33,6 +34,13 @@ pub struct RedisSettings {
     pub response_timeout_ms: u64,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Most Redis calls of API requests in flight at once in this process.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// How long a request waits for one of those slots before it is answered 503
+    /// (with `Retry-After`) instead of queuing.
+    #[serde(default = "default_in_flight_wait_ms")]
+    pub in_flight_wait_ms: u64,
 }
 
 fn default_connections() -> usize {
@@ -43,6 +51,12 @@ fn default_timeout_ms() -> u64 {
 }
 fn default_connect_timeout_ms() -> u64 {
     1000
+}
+fn default_max_in_flight() -> usize {
+    256
+}
+fn default_in_flight_wait_ms() -> u64 {
+    20
 }
 
 /// What went wrong talking to Redis, as the API needs to tell it apart.
@@ -56,6 +70,9 @@ pub enum StoreError {
     Other(#[source] redis::RedisError),
     #[error("unexpected reply from a script: {0}")]
     Protocol(String),
+    /// Every in-flight slot stayed taken for the whole wait: shed the request.
+    #[error("too many Redis calls in flight")]
+    Overloaded,
 }
 
 impl From<redis::RedisError> for StoreError {
@@ -85,6 +102,9 @@ impl From<redis::RedisError> for StoreError {
 pub struct RedisStore {
     connections: Vec<ConnectionManager>,
     next: AtomicUsize,
+    in_flight: Semaphore,
+    max_in_flight: usize,
+    in_flight_wait: Duration,
 }
 
 impl RedisStore {
@@ -106,9 +126,13 @@ impl RedisStore {
                 .context("cannot connect to Redis (is REDIS_URL right and the server up?)")?;
             connections.push(c);
         }
+        let max_in_flight = settings.max_in_flight.max(1);
         let store = RedisStore {
             connections,
             next: AtomicUsize::new(0),
+            in_flight: Semaphore::new(max_in_flight),
+            max_in_flight,
+            in_flight_wait: Duration::from_millis(settings.in_flight_wait_ms),
         };
         store.check_server().await?;
         Ok(store)
@@ -118,6 +142,23 @@ impl RedisStore {
     pub fn conn(&self) -> ConnectionManager {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         self.connections[i].clone()
+    }
+
+    /// A slot for one Redis call of an API request, or [`StoreError::Overloaded`]
+    /// when none frees up within the configured wait. Hold it across the call.
+    pub async fn slot(&self) -> Result<SemaphorePermit<'_>, StoreError> {
+        if let Ok(permit) = self.in_flight.try_acquire() {
+            return Ok(permit);
+        }
+        match tokio::time::timeout(self.in_flight_wait, self.in_flight.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(StoreError::Overloaded),
+        }
+    }
+
+    /// Redis calls of API requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight - self.in_flight.available_permits()
     }
 
     async fn check_server(&self) -> anyhow::Result<()> {

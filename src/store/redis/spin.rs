@@ -57,6 +57,7 @@ impl RedisStore {
     /// Runs one draw.
     pub async fn spin(&self, call: &SpinCall<'_>) -> Result<Result<Drawn, Rejection>, StoreError> {
         let k = CampaignKeys::new(call.campaign);
+        let _slot = self.slot().await?;
         let reply: Vec<redis::Value> = SPIN
             .key(&k.meta)
             .key(&k.stock)

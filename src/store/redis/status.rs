@@ -24,6 +24,7 @@ impl RedisStore {
         user_hash: u32,
     ) -> Result<Option<ClientView>, StoreError> {
         let k = CampaignKeys::new(campaign);
+        let _slot = self.slot().await?;
         let reply: Vec<redis::Value> = STATUS
             .key(&k.meta)
             .key(&k.stock)
