@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# bench/pg-spin.sh: the PostgreSQL-only baseline of bench/spin.sh: the same draw
+# bench/pg-spin.sh: the PostgreSQL-only baseline of bench/run.sh: the same draw
 # done with SELECT … FOR UPDATE row locks, driven by pgbench at the same
 # concurrency. This is what a user would otherwise pick; compare its spins/s
-# with the HTTP figure of bench/spin.sh.
+# with the HTTP figure of bench/run.sh.
 #
 #   bash bench/pg-spin.sh         # CONCURRENCY=50 DURATION=15 by default
 #
 # Each variant runs on a fresh database prizewheel_bench_pg (bench/pg-draw.sql:
-# the campaign of bench/spin.sh, quota never refusing), with pgbench -M prepared
+# the campaign of bench/run.sh, quota never refusing), with pgbench -M prepared
 # (cached prepared statements, as sqlx and most drivers do), 2 pgbench threads,
 # 100,000 random users, a fresh idempotency key and a random R per spin, after a
 # short warm-up. Variants (PG_VARIANTS, space-separated; see bench/pg-spin.pgbench):

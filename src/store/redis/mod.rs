@@ -6,6 +6,7 @@
 //! connections; nothing on this path blocks a connection.
 
 pub mod apply;
+pub mod footprint;
 pub mod keys;
 pub mod live;
 mod reply;

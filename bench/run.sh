@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# bench/run.sh: the benchmark table, every figure a ratio against a baseline
+# measured in the same run (the machine is shared and noisy: read the ratios).
+#
+#   bash bench/run.sh            # CONCURRENCY=50 DURATION=15 USERS=1000000
+#
+# Builds in release mode, starts a fresh Redis with the project's settings (port
+# 6392, AOF everysec, noeviction) and PostgreSQL, then measures:
+#  1. the spin path: HTTP spins/s and latency (wrk, CONCURRENCY connections,
+#     100,000 users, a fresh key per request) against lua/spin.lua driven straight
+#     at Redis by redis-benchmark (EVALSHA, same concurrency, no pipelining);
+#  2. the rejection path: 429s/s from the per-user limiter and from the quota
+#     cache against GET /healthz of the same server;
+#  3. the PostgreSQL design (bench/pg-spin.sh, pgbench, same concurrency);
+#  4. Redis memory per user and per idempotency record, USERS users;
+#  5. the service's resident memory under the spin load.
+# wrk, not k6, drives HTTP: it is C and leaves most of a core to the server.
+# Settlement is off in the server: it would compete for the same two cores.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=../scripts/services.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/services.sh"
+cd "$PW_ROOT"
+
+conc="${CONCURRENCY:-50}"
+duration="${DURATION:-15}"
+mem_users="${USERS:-1000000}"
+port="${PW_BENCH_REDIS_PORT:-6392}"
+listen="127.0.0.1:${PW_BENCH_HTTP_PORT:-8099}"
+users=100000
+work="$PW_ROOT/target/bench"
+mkdir -p "$work"
+
+pw_ensure_packages
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+pw_start_postgres
+pw_stop_redis "$port" 2>/dev/null || true
+rm -rf "$work/redis"
+pw_start_redis "$port" "$work/redis"
+pw_create_database prizewheel_bench
+server_pid=""
+stop_server() {
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    fi
+}
+trap 'stop_server; pw_stop_redis "$port" || true' EXIT
+
+pw_log "building (release)"
+cargo build --release --locked -q --bin prizewheel --example redis_footprint
+bin="$PW_ROOT/target/release/prizewheel"
+export REDIS_URL="redis://127.0.0.1:$port"
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/prizewheel_bench"
+export PRIZEWHEEL_JWT_SECRET="bench-secret-bench-secret-bench-secret"
+export PRIZEWHEEL_LISTEN="$listen"
+export PRIZEWHEEL__LOG__FILTER=warn
+export PRIZEWHEEL__SETTLE__ENABLED=false
+# All load comes from one address: the per-IP layer would be the only thing measured.
+export PRIZEWHEEL__ADMISSION__PER_IP__ENABLED=false
+
+# campaign ID SPINS_PER_USER EXPECTED_USERS: open now, one bounded prize and a fallback.
+campaign() {
+    cat >"$work/$1.yaml" <<YAML
+id: $1
+name: Bench $1
+starts_at: $(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)
+ends_at: $(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
+expected_users: $3
+limits: { spins_per_user: $2 }
+fallback: none
+prizes:
+  - { id: phone, name: Phone, weight: 1, stock: 1000, value: { amount: "79900.00", currency: INR } }
+  - { id: coupon, name: Coupon, weight: 2000, stock: 1000000, value: { amount: "100.00", currency: INR } }
+  - { id: none, name: Better luck, weight: 7999, stock: unlimited, value: { amount: "0", currency: INR } }
+YAML
+    "$bin" campaign apply "$work/$1.yaml" --by bench >/dev/null
+}
+"$bin" migrate >/dev/null
+campaign bench 1000000 1000000
+campaign quota 1 1000
+campaign memory 1 "$mem_users"
+
+start_server() {
+    "$bin" serve &
+    server_pid=$!
+    for _ in $(seq 1 100); do curl -sf "http://$listen/healthz" >/dev/null && return; sleep 0.1; done
+    pw_err "the server did not start"
+    exit 1
+}
+# wrk_spin PATH TOKENS SECONDS: the WRK summary line of bench/wrk-spin.lua.
+wrk_spin() {
+    wrk -t 2 -c "$conc" -d "${3}s" -s bench/wrk-spin.lua "http://$listen$1" -- "$2" | grep '^WRK'
+}
+field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
+
+# 1. The script alone: redis-benchmark, no pipelining, random users and keys.
+pw_log "1/5 spin.lua straight at Redis (redis-benchmark)"
+sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat lua/counters.lua lua/spin.lua)")
+baseline=$(redis-benchmark -p "$port" -c "$conc" -n $((conc * 4000)) -r "$users" --csv \
+    EVALSHA "$sha" 5 'pw:{bench}:meta' 'pw:{bench}:stock' 'pw:{bench}:awarded' 'pw:{bench}:days' 'pw:{bench}:results' \
+    'u-__rand_int__' '__rand_int__' 'r__rand_int__' 'fpfpfpfp' '__rand_int__' '0123456789abcdef' \
+    'bench-spin-id' '' 'k__rand_int__' | tail -1 | tr -d '"')
+script_rps=$(cut -d, -f2 <<<"$baseline")
+script_p50=$(cut -d, -f5 <<<"$baseline")
+script_p99=$(cut -d, -f7 <<<"$baseline")
+redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
+
+# 2. Over HTTP, with the service's resident memory sampled.
+pw_log "2/5 spins over HTTP (wrk)"
+"$bin" token --sub u --count "$users" >"$work/tokens.txt"
+"$bin" token --sub hammer >"$work/one-token.txt"
+"$bin" token --sub spent >"$work/spent-token.txt"
+start_server
+wrk_spin /v1/campaigns/bench/spins "$work/tokens.txt" 3 >/dev/null
+(while kill -0 "$server_pid" 2>/dev/null; do ps -o rss= -p "$server_pid"; sleep 0.5; done >"$work/rss.txt") &
+sampler=$!
+http=$(wrk_spin /v1/campaigns/bench/spins "$work/tokens.txt" "$duration")
+kill "$sampler" 2>/dev/null || true
+rss_max=$(sort -n "$work/rss.txt" | tail -1)
+usec=$(redis-cli -p "$port" INFO commandstats | grep '^cmdstat_evalsha' | sed -E 's/.*usec_per_call=([0-9.]+).*/\1/')
+
+pw_log "3/5 rejections: per-user limiter, quota cache, against GET /healthz"
+health_rps=$(wrk -t 2 -c "$conc" -d "${duration}s" "http://$listen/healthz" | awk '/^Requests\/sec/ { print $2 }')
+limited=$(wrk_spin /v1/campaigns/bench/spins "$work/one-token.txt" "$duration")
+stop_server
+# The quota cache alone: a user whose one spin is spent, per-user limiter off.
+PRIZEWHEEL__ADMISSION__PER_USER__ENABLED=false start_server
+for k in first second; do
+    curl -s -o /dev/null -X POST "http://$listen/v1/campaigns/quota/spins" \
+        -H "Authorization: Bearer $(cat "$work/spent-token.txt")" -H "Idempotency-Key: $k"
+done
+evalsha_before=$(redis-cli -p "$port" INFO commandstats | sed -nE 's/^cmdstat_evalsha:calls=([0-9]+).*/\1/p')
+cached=$(wrk_spin /v1/campaigns/quota/spins "$work/spent-token.txt" "$duration")
+evalsha_after=$(redis-cli -p "$port" INFO commandstats | sed -nE 's/^cmdstat_evalsha:calls=([0-9]+).*/\1/p')
+stop_server
+
+pw_log "4/5 the PostgreSQL design (bench/pg-spin.sh)"
+pg=$(CONCURRENCY="$conc" DURATION="$duration" PG_VARIANTS="stmt-lockall func-lockall" bash bench/pg-spin.sh 2>/dev/null | tail -1)
+
+pw_log "5/5 Redis memory: one spin each for $mem_users users"
+footprint=$("$PW_ROOT/target/release/examples/redis_footprint" memory "$mem_users" | grep '^FOOTPRINT')
+
+http_rps=$(field rps "$http")
+pg_rps=$(field tps "$pg")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+share() { awk -v e="$(field errors "$1")" -v n="$(field requests "$1")" 'BEGIN { printf "%.1f%%", 100 * e / n }'; }
+{
+    echo
+    echo "prizewheel bench, $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), concurrency $conc, ${duration}s per run"
+    echo
+    echo "| measure | prizewheel | baseline | ratio | target |"
+    echo "| --- | --- | --- | --- | --- |"
+    echo "| spins/s, HTTP vs spin.lua via redis-benchmark | $http_rps | $script_rps | $(ratio "$http_rps" "$script_rps") | ≥ 0.6 |"
+    echo "| spin latency p50 / p99 / p99.9 (ms), at saturation | $(field p50_ms "$http") / $(field p99_ms "$http") / $(field p999_ms "$http") | $script_p50 / $script_p99 / - | | |"
+    echo "| spins/s vs the PostgreSQL FOR UPDATE design ($(sed -E 's/.*variant=([a-z-]+).*/\1/' <<<"$pg")) | $http_rps | $pg_rps | $(ratio "$http_rps" "$pg_rps") | ≥ 30 |"
+    echo "| per-user limiter 429/s vs GET /healthz ($(share "$limited") refused) | $(field rps "$limited") | $health_rps | $(ratio "$(field rps "$limited")" "$health_rps") | |"
+    echo "| quota cache 429/s vs GET /healthz ($(share "$cached") refused, $((evalsha_after - evalsha_before)) Redis calls) | $(field rps "$cached") | $health_rps | $(ratio "$(field rps "$cached")" "$health_rps") | |"
+    echo "| Redis bytes per user ($(field users "$footprint") users) | $(field per_user "$footprint") | | | ≤ 20 |"
+    echo "| Redis bytes per idempotency record | $(field per_record "$footprint") | | | ≤ 64 |"
+    echo "| service RSS under spin load (MiB) | $((rss_max / 1024)) | | | |"
+    echo
+    echo "spin.lua: $usec µs of Redis time per call; PostgreSQL: $pg"
+} | tee "$work/table.md"

@@ -1,0 +1,106 @@
+//! What a campaign's per-user state costs in Redis: the counters of each user
+//! and the idempotency record of each spin, summed with `MEMORY USAGE` over the
+//! campaign's bucket hashes. Used by the memory test and bench/redis_footprint.rs.
+
+use super::keys::CampaignKeys;
+use super::{RedisStore, StoreError};
+use crate::domain::{CampaignId, IdempotencyKey, UserId};
+use futures_util::StreamExt;
+use futures_util::stream;
+
+/// Bytes and entries of the per-user hashes (`u:*`) and the idempotency record
+/// hashes (`i:*`) of one campaign.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Footprint {
+    pub users: u64,
+    pub user_bytes: u64,
+    pub user_keys: u64,
+    pub records: u64,
+    pub record_bytes: u64,
+    pub record_keys: u64,
+}
+
+impl Footprint {
+    pub fn per_user(&self) -> f64 {
+        self.user_bytes as f64 / self.users.max(1) as f64
+    }
+
+    pub fn per_record(&self) -> f64 {
+        self.record_bytes as f64 / self.records.max(1) as f64
+    }
+}
+
+/// One spin (with a fresh key) for each user, `concurrency` at a time, through
+/// the real draw. Fails on the first store error or refusal.
+pub async fn spin_each(
+    store: &RedisStore,
+    campaign: &CampaignId,
+    users: impl Iterator<Item = UserId>,
+    concurrency: usize,
+) -> Result<(), StoreError> {
+    let mut calls = stream::iter(users)
+        .map(|user| async move {
+            let key = IdempotencyKey::parse(&uuid::Uuid::new_v4().simple().to_string())
+                .map_err(StoreError::Protocol)?;
+            match crate::draw::spin(store, campaign, &user, &key, "").await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(r)) => Err(StoreError::Protocol(format!("spin refused: {r:?}"))),
+                Err(crate::draw::DrawError::Store(e)) => Err(e),
+                Err(e) => Err(StoreError::Protocol(e.to_string())),
+            }
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some(done) = calls.next().await {
+        done?;
+    }
+    Ok(())
+}
+
+/// Measures the campaign's per-user and per-record state as it is now.
+pub async fn measure(store: &RedisStore, campaign: &CampaignId) -> Result<Footprint, StoreError> {
+    let mut conn = store.conn();
+    let prefix = CampaignKeys::pattern(campaign);
+    let prefix = prefix.trim_end_matches('*');
+    let mut f = Footprint::default();
+    for (kind, pattern) in [("u", format!("{prefix}u:*")), ("i", format!("{prefix}i:*"))] {
+        let keys: Vec<String> = {
+            let mut iter: redis::AsyncIter<String> = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .clone()
+                .iter_async(&mut conn)
+                .await?;
+            let mut keys = Vec::new();
+            while let Some(k) = iter.next_item().await {
+                keys.push(k?);
+            }
+            keys
+        };
+        for k in &keys {
+            let (bytes, entries): (Option<u64>, u64) = redis::pipe()
+                .cmd("MEMORY")
+                .arg("USAGE")
+                .arg(k)
+                .arg("SAMPLES")
+                .arg(0)
+                .hlen(k)
+                .query_async(&mut conn)
+                .await?;
+            let bytes = bytes.unwrap_or(0);
+            if kind == "u" {
+                (f.user_bytes, f.users, f.user_keys) =
+                    (f.user_bytes + bytes, f.users + entries, f.user_keys + 1);
+            } else {
+                (f.record_bytes, f.records, f.record_keys) = (
+                    f.record_bytes + bytes,
+                    f.records + entries,
+                    f.record_keys + 1,
+                );
+            }
+        }
+    }
+    Ok(f)
+}
