@@ -94,6 +94,9 @@ wrk_spin() {
     wrk -t 2 -c "$conc" -d "${3}s" -s bench/wrk-spin.lua "http://$listen$1" -- "$2" | grep '^WRK'
 }
 field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
+# CPU seconds (user + system) used so far by process $1, and by the Redis server.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+redis_cpu() { redis-cli -p "$port" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ { t += $2 } END { printf "%.3f", t }'; }
 
 # 1. The script alone: redis-benchmark, no pipelining, random users and keys.
 pw_log "1/5 spin.lua straight at Redis (redis-benchmark)"
@@ -116,8 +119,15 @@ start_server
 wrk_spin /v1/campaigns/bench/spins "$work/tokens.txt" 3 >/dev/null
 (while kill -0 "$server_pid" 2>/dev/null; do ps -o rss= -p "$server_pid"; sleep 0.5; done >"$work/rss.txt") &
 sampler=$!
+cpu0=$(cpu_of "$server_pid")
+rcpu0=$(redis_cpu)
 http=$(wrk_spin /v1/campaigns/bench/spins "$work/tokens.txt" "$duration")
+cpu1=$(cpu_of "$server_pid")
+rcpu1=$(redis_cpu)
 kill "$sampler" 2>/dev/null || true
+per_spin_us() { awk -v a="$1" -v b="$2" -v n="$(field requests "$http")" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }'; }
+service_us=$(per_spin_us "$cpu0" "$cpu1")
+redis_us=$(per_spin_us "$rcpu0" "$rcpu1")
 rss_max=$(sort -n "$work/rss.txt" | tail -1)
 usec=$(redis-cli -p "$port" INFO commandstats | grep '^cmdstat_evalsha' | sed -E 's/.*usec_per_call=([0-9.]+).*/\1/')
 
@@ -161,5 +171,6 @@ share() { awk -v e="$(field errors "$1")" -v n="$(field requests "$1")" 'BEGIN {
     echo "| Redis bytes per idempotency record | $(field per_record "$footprint") | | | ≤ 64 |"
     echo "| service RSS under spin load (MiB) | $((rss_max / 1024)) | | | |"
     echo
-    echo "spin.lua: $usec µs of Redis time per call; PostgreSQL: $pg"
+    echo "CPU per HTTP spin: service $service_us µs, Redis $redis_us µs (spin.lua itself: $usec µs per call)"
+    echo "PostgreSQL: $pg"
 } | tee "$work/table.md"

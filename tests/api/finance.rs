@@ -58,9 +58,15 @@ async fn rewards_pages_filters_and_csv() {
     assert_eq!(seen.len(), 300);
     let unique: HashSet<&String> = seen.iter().map(|(_, id)| id).collect();
     assert_eq!(unique.len(), 300);
-    let mut sorted = seen.clone();
+    // Compare instants, not strings: RFC 3339 drops a zero fraction
+    // ("…:30Z" sorts after "…:30.001Z" as text).
+    let instants: Vec<_> = seen
+        .iter()
+        .map(|(t, id)| (chrono::DateTime::parse_from_rfc3339(t).unwrap(), id))
+        .collect();
+    let mut sorted = instants.clone();
     sorted.sort();
-    assert_eq!(seen, sorted, "ordered by (spun_at, spin_id)");
+    assert_eq!(instants, sorted, "ordered by (spun_at, spin_id)");
 
     let gold: Value = get(&app, &format!("{base}?prize=gold&limit=1000"), &["finance"])
         .await
