@@ -16,7 +16,8 @@ async fn main() -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let users: u64 = args.next().ok_or(anyhow::anyhow!(usage))?.parse()?;
     let settings = RedisSettings {
-        url: std::env::var("REDIS_URL")?.into(),
+        url: Some(std::env::var("REDIS_URL")?.into()),
+        cluster_nodes: Vec::new(),
         connections: 4,
         response_timeout_ms: 10_000,
         connect_timeout_ms: 2_000,

@@ -273,8 +273,9 @@ SQL
 # Starts (or reuses) a Redis with config/redis.conf on 127.0.0.1:PORT, keeping
 # its AOF, pid file and log under DATADIR.
 pw_start_redis() {
-    local port=${1:?usage: pw_start_redis PORT DATADIR}
-    local datadir=${2:?usage: pw_start_redis PORT DATADIR}
+    local port=${1:?usage: pw_start_redis PORT DATADIR [redis-server options]}
+    local datadir=${2:?usage: pw_start_redis PORT DATADIR [redis-server options]}
+    shift 2
     pw_check_redis_port "$port" || return 1
 
     if pw_redis_up "$port"; then
@@ -298,7 +299,7 @@ pw_start_redis() {
         --dir "$datadir" \
         --daemonize yes \
         --pidfile "$datadir/redis.pid" \
-        --logfile "$datadir/redis.log" || {
+        --logfile "$datadir/redis.log" "$@" || {
         pw_err "redis-server failed to start on port $port (see $datadir/redis.log)"
         return 1
     }
@@ -330,4 +331,54 @@ pw_stop_redis() {
         sleep 0.5
     done
     return 0
+}
+
+# A Redis Cluster of three primaries on 127.0.0.1:BASE, BASE+1, BASE+2, each
+# with the project's settings (AOF, noeviction) and its data in DIR/<port>.
+# Reuses a cluster already healthy on those ports; otherwise starts the nodes
+# and creates the cluster with `redis-cli --cluster create`.
+pw_start_redis_cluster() {
+    local base=${1:?usage: pw_start_redis_cluster BASEPORT DIR}
+    local dir=${2:?usage: pw_start_redis_cluster BASEPORT DIR}
+    local -a nodes=()
+    local port i
+    for ((i = 0; i < 3; i++)); do
+        port=$((base + i))
+        pw_start_redis "$port" "$dir/$port" \
+            --cluster-enabled yes \
+            --cluster-config-file nodes.conf \
+            --cluster-node-timeout 5000 || return 1
+        nodes+=("127.0.0.1:$port")
+    done
+    if pw_redis_cluster_ok "$base"; then
+        return 0
+    fi
+    pw_log "creating a Redis Cluster of ${nodes[*]}"
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1 || {
+        pw_err "redis-cli --cluster create failed (see $dir/create.log)"
+        return 1
+    }
+    # Every node must agree before clients connect (up to 10 s).
+    for ((i = 0; i < 20; i++)); do
+        pw_redis_cluster_ok "$base" && pw_redis_cluster_ok $((base + 1)) && pw_redis_cluster_ok $((base + 2)) && return 0
+        sleep 0.5
+    done
+    pw_err "the Redis Cluster on ports $base-$((base + 2)) did not reach cluster_state:ok within 10 s"
+    return 1
+}
+
+# True if the node on PORT sees a healthy cluster of at least three nodes.
+pw_redis_cluster_ok() {
+    local info
+    info="$(pw_redis_cli "$1" cluster info 2>/dev/null | tr -d '\r')" || return 1
+    grep -q '^cluster_state:ok$' <<<"$info" &&
+        [[ "$(sed -n 's/^cluster_known_nodes://p' <<<"$info")" -ge 3 ]]
+}
+
+pw_stop_redis_cluster() {
+    local base=${1:?usage: pw_stop_redis_cluster BASEPORT}
+    local i
+    for ((i = 0; i < 3; i++)); do
+        pw_stop_redis $((base + i)) || true
+    done
 }

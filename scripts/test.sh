@@ -5,7 +5,8 @@
 #
 # Installs Redis/PostgreSQL if missing, starts PostgreSQL and a throw-away test
 # Redis (port $PW_TEST_REDIS_PORT, default 6391, data in target/test-redis),
-# then runs `cargo test --locked`. The tests create and drop their own
+# and a three-primary Redis Cluster (ports $PW_TEST_CLUSTER_PORT.. +2, default
+# 6381-6383, data in target/test-cluster), then runs `cargo test --locked`. The tests create and drop their own
 # databases through PRIZEWHEEL_TEST_DATABASE_URL. The test Redis is stopped on
 # exit if this script started it. The exit code is cargo's.
 set -euo pipefail
@@ -16,13 +17,19 @@ cd "$PW_ROOT"
 
 test_port="${PW_TEST_REDIS_PORT:-6391}"
 test_redis_dir="$PW_ROOT/target/test-redis"
+cluster_port="${PW_TEST_CLUSTER_PORT:-6381}"
+cluster_dir="$PW_ROOT/target/test-cluster"
 started_redis=0
+started_cluster=0
 
 # Runs from the EXIT trap below.
 # shellcheck disable=SC2317
 stop_test_redis() {
     if [[ $started_redis -eq 1 ]]; then
         pw_stop_redis "$test_port" || true
+    fi
+    if [[ $started_cluster -eq 1 ]]; then
+        pw_stop_redis_cluster "$cluster_port" || true
     fi
 }
 trap stop_test_redis EXIT
@@ -38,7 +45,16 @@ if ! pw_redis_up "$test_port"; then
 fi
 pw_start_redis "$test_port" "$test_redis_dir"
 
+if ! pw_redis_cluster_ok "$cluster_port"; then
+    # Not a healthy cluster: start over from empty nodes.
+    pw_stop_redis_cluster "$cluster_port"
+    rm -rf "$cluster_dir"
+    started_cluster=1
+fi
+pw_start_redis_cluster "$cluster_port" "$cluster_dir"
+
 export PRIZEWHEEL_TEST_REDIS_URL="redis://127.0.0.1:$test_port"
+export PRIZEWHEEL_TEST_REDIS_CLUSTER="redis://127.0.0.1:$cluster_port,redis://127.0.0.1:$((cluster_port + 1)),redis://127.0.0.1:$((cluster_port + 2))"
 export PRIZEWHEEL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/postgres"
 
 pw_log "cargo test --locked $*"

@@ -4,7 +4,8 @@
 //! Environment variables, strongest last:
 //! - `PRIZEWHEEL__<SECTION>__<KEY>` sets any field, e.g. `PRIZEWHEEL__REDIS__CONNECTIONS=8`;
 //! - the contract variables, which always win:
-//!   `PRIZEWHEEL_LISTEN` (address:port), `REDIS_URL`, `DATABASE_URL`,
+//!   `PRIZEWHEEL_LISTEN` (address:port), `REDIS_URL`, `REDIS_CLUSTER_NODES`
+//!   (comma-separated seed URLs; when set, Redis is a cluster), `DATABASE_URL`,
 //!   `PRIZEWHEEL_JWT_SECRET` (the HS256 secret; never put it in a file).
 
 use crate::http::auth::AuthSettings;
@@ -106,6 +107,7 @@ impl Settings {
             .merge(Env::prefixed("PRIZEWHEEL__").split("__"))
             .merge(contract("PRIZEWHEEL_LISTEN", "listen"))
             .merge(contract("REDIS_URL", "redis.url"))
+            .merge(contract("REDIS_CLUSTER_NODES", "redis.cluster_nodes"))
             .merge(contract("DATABASE_URL", "database.url"))
             .merge(contract("PRIZEWHEEL_JWT_SECRET", "auth.secret"))
     }
@@ -125,7 +127,7 @@ impl Settings {
         let s: Stores = figment
             .extract()
             .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), one_line(&e)))
-            .context("set REDIS_URL and DATABASE_URL, or run from the project folder")?;
+            .context("set REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL, or run from the project folder")?;
         Ok((s.redis, s.database))
     }
 }

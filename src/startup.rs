@@ -7,6 +7,7 @@ use crate::http::admission::{per_ip, watch_campaign_versions};
 use crate::http::auth::Verifier;
 use crate::http::{AppState, fallback, openapi, openapi_json, routes};
 use crate::settle::Settler;
+use crate::store::redis::connection::RedisTarget;
 use crate::store::{pg, redis::RedisStore};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -39,7 +40,7 @@ impl Application {
         let settler = if settings.settle.enabled {
             let (stop, stopped) = watch::channel(false);
             let settler = Settler::new(
-                redis_client(&settings)?,
+                redis.target().clone(),
                 pg.clone(),
                 settings.settle.clone(),
                 Settler::default_consumer(),
@@ -113,9 +114,7 @@ impl Application {
     }
 }
 
-/// A plain Redis client for the settler's own connections.
-pub fn redis_client(settings: &Settings) -> anyhow::Result<redis::Client> {
-    use secrecy::ExposeSecret;
-    redis::Client::open(settings.redis.url.expose_secret())
-        .context("REDIS_URL is not a valid redis:// URL")
+/// Where Redis is, for the settler's own connections.
+pub fn redis_client(settings: &Settings) -> anyhow::Result<RedisTarget> {
+    settings.redis.target()
 }

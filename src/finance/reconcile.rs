@@ -289,7 +289,7 @@ pub async fn reconcile(
 }
 
 async fn stuck_count(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut impl redis::aio::ConnectionLike,
     stream: &str,
     stuck_after_ms: u64,
 ) -> Result<u64, ReconcileError> {

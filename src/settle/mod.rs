@@ -14,8 +14,8 @@ pub mod entry;
 pub mod ledger;
 pub mod stream;
 
+use crate::store::redis::connection::{RedisConn, RedisTarget, Timeouts};
 use entry::{Entry, Reward};
-use redis::aio::MultiplexedConnection;
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -69,7 +69,7 @@ pub type Shutdown = watch::Receiver<bool>;
 
 /// A settler process: one task per active campaign.
 pub struct Settler {
-    pub client: redis::Client,
+    pub client: RedisTarget,
     pub pg: PgPool,
     pub settings: SettleSettings,
     /// Unique per process: pending entries are owned by consumer name.
@@ -78,7 +78,7 @@ pub struct Settler {
 
 impl Settler {
     pub fn new(
-        client: redis::Client,
+        client: RedisTarget,
         pg: PgPool,
         settings: SettleSettings,
         consumer: String,
@@ -141,7 +141,7 @@ struct CampaignSettler {
     campaign: String,
     stream: String,
     dead: String,
-    client: redis::Client,
+    client: RedisTarget,
     pg: PgPool,
     settings: SettleSettings,
     consumer: String,
@@ -175,17 +175,13 @@ impl CampaignSettler {
         }
     }
 
-    async fn connect(&self) -> Result<MultiplexedConnection, StepError> {
+    async fn connect(&self) -> Result<RedisConn, StepError> {
         // Reads block for batch_wait_ms; allow that plus a margin.
-        let config = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(Duration::from_millis(
-                self.settings.batch_wait_ms + 5_000,
-            )))
-            .set_connection_timeout(Some(Duration::from_secs(2)));
-        Ok(self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?)
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(2),
+            response: Duration::from_millis(self.settings.batch_wait_ms + 5_000),
+        };
+        Ok(self.client.dedicated(timeouts).await?)
     }
 
     /// Own pending entries first, then idle ones of others, then new ones; returns
@@ -272,7 +268,7 @@ impl CampaignSettler {
     /// parsed, then acknowledges everything. Nothing is acked before the commit.
     async fn settle(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut RedisConn,
         batch: Vec<stream::RawEntry>,
     ) -> Result<(), StepError> {
         let mut rewards: Vec<Reward> = Vec::with_capacity(batch.len());

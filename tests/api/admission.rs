@@ -24,7 +24,7 @@ async fn app_on_private_redis(
     let redis = PrivateRedis::start().await;
     let url = redis.url.clone();
     let app = TestApp::spawn_with(|s| {
-        s.redis.url = url.into();
+        s.redis.url = Some(url.into());
         adjust(s);
     })
     .await;

@@ -33,7 +33,7 @@ fn b64(s: &str) -> String {
 async fn bad_tokens_are_401_and_never_reach_redis() {
     let redis = PrivateRedis::start().await;
     let url = redis.url.clone();
-    let app = TestApp::spawn_with(|s| s.redis.url = url.into()).await;
+    let app = TestApp::spawn_with(|s| s.redis.url = Some(url.into())).await;
     let spec = Spec::new("auth");
     app.apply(&spec.yaml()).await;
     let scripts_before = redis.calls("evalsha") + redis.calls("eval");

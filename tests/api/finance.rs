@@ -171,7 +171,7 @@ async fn pagination_is_stable_under_concurrent_inserts() {
         let campaign = spec.id.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let settler = prizewheel::settle::Settler::new(
-            redis::Client::open(crate::helpers::redis_url()).unwrap(),
+            crate::helpers::redis_target(),
             pg,
             crate::settle::fast(),
             "pager".into(),

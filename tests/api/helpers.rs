@@ -26,6 +26,22 @@ pub fn redis_url() -> String {
     std::env::var("PRIZEWHEEL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6391".into())
 }
 
+/// The test Redis, for components that open their own connections (settlers).
+pub fn redis_target() -> prizewheel::store::redis::connection::RedisTarget {
+    prizewheel::store::redis::connection::RedisTarget::Single(
+        redis::Client::open(redis_url()).unwrap(),
+    )
+}
+
+/// Seed nodes of the test Redis Cluster that scripts/test.sh starts.
+pub fn cluster_seeds() -> Vec<String> {
+    std::env::var("PRIZEWHEEL_TEST_REDIS_CLUSTER")
+        .expect("PRIZEWHEEL_TEST_REDIS_CLUSTER names the test Redis Cluster (run scripts/test.sh)")
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
 fn maintenance_url() -> String {
     std::env::var("PRIZEWHEEL_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -108,7 +124,8 @@ fn pg_settings(url: &str) -> PgSettings {
 
 pub fn redis_settings(url: &str) -> RedisSettings {
     RedisSettings {
-        url: url.to_owned().into(),
+        url: Some(url.to_owned().into()),
+        cluster_nodes: Vec::new(),
         connections: 2,
         response_timeout_ms: 2000,
         connect_timeout_ms: 2000,
@@ -371,7 +388,7 @@ fn init_logs() {
 
 /// Redis hash of per-prize counts as a map.
 pub async fn hash_counts(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut impl redis::aio::ConnectionLike,
     key: &str,
 ) -> std::collections::HashMap<String, i64> {
     redis::cmd("HGETALL")
@@ -383,7 +400,7 @@ pub async fn hash_counts(
 
 /// The `prize` field of every spin entry in the campaign's results stream.
 pub async fn stream_prizes(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut impl redis::aio::ConnectionLike,
     campaign: &str,
 ) -> Vec<(String, String)> {
     let keys = CampaignKeys::new(&CampaignId::parse(campaign).unwrap());

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod bodies;
 mod cli;
+mod cluster;
 mod crash;
 mod draw;
 mod finance;

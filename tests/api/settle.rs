@@ -25,7 +25,7 @@ pub fn fast() -> SettleSettings {
 
 fn settler(pg: &sqlx::PgPool, consumer: &str) -> Settler {
     Settler::new(
-        redis::Client::open(crate::helpers::redis_url()).unwrap(),
+        crate::helpers::redis_target(),
         pg.clone(),
         fast(),
         consumer.into(),
@@ -65,7 +65,7 @@ pub async fn draws(
 }
 
 pub async fn lag(app: &TestApp, campaign: &str) -> Lag {
-    let mut conn = app.redis_conn().await;
+    let mut conn = app.redis.conn();
     stream::lag(&mut conn, &format!("pw:{{{campaign}}}:results"))
         .await
         .unwrap()
@@ -119,12 +119,7 @@ async fn settlers_killed_at_random_points_lose_and_double_nothing() {
                 // Three process names: a restart reuses one (re-reads its own
                 // pending entries) or takes another (claims the dead one's).
                 let consumer = format!("crashy-{}", kills % 3);
-                let s = Settler::new(
-                    redis::Client::open(crate::helpers::redis_url()).unwrap(),
-                    pg.clone(),
-                    fast(),
-                    consumer,
-                );
+                let s = Settler::new(crate::helpers::redis_target(), pg.clone(), fast(), consumer);
                 let (_stop, stopped) = watch::channel(false);
                 let task = tokio::spawn(s.run(stopped));
                 tokio::time::sleep(Duration::from_millis(rng.random_range(5..150))).await;

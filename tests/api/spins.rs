@@ -5,8 +5,9 @@ use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 
 /// Fires `total` spins from `users` users over `addresses` round-robin, at most
-/// `parallel` in flight; returns (status, body) of each.
-async fn burst(
+/// `parallel` in flight; spin `i` is user `user-{i % users}` with key `key-{i}`.
+/// Returns (status, body) of each.
+pub async fn burst(
     addresses: &[String],
     campaign: &str,
     users: usize,
@@ -42,7 +43,9 @@ async fn burst(
         .await
 }
 
-async fn assert_no_oversell(app: &TestApp, spec: &Spec, results: &[(u16, Value)]) {
+/// Every spin answered, exactly the `gold` stock (100) awarded, and Redis's
+/// counters and outbox agree with the answers.
+pub async fn assert_no_oversell(app: &TestApp, spec: &Spec, results: &[(u16, Value)]) {
     assert!(
         results.iter().all(|(s, _)| *s == 200),
         "every spin is answered 200"
@@ -53,7 +56,8 @@ async fn assert_no_oversell(app: &TestApp, spec: &Spec, results: &[(u16, Value)]
         .count();
     assert_eq!(gold, 100, "exactly the stock is awarded");
 
-    let mut conn = app.redis_conn().await;
+    // Through the service's own store: a single Redis or a cluster alike.
+    let mut conn = app.redis.conn();
     let keys = prizewheel::store::redis::keys::CampaignKeys::new(
         &prizewheel::domain::CampaignId::parse(&spec.id).unwrap(),
     );
@@ -71,7 +75,8 @@ async fn assert_no_oversell(app: &TestApp, spec: &Spec, results: &[(u16, Value)]
     assert_eq!(ids.len(), results.len(), "spin ids are unique");
 }
 
-fn gold_rush(prefix: &str) -> Spec {
+/// 100 gold units that go in the first spins, then the fallback.
+pub fn gold_rush(prefix: &str) -> Spec {
     let mut spec = Spec::new(prefix);
     spec.prizes = vec![("gold", 1_000_000, Some(100)), ("none", 1, None)];
     spec.spins_per_user = 10;
@@ -256,7 +261,7 @@ async fn redis_down_is_503_with_retry_after() {
     let mut redis = crate::helpers::PrivateRedis::start().await;
     let url = redis.url.clone();
     let app = TestApp::spawn_with(|s| {
-        s.redis.url = url.into();
+        s.redis.url = Some(url.into());
         s.redis.response_timeout_ms = 300;
         s.redis.connect_timeout_ms = 300;
     })

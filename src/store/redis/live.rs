@@ -68,13 +68,21 @@ impl RedisStore {
         }))
     }
 
-    /// The applied version of each campaign (`None` where there is none), in one
-    /// round trip per campaign's node.
+    /// The applied version of each campaign (`None` where there is none). One
+    /// read per campaign, all in flight at once: campaigns live on different
+    /// cluster slots, so they cannot share a pipeline.
     pub async fn versions(&self, ids: &[CampaignId]) -> Result<Vec<Option<i64>>, StoreError> {
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.hget(CampaignKeys::new(id).meta, "ver");
-        }
-        Ok(pipe.query_async(&mut self.conn()).await?)
+        let reads = ids.iter().map(|id| {
+            let mut conn = self.conn();
+            let meta = CampaignKeys::new(id).meta;
+            async move {
+                redis::cmd("HGET")
+                    .arg(meta)
+                    .arg("ver")
+                    .query_async::<Option<i64>>(&mut conn)
+                    .await
+            }
+        });
+        Ok(futures_util::future::try_join_all(reads).await?)
     }
 }

@@ -1,11 +1,13 @@
 //! Redis: the live state of every campaign and the atomic draw.
 //!
-//! Spins go through a few multiplexed connections (`ConnectionManager`): the
-//! script calls of concurrent spins are pipelined on them, which is what lets one
-//! Redis core serve tens of thousands of draws a second. Admin work uses the same
+//! Spins go through a few multiplexed connections (`ConnectionManager`, or a
+//! cluster connection when `cluster_nodes` is set): the script calls of
+//! concurrent spins are pipelined on them, which is what lets one Redis core
+//! serve tens of thousands of draws a second. Admin work uses the same
 //! connections; nothing on this path blocks a connection.
 
 pub mod apply;
+pub mod connection;
 pub mod footprint;
 pub mod keys;
 pub mod live;
@@ -15,7 +17,8 @@ pub mod spin;
 pub mod status;
 pub mod table;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use connection::{RedisConn, RedisTarget, Timeouts};
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -24,8 +27,14 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://host:port[/db]`; from `REDIS_URL`.
-    pub url: secrecy::SecretString,
+    /// `redis://host:port[/db]`; from `REDIS_URL`. Unused when `cluster_nodes` is set.
+    #[serde(default)]
+    pub url: Option<SecretString>,
+    /// Seed nodes of a Redis Cluster (`redis://host:port` each; a list, or one
+    /// comma-separated string from `REDIS_CLUSTER_NODES`). When set, prizewheel
+    /// talks to the cluster and finds the other nodes itself.
+    #[serde(default, deserialize_with = "seed_list")]
+    pub cluster_nodes: Vec<SecretString>,
     /// Multiplexed connections shared by all requests of this process.
     #[serde(default = "default_connections")]
     pub connections: usize,
@@ -42,6 +51,46 @@ pub struct RedisSettings {
     /// (with `Retry-After`) instead of queuing.
     #[serde(default = "default_in_flight_wait_ms")]
     pub in_flight_wait_ms: u64,
+}
+
+impl RedisSettings {
+    /// The single server or cluster these settings name.
+    pub fn target(&self) -> anyhow::Result<RedisTarget> {
+        let seeds: Vec<&str> = self
+            .cluster_nodes
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect();
+        RedisTarget::new(self.url.as_ref().map(|u| u.expose_secret()), &seeds)
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_millis(self.connect_timeout_ms),
+            response: Duration::from_millis(self.response_timeout_ms),
+        }
+    }
+}
+
+/// A list of seed URLs, or one string of them separated by commas (as an
+/// environment variable gives it).
+fn seed_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Seeds {
+        List(Vec<String>),
+        Joined(String),
+    }
+    let seeds = match <Seeds as serde::Deserialize>::deserialize(d)? {
+        Seeds::List(v) => v,
+        Seeds::Joined(s) => s.split(',').map(str::to_owned).collect(),
+    };
+    Ok(seeds
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .map(SecretString::from)
+        .collect())
 }
 
 fn default_connections() -> usize {
@@ -101,7 +150,8 @@ impl From<redis::RedisError> for StoreError {
 
 /// The Redis side of a running service.
 pub struct RedisStore {
-    connections: Vec<ConnectionManager>,
+    target: RedisTarget,
+    connections: Vec<RedisConn>,
     next: AtomicUsize,
     in_flight: Semaphore,
     max_in_flight: usize,
@@ -113,22 +163,17 @@ impl RedisStore {
     /// policy other than `noeviction`, and logs version and persistence.
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
         use anyhow::Context;
-        use secrecy::ExposeSecret;
-        let client = redis::Client::open(settings.url.expose_secret())
-            .context("REDIS_URL is not a valid redis:// URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(Duration::from_millis(settings.response_timeout_ms)))
-            .set_connection_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
-            .set_number_of_retries(1);
+        let target = settings.target()?;
         let mut connections = Vec::with_capacity(settings.connections.max(1));
         for _ in 0..settings.connections.max(1) {
-            let c = ConnectionManager::new_with_config(client.clone(), config.clone())
-                .await
-                .context("cannot connect to Redis (is REDIS_URL right and the server up?)")?;
+            let c = target.shared(settings.timeouts()).await.context(
+                "cannot connect to Redis (are REDIS_URL or redis.cluster_nodes right and the servers up?)",
+            )?;
             connections.push(c);
         }
         let max_in_flight = settings.max_in_flight.max(1);
         let store = RedisStore {
+            target,
             connections,
             next: AtomicUsize::new(0),
             in_flight: Semaphore::new(max_in_flight),
@@ -139,8 +184,14 @@ impl RedisStore {
         Ok(store)
     }
 
+    /// Where this store's Redis is, for components that open their own
+    /// connections (the settler).
+    pub fn target(&self) -> &RedisTarget {
+        &self.target
+    }
+
     /// A connection for one call; round-robin over the shared ones.
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> RedisConn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         self.connections[i].clone()
     }
@@ -163,39 +214,20 @@ impl RedisStore {
     }
 
     async fn check_server(&self) -> anyhow::Result<()> {
-        let info: String = redis::cmd("INFO").query_async(&mut self.conn()).await?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
-                .map(str::trim)
-                .unwrap_or("unknown")
-                .to_owned()
-        };
-        let policy = field("maxmemory_policy");
-        if policy != "noeviction" {
-            anyhow::bail!(
-                "Redis maxmemory-policy is `{policy}`, but prizewheel needs `noeviction`: \
-                 evicting stock or idempotency records would oversell prizes and draw twice \
-                 (set `maxmemory-policy noeviction`, as config/redis.conf does)"
-            );
+        let nodes = self.conn().info_per_node().await?;
+        for (node, info) in &nodes {
+            check_node(node, info)?;
         }
-        let aof = field("aof_enabled") == "1";
         let fsync = self
             .config_get("appendfsync")
             .await
             .unwrap_or_else(|| "unknown".into());
         tracing::info!(
-            redis.version = %field("redis_version"),
-            redis.maxmemory_policy = %policy,
-            redis.aof_enabled = aof,
+            redis.cluster = self.target.is_cluster(),
+            redis.primaries = nodes.len(),
             redis.appendfsync = %fsync,
-            "connected to Redis"
+            "Redis is fit to hold stock"
         );
-        if !aof {
-            tracing::warn!(
-                "Redis AOF is off: a Redis crash loses every draw since the last snapshot"
-            );
-        }
         if let Some(n) = self.config_get("hash-max-listpack-entries").await
             && n.parse::<u64>().unwrap_or(0) < keys::USERS_PER_BUCKET
         {
@@ -217,9 +249,44 @@ impl RedisStore {
         reply.ok().and_then(|v| v.into_iter().nth(1))
     }
 
-    /// Redis answers PING.
+    /// Redis answers PING (every primary of a cluster).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         Ok(())
     }
+}
+
+/// Refuses a server (or cluster primary) that may evict keys, and logs its
+/// version and persistence.
+fn check_node(node: &str, info: &str) -> anyhow::Result<()> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+            .map(str::trim)
+            .unwrap_or("unknown")
+            .to_owned()
+    };
+    let policy = field("maxmemory_policy");
+    if policy != "noeviction" {
+        anyhow::bail!(
+            "Redis {node} has maxmemory-policy `{policy}`, but prizewheel needs `noeviction`: \
+             evicting stock or idempotency records would oversell prizes and draw twice \
+             (set `maxmemory-policy noeviction`, as config/redis.conf does)"
+        );
+    }
+    let aof = field("aof_enabled") == "1";
+    tracing::info!(
+        redis.node = %node,
+        redis.version = %field("redis_version"),
+        redis.maxmemory_policy = %policy,
+        redis.aof_enabled = aof,
+        "connected to Redis"
+    );
+    if !aof {
+        tracing::warn!(
+            redis.node = %node,
+            "Redis AOF is off: a Redis crash loses every draw since the last snapshot"
+        );
+    }
+    Ok(())
 }

@@ -1,0 +1,232 @@
+//! A real Redis Cluster (three primaries, started by scripts/test.sh): the CLI
+//! applies, three service replicas spin, a settler settles, and nothing is
+//! oversold, drawn twice or lost, on campaigns that live on different shards.
+
+use crate::helpers::{Spec, TestApp, client, cluster_seeds, spawn_server, spin, token};
+use crate::spins::{assert_no_oversell, burst, gold_rush};
+use prizewheel::config::Settings;
+use prizewheel::domain::CampaignId;
+use prizewheel::store::redis::keys::CampaignKeys;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const USERS: usize = 1000;
+const SPINS: usize = 2000;
+
+/// The node (seed URL) holding the campaign's slot: the only one that answers
+/// a command on its keys instead of redirecting it with MOVED.
+fn owner(seeds: &[String], id: &str) -> String {
+    let meta = CampaignKeys::new(&CampaignId::parse(id).unwrap()).meta;
+    let owners: Vec<&String> = seeds
+        .iter()
+        .filter(|seed| {
+            let mut c = redis::Client::open(seed.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            redis::cmd("EXISTS").arg(&meta).query::<i64>(&mut c).is_ok()
+        })
+        .collect();
+    assert_eq!(owners.len(), 1, "exactly one primary owns {meta}");
+    owners[0].clone()
+}
+
+/// One campaign per primary, so every shard draws.
+fn one_campaign_per_shard(seeds: &[String]) -> Vec<(Spec, String)> {
+    let mut chosen: Vec<(Spec, String)> = Vec::new();
+    for _ in 0..200 {
+        let spec = gold_rush("cluster");
+        let node = owner(seeds, &spec.id);
+        if chosen.iter().all(|(_, n)| *n != node) {
+            chosen.push((spec, node));
+        }
+        if chosen.len() == seeds.len() {
+            return chosen;
+        }
+    }
+    panic!("no campaign ids found for every shard in 200 tries");
+}
+
+fn prizewheel(args: &[&str], seeds: &[String], database_url: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prizewheel"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("REDIS_CLUSTER_NODES", seeds.join(","))
+        .env("DATABASE_URL", database_url)
+        .output()
+        .unwrap()
+}
+
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn on_cluster(s: &mut Settings, seeds: &[String]) {
+    s.redis.cluster_nodes = seeds.iter().map(|u| u.clone().into()).collect();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_on_a_cluster_never_oversell_and_settle_everything() {
+    let seeds = cluster_seeds();
+    let app = TestApp::spawn_with(|s| on_cluster(s, &seeds)).await;
+    let campaigns = one_campaign_per_shard(&seeds);
+
+    // The CLI applies the first campaign, the library the others.
+    let file = crate::helpers::TempDir::new();
+    let path = file.0.join("campaign.yaml");
+    std::fs::write(&path, campaigns[0].0.yaml()).unwrap();
+    let out = prizewheel(
+        &["campaign", "apply", path.to_str().unwrap()],
+        &seeds,
+        &app.db.url,
+    );
+    assert_success(&out, "campaign apply on the cluster");
+    for (spec, _) in &campaigns[1..] {
+        app.apply(&spec.yaml()).await;
+    }
+
+    let mut addresses = vec![app.address.clone()];
+    for _ in 0..2 {
+        let mut s = crate::helpers::settings(&app.db, &crate::helpers::redis_url());
+        on_cluster(&mut s, &seeds);
+        addresses.push(spawn_server(s).await);
+    }
+
+    // Scripts vanish from every primary (a restart or failover): EVALSHA gets
+    // NOSCRIPT on whichever shard and the script is loaded there again.
+    for seed in &seeds {
+        let mut c = redis::Client::open(seed.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut c).unwrap();
+    }
+
+    let results: Vec<Vec<(u16, Value)>> = futures::future::join_all(
+        campaigns
+            .iter()
+            .map(|(spec, _)| burst(&addresses, &spec.id, USERS, SPINS, 96)),
+    )
+    .await;
+
+    // A retry with the same key, on any replica, returns the original draw.
+    let client = client();
+    for ((spec, _), results) in campaigns.iter().zip(&results) {
+        let drawn: HashMap<&str, &Value> = results
+            .iter()
+            .map(|(_, b)| (b["spin_id"].as_str().unwrap(), &b["prize"]["id"]))
+            .collect();
+        for i in 0..50 {
+            let res = spin(
+                &client,
+                &addresses[(i + 1) % addresses.len()],
+                &spec.id,
+                &token(&format!("user-{}", i % USERS), &[]),
+                &format!("key-{i}"),
+                None,
+            )
+            .await;
+            assert_eq!(res.status(), 200);
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["replayed"], true, "{body}");
+            let spin_id = body["spin_id"].as_str().unwrap();
+            assert_eq!(
+                drawn.get(spin_id).copied(),
+                Some(&body["prize"]["id"]),
+                "a replay is the original draw"
+            );
+        }
+    }
+    for ((spec, _), results) in campaigns.iter().zip(&results) {
+        assert_no_oversell(&app, spec, results).await;
+    }
+
+    // Settlement (started now: it trims the outbox the checks above read):
+    // every draw once in PostgreSQL, then reconcile and audit agree.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let settler = tokio::spawn(
+        prizewheel::settle::Settler::new(
+            app.redis.target().clone(),
+            app.db.pool.clone(),
+            crate::settle::fast(),
+            "cluster".into(),
+        )
+        .run(stopped),
+    );
+    for (spec, _) in &campaigns {
+        let mut settled = 0;
+        for _ in 0..600 {
+            settled = rewards(&app, &spec.id).await;
+            if settled >= SPINS as i64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            settled, SPINS as i64,
+            "{}: every draw settled once",
+            spec.id
+        );
+        let id = CampaignId::parse(&spec.id).unwrap();
+        let mut report = None;
+        // The settler acknowledges right after committing: wait for the ack.
+        for _ in 0..50 {
+            let r =
+                prizewheel::finance::reconcile::reconcile(&app.redis, &app.db.pool, &id, 60_000)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            let done = r.ok;
+            report = Some(r);
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let report = report.unwrap();
+        assert!(report.ok, "{}: {:?}", spec.id, report.problems);
+        assert_eq!(report.duplicates, 0);
+    }
+    stop.send(true).unwrap();
+    settler.await.unwrap();
+    let first = &campaigns[0].0.id;
+    assert_success(
+        &prizewheel(&["reconcile", first], &seeds, &app.db.url),
+        "reconcile on the cluster",
+    );
+    assert_success(
+        &prizewheel(&["audit", first], &seeds, &app.db.url),
+        "audit on the cluster",
+    );
+
+    // The campaigns' keys were on their own shards; clean them up there.
+    let shards: HashSet<&String> = campaigns.iter().map(|(_, n)| n).collect();
+    assert_eq!(shards.len(), 3, "the campaigns covered three shards");
+    for (spec, node) in &campaigns {
+        let mut c = redis::Client::open(node.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let id = CampaignId::parse(&spec.id).unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(CampaignKeys::pattern(&id))
+            .query(&mut c)
+            .unwrap();
+        let _: () = redis::cmd("DEL").arg(keys).query(&mut c).unwrap();
+    }
+}
+
+async fn rewards(app: &TestApp, campaign: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM rewards WHERE campaign_id = $1")
+        .bind(campaign)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
