@@ -5,10 +5,13 @@ use crate::admission::Admission;
 use crate::config::Settings;
 use crate::http::admission::{per_ip, watch_campaign_versions};
 use crate::http::auth::Verifier;
-use crate::http::{AppState, fallback, openapi, openapi_json, routes};
+use crate::http::observe::observe;
+use crate::http::{AppState, fallback, metrics_text, openapi, openapi_json, routes};
 use crate::settle::Settler;
 use crate::store::redis::connection::RedisTarget;
 use crate::store::{pg, redis::RedisStore};
+use crate::telemetry::sampler::sample_forever;
+use crate::telemetry::traces::RequestSpan;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
@@ -27,6 +30,8 @@ pub struct Application {
     settler: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     /// The quota cache's campaign version watcher.
     watcher: JoinHandle<()>,
+    /// The sampler of store-backed gauges (stock, settlement lag).
+    sampler: JoinHandle<()>,
 }
 
 impl Application {
@@ -58,6 +63,7 @@ impl Application {
             pg,
             http: settings.http.clone(),
             stuck_after_ms: settings.settle.stuck_after_ms(),
+            settling: settings.settle.enabled,
         });
         let doc = web::Data::new(
             serde_json::to_string(&openapi()).context("serialising the OpenAPI document")?,
@@ -66,10 +72,17 @@ impl Application {
             state.clone(),
             Duration::from_millis(settings.admission.quota_cache.version_check_ms),
         ));
+        let sampler = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                sample_forever(&state.redis, &state.pg, Duration::from_secs(5)).await;
+            })
+        };
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(per_ip))
-                .wrap(TracingLogger::default())
+                .wrap(from_fn(observe))
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(verifier.clone())
                 .app_data(doc.clone())
@@ -77,6 +90,7 @@ impl Application {
                 .configure(routes)
                 .into_app()
                 .route("/openapi.json", web::get().to(openapi_json))
+                .route("/metrics", web::get().to(metrics_text))
                 .default_service(web::to(fallback))
         })
         .listen(listener)?;
@@ -89,6 +103,7 @@ impl Application {
             server: server.run(),
             settler,
             watcher,
+            sampler,
         })
     }
 
@@ -102,6 +117,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.watcher.abort();
+        self.sampler.abort();
         if let Some((stop, task)) = self.settler {
             let _ = stop.send(true);
             let _ = task.await;

@@ -12,25 +12,31 @@ use tokio::sync::watch;
 /// process (see `Application`).
 pub async fn serve(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    crate::telemetry::init(&settings.log);
-    Application::build(settings)
-        .await?
-        .run_until_stopped()
-        .await?;
+    let telemetry = crate::telemetry::init(&settings.log);
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            telemetry.shutdown();
+            return Err(e);
+        }
+    };
+    let served = app.run_until_stopped().await;
     tracing::info!("stopped");
-    Ok(())
+    telemetry.shutdown();
+    Ok(served?)
 }
 
 /// Settles only (no API) until SIGTERM/SIGINT.
 pub async fn settle(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    crate::telemetry::init(&settings.log);
+    let telemetry = crate::telemetry::init(&settings.log);
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(settler(&settings)?.run(stopped));
     tracing::info!("settling; stop with SIGTERM or Ctrl-C");
     wait_for_signal().await?;
     let _ = stop.send(true);
     task.await.context("settler task")?;
+    telemetry.shutdown();
     Ok(())
 }
 

@@ -51,14 +51,16 @@ impl SpinGate {
         let mut generation = 0;
         if let Some(cache) = &state.admission.quota_cache {
             generation = cache.generation(campaign);
-            match cache.lookup(campaign, user) {
-                Some(CachedRefusal::QuotaExhausted) => return Err(ApiError::QuotaExhausted),
-                Some(CachedRefusal::DailyQuotaExhausted { retry_after }) => {
-                    return Err(ApiError::DailyQuotaExhausted {
-                        retry_after_secs: whole_seconds(retry_after),
-                    });
-                }
-                None => {}
+            if let Some(refusal) = cache.lookup(campaign, user) {
+                crate::telemetry::metrics().rejected("quota_cache");
+                return Err(match refusal {
+                    CachedRefusal::QuotaExhausted => ApiError::QuotaExhausted,
+                    CachedRefusal::DailyQuotaExhausted { retry_after } => {
+                        ApiError::DailyQuotaExhausted {
+                            retry_after_secs: whole_seconds(retry_after),
+                        }
+                    }
+                });
             }
         }
         state.admission.check_global()?;

@@ -166,11 +166,22 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let (code, title) = self.code();
+        // The request's one log line (http/observe.rs) carries these; only a
+        // bug gets a line of its own.
+        let span = tracing::Span::current();
+        span.record("error.code", code);
         match self {
-            ApiError::Internal(e) => tracing::error!(error = ?e, "internal error"),
-            ApiError::Unavailable(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "store unavailable")
+            ApiError::Internal(e) => {
+                span.record("exception.message", format!("{e:#}"));
+                tracing::error!(error = ?e, "internal error");
             }
+            ApiError::Unavailable(e) => {
+                span.record("exception.message", format!("{e:#}"));
+            }
+            ApiError::RateLimited { layer, .. } => {
+                crate::telemetry::metrics().rejected(layer.as_str())
+            }
+            ApiError::Overloaded => crate::telemetry::metrics().rejected("in_flight"),
             _ => {}
         }
         let problem = Problem {

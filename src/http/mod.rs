@@ -17,6 +17,8 @@ pub mod error;
 pub mod finance;
 /// Liveness and readiness.
 pub mod health;
+/// Request duration metrics and the access log.
+pub mod observe;
 /// The spin endpoint.
 pub mod spins;
 
@@ -37,6 +39,8 @@ pub struct AppState {
     pub http: HttpSettings,
     /// Pending settlement entries idle this long count as stuck (finance summary).
     pub stuck_after_ms: u64,
+    /// This process runs a settler: readiness then needs PostgreSQL too.
+    pub settling: bool,
 }
 
 /// Registers every route; the same function feeds the server and the OpenAPI document.
@@ -84,6 +88,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Unknown paths answer problem+json too.
 pub async fn fallback() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
+}
+
+/// Prometheus text of every metric (not in the OpenAPI document: it is for the
+/// scraper, not for clients).
+pub async fn metrics_text() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::telemetry::metrics().render())
 }
 
 /// Serves the document built at startup.

@@ -8,8 +8,10 @@ use super::error::{ApiError, ApiResult, Problem};
 use crate::domain::{CampaignId, IdempotencyKey};
 use crate::draw;
 use crate::store::redis::spin::{Drawn, Rejection};
+use crate::telemetry::metrics;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::Serialize;
+use tracing::Span;
 
 /// The outcome of a spin.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -82,11 +84,40 @@ pub async fn create_spin(
     let body = read_limited(&req, payload, state.http.max_spin_body_bytes).await?;
     let context = spin_context(&req, &body)?;
     let outcome = draw::spin(&state.redis, &campaign, &caller.user, &key, &context).await?;
+    observe(&campaign, &outcome);
     let drawn = outcome.map_err(|r| {
         gate.refused(&state, &campaign, &caller.user, r);
         rejection(r, &campaign)
     })?;
     Ok(respond(drawn, campaign))
+}
+
+/// Counts the spin Redis decided and names it on the request's span. A campaign
+/// Redis does not know is counted without its id (ids in a path are the client's).
+fn observe(campaign: &CampaignId, outcome: &Result<Drawn, Rejection>) {
+    let m = metrics();
+    let kind = match outcome {
+        Ok(d) if d.replayed => "replayed",
+        Ok(d) => {
+            m.prize_awarded(campaign.as_str(), &d.prize_id);
+            "drawn"
+        }
+        Err(Rejection::NoCampaign) => {
+            m.unknown_campaign();
+            Span::current().record("outcome", "unknown_campaign");
+            return;
+        }
+        Err(Rejection::NotStarted) => "not_started",
+        Err(Rejection::Ended) => "ended",
+        Err(Rejection::Paused) => "paused",
+        Err(Rejection::QuotaExhausted) => "quota_exhausted",
+        Err(Rejection::DailyQuotaExhausted { .. }) => "daily_quota_exhausted",
+        Err(Rejection::KeyReused) => "key_reused",
+    };
+    m.spin(campaign.as_str(), kind);
+    let span = Span::current();
+    span.record("campaign.id", campaign.as_str());
+    span.record("outcome", kind);
 }
 
 fn idempotency_key(req: &HttpRequest) -> ApiResult<IdempotencyKey> {

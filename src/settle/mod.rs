@@ -264,9 +264,28 @@ impl CampaignSettler {
         }
     }
 
+    /// Settles one batch in a `settlement.batch` span, and records its size and
+    /// duration.
+    async fn settle(
+        &self,
+        conn: &mut RedisConn,
+        batch: Vec<stream::RawEntry>,
+    ) -> Result<(), StepError> {
+        use tracing::Instrument;
+        let entries = batch.len();
+        let span = tracing::info_span!("settlement.batch", campaign.id = %self.campaign, entries);
+        let started = Instant::now();
+        self.write_and_ack(conn, batch).instrument(span).await?;
+        let m = crate::telemetry::metrics();
+        m.settlement_batch_size.record(entries as u64, &[]);
+        m.settlement_batch_duration
+            .record(started.elapsed().as_secs_f64(), &[]);
+        Ok(())
+    }
+
     /// Writes one batch to PostgreSQL, commits, dead-letters what cannot be
     /// parsed, then acknowledges everything. Nothing is acked before the commit.
-    async fn settle(
+    async fn write_and_ack(
         &self,
         conn: &mut RedisConn,
         batch: Vec<stream::RawEntry>,

@@ -283,6 +283,9 @@ pub async fn spawn_server(s: Settings) -> String {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(512)
+        // Below actix's 5 s keep-alive: never reuse a connection the server may
+        // be closing at that moment (the request would fail with IncompleteMessage).
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap()

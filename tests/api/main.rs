@@ -18,4 +18,5 @@ mod proxy;
 mod reapply;
 mod settle;
 mod spins;
+mod telemetry;
 mod window;

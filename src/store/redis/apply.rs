@@ -71,7 +71,7 @@ impl RedisStore {
         for start in day_starts(c) {
             inv.arg(start);
         }
-        let r = Reply(inv.invoke_async(&mut self.conn()).await?);
+        let r = Reply(self.run_script("apply", &inv, &mut self.conn()).await?);
         match r.str(0)? {
             "applied" => Ok(Applied::Applied {
                 version: r.int(1)? as u64,

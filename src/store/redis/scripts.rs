@@ -4,8 +4,12 @@
 //! restart, a failover or `SCRIPT FLUSH`), loads the script and retries once,
 //! transparently.
 
-use redis::Script;
+use super::connection::RedisConn;
+use super::{RedisStore, StoreError};
+use redis::{FromRedisValue, Script, ScriptInvocation};
 use std::sync::LazyLock;
+use std::time::Instant;
+use tracing::Instrument;
 
 /// The atomic draw; see lua/spin.lua for its KEYS/ARGV contract.
 pub static SPIN: LazyLock<Script> = LazyLock::new(|| {
@@ -26,3 +30,45 @@ pub static STATUS: LazyLock<Script> = LazyLock::new(|| {
 /// Atomic install or change of a campaign; see lua/apply.lua.
 pub static APPLY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/apply.lua")));
+
+impl RedisStore {
+    /// Every script is loaded (on every primary of a cluster); loads the
+    /// missing ones. Fails when Redis is unreachable.
+    pub async fn ensure_scripts(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let scripts = [&*SPIN, &*STATUS, &*APPLY];
+        let mut exists = redis::cmd("SCRIPT");
+        exists.arg("EXISTS");
+        for s in scripts {
+            exists.arg(s.get_hash());
+        }
+        let loaded: Vec<bool> = exists.query_async(&mut conn).await?;
+        for (script, loaded) in scripts.iter().zip(loaded) {
+            if !loaded {
+                script.prepare_invoke().load_async(&mut conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a prepared script call on `conn`, in a `redis.script` span, and
+    /// records its duration by script name.
+    pub(crate) async fn run_script<T: FromRedisValue>(
+        &self,
+        name: &'static str,
+        inv: &ScriptInvocation<'_>,
+        conn: &mut RedisConn,
+    ) -> Result<T, StoreError> {
+        let span = tracing::info_span!(
+            "redis.script",
+            otel.kind = "client",
+            db.system.name = "redis",
+            db.operation.name = "EVALSHA",
+            script = name
+        );
+        let started = Instant::now();
+        let reply = inv.invoke_async(conn).instrument(span).await;
+        crate::telemetry::metrics().script(name, started.elapsed().as_secs_f64());
+        Ok(reply?)
+    }
+}

@@ -58,8 +58,8 @@ impl RedisStore {
     pub async fn spin(&self, call: &SpinCall<'_>) -> Result<Result<Drawn, Rejection>, StoreError> {
         let k = CampaignKeys::new(call.campaign);
         let _slot = self.slot().await?;
-        let reply: Vec<redis::Value> = SPIN
-            .key(&k.meta)
+        let mut inv = SPIN.prepare_invoke();
+        inv.key(&k.meta)
             .key(&k.stock)
             .key(&k.awarded)
             .key(&k.days)
@@ -72,9 +72,8 @@ impl RedisStore {
             .arg(&call.spin_id.as_bytes()[..])
             .arg(call.spin_id.to_string())
             .arg(call.context)
-            .arg(call.key.as_str())
-            .invoke_async(&mut self.conn())
-            .await?;
+            .arg(call.key.as_str());
+        let reply: Vec<redis::Value> = self.run_script("spin", &inv, &mut self.conn()).await?;
         parse(Reply(reply))
     }
 }

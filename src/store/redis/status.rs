@@ -25,14 +25,13 @@ impl RedisStore {
     ) -> Result<Option<ClientView>, StoreError> {
         let k = CampaignKeys::new(campaign);
         let _slot = self.slot().await?;
-        let reply: Vec<redis::Value> = STATUS
-            .key(&k.meta)
+        let mut inv = STATUS.prepare_invoke();
+        inv.key(&k.meta)
             .key(&k.stock)
             .key(&k.days)
             .arg(user.as_str())
-            .arg(user_hash)
-            .invoke_async(&mut self.conn())
-            .await?;
+            .arg(user_hash);
+        let reply: Vec<redis::Value> = self.run_script("status", &inv, &mut self.conn()).await?;
         let r = Reply(reply);
         if r.is_empty() {
             return Ok(None);

@@ -1,0 +1,183 @@
+//! Metrics: OpenTelemetry instruments, exposed as Prometheus text on `GET /metrics`.
+//!
+//! Names follow the OpenTelemetry semantic conventions where one exists
+//! (`http.server.request.duration` in seconds, with `http.request.method`,
+//! `http.route`, `http.response.status_code`); the rest are `prizewheel.*`. The
+//! Prometheus exporter turns dots into underscores and adds unit and `_total`
+//! suffixes (`http_server_request_duration_seconds`, `prizewheel_spins_total`).
+//!
+//! Label values are bounded: routes are the registered patterns (or
+//! `unmatched`), campaign and prize ids only ever come from campaigns Redis
+//! knows (an unknown campaign is counted as `unknown_campaign`, without its id),
+//! and layers and outcomes are fixed sets.
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use std::sync::LazyLock;
+
+/// Latency buckets in seconds: fine below 10 ms, where a healthy spin lands.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Every instrument of the process, and the registry `/metrics` renders.
+pub struct Metrics {
+    registry: prometheus::Registry,
+    /// Kept alive: dropping the provider stops collection.
+    _provider: SdkMeterProvider,
+    pub http_duration: Histogram<f64>,
+    pub spins: Counter<u64>,
+    pub awarded: Counter<u64>,
+    pub stock_remaining: Gauge<i64>,
+    pub rejections: Counter<u64>,
+    pub redis_in_flight: Gauge<i64>,
+    pub script_duration: Histogram<f64>,
+    pub settlement_lag_entries: Gauge<i64>,
+    pub settlement_lag_age: Gauge<f64>,
+    pub settlement_batch_size: Histogram<u64>,
+    pub settlement_batch_duration: Histogram<f64>,
+    pub dead_letters: Gauge<i64>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics (created on first use).
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = prometheus::Registry::new();
+        let provider = match opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .scope_info_enabled(false)
+            .build()
+        {
+            Ok(exporter) => SdkMeterProvider::builder().with_reader(exporter).build(),
+            Err(e) => {
+                // Only a registry name clash can fail here; keep serving without metrics.
+                tracing::error!(error = %e, "metrics exporter unavailable");
+                SdkMeterProvider::builder().build()
+            }
+        };
+        let m = provider.meter("prizewheel");
+        let seconds = |meter: &Meter, name: &'static str, description: &'static str| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_description(description)
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build()
+        };
+        Metrics {
+            http_duration: seconds(
+                &m,
+                "http.server.request.duration",
+                "Duration of HTTP server requests",
+            ),
+            spins: m
+                .u64_counter("prizewheel.spins")
+                .with_description("Spins decided by Redis, by campaign and outcome")
+                .build(),
+            awarded: m
+                .u64_counter("prizewheel.prizes.awarded")
+                .with_description(
+                    "Prizes drawn (first answers, not replays), by campaign and prize",
+                )
+                .build(),
+            stock_remaining: m
+                .i64_gauge("prizewheel.stock.remaining")
+                .with_description("Units left per prize (-1: unlimited), sampled")
+                .build(),
+            rejections: m
+                .u64_counter("prizewheel.admission.rejections")
+                .with_description("Requests answered before Redis, by layer")
+                .build(),
+            redis_in_flight: m
+                .i64_gauge("prizewheel.redis.in_flight")
+                .with_description("Redis calls of API requests in flight in this replica, sampled")
+                .build(),
+            script_duration: seconds(
+                &m,
+                "prizewheel.redis.script.duration",
+                "Duration of Lua script calls, by script",
+            ),
+            settlement_lag_entries: m
+                .i64_gauge("prizewheel.settlement.lag.entries")
+                .with_description("Results not yet settled into PostgreSQL, by campaign")
+                .build(),
+            settlement_lag_age: m
+                .f64_gauge("prizewheel.settlement.lag.age")
+                .with_unit("s")
+                .with_description("Age of the oldest unsettled result, by campaign")
+                .build(),
+            settlement_batch_size: m
+                .u64_histogram("prizewheel.settlement.batch.size")
+                .with_description("Entries per settled batch")
+                .with_boundaries(vec![
+                    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0,
+                ])
+                .build(),
+            settlement_batch_duration: seconds(
+                &m,
+                "prizewheel.settlement.batch.duration",
+                "Duration of writing, committing and acknowledging one batch",
+            ),
+            dead_letters: m
+                .i64_gauge("prizewheel.settlement.dead_letters")
+                .with_description("Entries in the dead-letter stream, by campaign")
+                .build(),
+            registry,
+            _provider: provider,
+        }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        use prometheus::Encoder;
+        let mut out = Vec::new();
+        if let Err(e) = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// One spin decided by Redis.
+    pub fn spin(&self, campaign: &str, outcome: &'static str) {
+        self.spins.add(
+            1,
+            &[
+                KeyValue::new("campaign", campaign.to_owned()),
+                KeyValue::new("outcome", outcome),
+            ],
+        );
+    }
+
+    /// A spin of a campaign Redis does not know: counted without its id.
+    pub fn unknown_campaign(&self) {
+        self.spins
+            .add(1, &[KeyValue::new("outcome", "unknown_campaign")]);
+    }
+
+    pub fn prize_awarded(&self, campaign: &str, prize: &str) {
+        self.awarded.add(
+            1,
+            &[
+                KeyValue::new("campaign", campaign.to_owned()),
+                KeyValue::new("prize", prize.to_owned()),
+            ],
+        );
+    }
+
+    /// A request answered by a layer in front of Redis.
+    pub fn rejected(&self, layer: &'static str) {
+        self.rejections.add(1, &[KeyValue::new("layer", layer)]);
+    }
+
+    pub fn script(&self, script: &'static str, seconds: f64) {
+        self.script_duration
+            .record(seconds, &[KeyValue::new("script", script)]);
+    }
+}

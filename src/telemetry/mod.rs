@@ -1,0 +1,64 @@
+//! Telemetry: logs (text for people or JSON for pipelines, to stdout, with the
+//! request's trace id), traces (OpenTelemetry, exported over OTLP when
+//! configured) and metrics (Prometheus text on `GET /metrics`). Never log tokens,
+//! secrets or request bodies.
+
+pub mod metrics;
+pub mod sampler;
+pub mod traces;
+
+pub use metrics::metrics;
+
+use crate::config::{LogFormat, LogSettings};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
+
+/// Keeps the tracer provider alive; [`Telemetry::shutdown`] flushes it.
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still buffered (bounded by the exporter's timeout).
+    pub fn shutdown(mut self) {
+        if let Some(provider) = self.tracer.take() {
+            traces::shutdown(provider);
+        }
+    }
+}
+
+/// Installs the global subscriber once; later calls do nothing (tests).
+pub fn init(settings: &LogSettings) -> Telemetry {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    let provider = traces::provider();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("prizewheel"));
+    let fmt = match settings.format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stdout)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
+            .boxed(),
+    };
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(otel)
+        .with(fmt)
+        .try_init()
+        .is_ok();
+    if !installed {
+        return Telemetry { tracer: None };
+    }
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    Telemetry {
+        tracer: Some(provider),
+    }
+}

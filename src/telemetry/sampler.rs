@@ -1,0 +1,68 @@
+//! Gauges that need a store read: stock per prize, settlement lag and dead
+//! letters per active campaign (the campaigns PostgreSQL knows, so labels are
+//! bounded by what was applied), and the replica's in-flight Redis calls. Sampled
+//! every few seconds by one task per replica, off the request path.
+
+use super::metrics;
+use crate::settle::{ledger, stream};
+use crate::store::redis::RedisStore;
+use crate::store::redis::keys::CampaignKeys;
+use opentelemetry::KeyValue;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Samples until the task is aborted.
+pub async fn sample_forever(redis: &RedisStore, pg: &PgPool, every: Duration) {
+    loop {
+        metrics()
+            .redis_in_flight
+            .record(redis.in_flight() as i64, &[]);
+        match ledger::active_campaigns(pg).await {
+            Ok(ids) => {
+                for id in ids {
+                    if let Err(e) = sample_campaign(redis, &id).await {
+                        tracing::debug!(campaign.id = %id, error = %e, "sampling campaign gauges");
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "sampling: cannot list campaigns"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn sample_campaign(redis: &RedisStore, id: &str) -> redis::RedisResult<()> {
+    let Ok(campaign) = crate::domain::CampaignId::parse(id) else {
+        return Ok(());
+    };
+    let keys = CampaignKeys::new(&campaign);
+    let mut conn = redis.conn();
+    let stock: HashMap<String, i64> = redis::cmd("HGETALL")
+        .arg(&keys.stock)
+        .query_async(&mut conn)
+        .await?;
+    let m = metrics();
+    for (prize, left) in stock {
+        m.stock_remaining.record(
+            left,
+            &[
+                KeyValue::new("campaign", id.to_owned()),
+                KeyValue::new("prize", prize),
+            ],
+        );
+    }
+    let lag = stream::lag(&mut conn, &keys.results).await?;
+    let dead: i64 = redis::cmd("XLEN")
+        .arg(format!("pw:{{{id}}}:dead"))
+        .query_async(&mut conn)
+        .await?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let campaign_label = [KeyValue::new("campaign", id.to_owned())];
+    m.settlement_lag_entries
+        .record(lag.unsettled() as i64, &campaign_label);
+    m.settlement_lag_age
+        .record(lag.oldest_age_ms(now_ms) as f64 / 1000.0, &campaign_label);
+    m.dead_letters.record(dead, &campaign_label);
+    Ok(())
+}
