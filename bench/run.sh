@@ -56,7 +56,8 @@ export REDIS_URL="redis://127.0.0.1:$port"
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/prizewheel_bench"
 export PRIZEWHEEL_JWT_SECRET="bench-secret-bench-secret-bench-secret"
 export PRIZEWHEEL_LISTEN="$listen"
-export PRIZEWHEEL__LOG__FILTER=warn
+# Spans and access lines cost CPU per request: LOG_FILTER=info measures them.
+export PRIZEWHEEL__LOG__FILTER="${LOG_FILTER:-warn}"
 export PRIZEWHEEL__SETTLE__ENABLED=false
 # All load comes from one address: the per-IP layer would be the only thing measured.
 export PRIZEWHEEL__ADMISSION__PER_IP__ENABLED=false

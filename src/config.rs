@@ -44,6 +44,10 @@ pub struct HttpSettings {
     pub max_spin_body_bytes: usize,
     /// Largest campaign YAML accepted by the admin API, bytes.
     pub max_campaign_bytes: usize,
+    /// On SIGTERM/SIGINT: stop accepting, then give requests in flight this long
+    /// to finish before their connections are closed (the settler then finishes
+    /// its batch).
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -52,6 +56,7 @@ impl Default for HttpSettings {
             workers: 0,
             max_spin_body_bytes: 4096,
             max_campaign_bytes: crate::campaign::tree::MAX_FILE_BYTES,
+            shutdown_timeout_secs: 10,
         }
     }
 }

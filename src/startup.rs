@@ -93,6 +93,7 @@ impl Application {
                 .route("/metrics", web::get().to(metrics_text))
                 .default_service(web::to(fallback))
         })
+        .shutdown_timeout(settings.http.shutdown_timeout_secs)
         .listen(listener)?;
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
