@@ -319,7 +319,8 @@ SQL
 # ---------------------------------------------------------------- Redis ---
 
 # Starts (or reuses) a Redis with config/redis.conf on 127.0.0.1:PORT, keeping
-# its AOF, pid file and log under DATADIR.
+# its AOF, pid file and log under DATADIR. PW_REDIS_SERVER names another
+# server binary (e.g. the valkey-server of pw_valkey_server).
 pw_start_redis() {
     local port=${1:?usage: pw_start_redis PORT DATADIR [redis-server options]}
     local datadir=${2:?usage: pw_start_redis PORT DATADIR [redis-server options]}
@@ -341,14 +342,15 @@ pw_start_redis() {
     # Absolute path: redis-server chdirs into --dir.
     datadir="$(cd "$datadir" && pwd)"
 
-    pw_log "starting Redis on 127.0.0.1:$port (data in $datadir)"
-    redis-server "$PW_REDIS_CONF" \
+    local server="${PW_REDIS_SERVER:-redis-server}"
+    pw_log "starting $(basename "$server") on 127.0.0.1:$port (data in $datadir)"
+    "$server" "$PW_REDIS_CONF" \
         --port "$port" \
         --dir "$datadir" \
         --daemonize yes \
         --pidfile "$datadir/redis.pid" \
         --logfile "$datadir/redis.log" "$@" || {
-        pw_err "redis-server failed to start on port $port (see $datadir/redis.log)"
+        pw_err "$server failed to start on port $port (see $datadir/redis.log)"
         return 1
     }
 
