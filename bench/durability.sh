@@ -36,7 +36,7 @@ pw_check_redis_port "$port"
 PW_REDIS_SERVER="$(pw_valkey_server)"
 export PW_REDIS_SERVER
 pw_start_postgres
-pw_psql -d postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+PGOPTIONS='--client-min-messages=warning' pw_psql -d postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 pw_create_database "$db"
 
 server_pid=""
@@ -100,9 +100,11 @@ row() {
     pw_stop_redis "$port" >/dev/null 2>&1 || true
     rm -rf "$work/valkey"
     pw_start_redis "$port" "$work/valkey" --appendonly "$appendonly" --appendfsync everysec
+    # The CLI checks the server against the mode too (`none` accepts no AOF).
+    export PRIZEWHEEL__REDIS__DURABILITY=$mode
     campaign mixed 2000 8000
     campaign allwin 999999 1
-    PRIZEWHEEL__REDIS__DURABILITY=$mode start_server
+    start_server
     wrk_spin "$id" 3 >/dev/null
     local before after out
     before=$(calls waitaof)

@@ -238,11 +238,6 @@ impl RedisStore {
         self.max_in_flight - self.in_flight.available_permits()
     }
 
-    /// The durability mode this store answers spins with.
-    pub fn durability(&self) -> Durability {
-        self.durability
-    }
-
     async fn check_server(&self) -> anyhow::Result<()> {
         let nodes: Vec<(String, String)> = self.conn().per_node(redis::cmd("INFO")).await?;
         for (node, info) in &nodes {
