@@ -15,7 +15,6 @@
 use super::connection::RedisConn;
 use super::{RedisSettings, RedisStore, StoreError, info_field};
 use redis::Value;
-use std::time::Duration;
 
 /// The operator's choice of what an answered spin survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -179,11 +178,6 @@ impl RedisStore {
             Err(e) => Err(StoreError::NotDurable(format!("WAITAOF failed: {e}"))),
         }
     }
-}
-
-/// The WAITAOF timeout of `s`.
-pub(super) fn waitaof_timeout(s: &RedisSettings) -> Duration {
-    Duration::from_millis(s.waitaof_timeout_ms)
 }
 
 #[cfg(test)]

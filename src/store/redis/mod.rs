@@ -203,7 +203,7 @@ impl RedisStore {
             max_in_flight,
             in_flight_wait: Duration::from_millis(settings.in_flight_wait_ms),
             durability: settings.durability,
-            waitaof_timeout: durability::waitaof_timeout(settings),
+            waitaof_timeout: Duration::from_millis(settings.waitaof_timeout_ms),
         };
         store.check_server().await?;
         Ok(store)
