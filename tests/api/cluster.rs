@@ -17,7 +17,7 @@ const SPINS: usize = 2000;
 
 /// The node (seed URL) holding the campaign's slot: the only one that answers
 /// a command on its keys instead of redirecting it with MOVED.
-fn owner(seeds: &[String], id: &str) -> String {
+pub fn owner(seeds: &[String], id: &str) -> String {
     let meta = CampaignKeys::new(&CampaignId::parse(id).unwrap()).meta;
     let owners: Vec<&String> = seeds
         .iter()

@@ -19,6 +19,8 @@ use prizewheel::store::redis::{RedisSettings, RedisStore};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use crate::private_redis::PrivateRedis;
+
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 pub const AUDIENCE: &str = "prizewheel-tests";
 
@@ -131,6 +133,8 @@ pub fn redis_settings(url: &str) -> RedisSettings {
         connect_timeout_ms: 2000,
         max_in_flight: 256,
         in_flight_wait_ms: 2000,
+        durability: Default::default(),
+        waitaof_timeout_ms: 500,
     }
 }
 
@@ -419,91 +423,6 @@ pub async fn stream_prizes(
         .filter(|(_, f)| f.get("type").map(String::as_str) == Some("spin"))
         .map(|(_, f)| (f["spin"].clone(), f["prize"].clone()))
         .collect()
-}
-
-/// A Redis server of the test's own (for counting the commands a request sends),
-/// stopped when dropped.
-pub struct PrivateRedis {
-    pub url: String,
-    child: std::process::Child,
-    _dir: TempDir,
-}
-
-impl PrivateRedis {
-    pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = TempDir::new();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args([
-                "--maxmemory-policy",
-                "noeviction",
-                "--dir",
-                dir.0.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        // From here on, Drop kills and reaps the server whatever happens.
-        let server = PrivateRedis {
-            url: format!("redis://127.0.0.1:{port}"),
-            child,
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if let Ok(c) = redis::Client::open(server.url.as_str())
-                && let Ok(mut c) = c.get_connection()
-                && redis::cmd("PING").query::<String>(&mut c).is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("private redis-server did not start on port {port}");
-    }
-
-    /// Kills the server (as a crash would).
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Calls of `command` so far (from INFO commandstats).
-    pub fn calls(&self, command: &str) -> u64 {
-        let mut c = redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query(&mut c)
-            .unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
-            .and_then(|rest| rest.split(',').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A temporary folder removed on drop.

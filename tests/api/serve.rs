@@ -1,0 +1,103 @@
+//! `prizewheel serve` as a child process, configured the way an operator does
+//! it (the contract environment variables and `PRIZEWHEEL__…` overrides): wait
+//! for it to come up, or for it to refuse to start.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Serve {
+    pub port: u16,
+    child: Child,
+}
+
+impl Serve {
+    /// `serve` on a free port against `redis_url` and the database `db_url`,
+    /// logging at `warn`, with `env` on top.
+    pub fn start(redis_url: &str, db_url: &str, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_prizewheel"))
+            .arg("serve")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("PRIZEWHEEL_LISTEN", format!("127.0.0.1:{port}"))
+            .env("REDIS_URL", redis_url)
+            .env("DATABASE_URL", db_url)
+            .env("PRIZEWHEEL_JWT_SECRET", crate::helpers::SECRET)
+            .env("PRIZEWHEEL__LOG__FILTER", "warn")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Serve { port, child }
+    }
+
+    /// True once GET /healthz answers 200 (within 10 s); false when the
+    /// process exits or never answers.
+    pub async fn up(&mut self) -> bool {
+        let client = crate::helpers::client();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
+            if let Ok(r) = client
+                .get(format!("http://127.0.0.1:{}/healthz", self.port))
+                .send()
+                .await
+            {
+                return r.status() == 200;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// Waits (up to 20 s) for `serve` to give up, and returns its stderr, which
+    /// must hold exactly one `prizewheel: error:` line.
+    pub async fn refusal(mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not refuse to start within 20 s: {}",
+                self.stop()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let err = self.stop();
+        assert!(!status.success(), "serve exited successfully: {err}");
+        let errors = err
+            .lines()
+            .filter(|l| l.starts_with("prizewheel: error:"))
+            .count();
+        assert_eq!(errors, 1, "one error line: {err}");
+        err
+    }
+
+    /// Stops it (if still running) and returns everything it wrote to stderr.
+    pub fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut err = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
