@@ -30,7 +30,7 @@ impl Serve {
             .env("PRIZEWHEEL__LOG__FILTER", "warn")
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -58,7 +58,7 @@ impl Serve {
         false
     }
 
-    /// Waits (up to 20 s) for `serve` to give up, and returns its stderr, which
+    /// Waits (up to 20 s) for `serve` to give up, and returns its output, which
     /// must hold exactly one `prizewheel: error:` line.
     pub async fn refusal(mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -83,15 +83,20 @@ impl Serve {
         err
     }
 
-    /// Stops it (if still running) and returns everything it wrote to stderr.
+    /// Stops it (if still running) and returns everything it wrote: its logs
+    /// (stdout), then its errors (stderr). At `warn` both stay far below a pipe's
+    /// buffer, so the child never blocks on them.
     pub fn stop(&mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let mut err = String::new();
-        if let Some(mut pipe) = self.child.stderr.take() {
-            let _ = pipe.read_to_string(&mut err);
+        let mut out = String::new();
+        if let Some(mut pipe) = self.child.stdout.take() {
+            let _ = pipe.read_to_string(&mut out);
         }
-        err
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut out);
+        }
+        out
     }
 }
 
