@@ -2,6 +2,7 @@
 
 mod audit;
 mod campaign;
+mod healthcheck;
 mod reconcile;
 mod serve;
 mod token;
@@ -40,6 +41,8 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Mint an HS256 token with PRIZEWHEEL_JWT_SECRET (development and load tests).
     Token(token::TokenArgs),
+    /// Probe a running service's GET /healthz: exit 0 on a 200, 1 otherwise (container health checks).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Runs the command. `Ok(false)` means it ran and found problems it has already
@@ -53,6 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Audit(a) => audit::run(a, &cli.config).await,
         Command::Reconcile(r) => reconcile::run(r, &cli.config).await,
         Command::Token(t) => token::run(t).map(|()| true),
+        Command::Healthcheck(h) => healthcheck::run(h, &cli.config).map(|()| true),
     }
 }
 
