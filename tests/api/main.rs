@@ -19,6 +19,7 @@ mod limits;
 mod memory;
 mod model;
 mod private_redis;
+mod promql;
 mod proxy;
 mod reapply;
 mod serve;
