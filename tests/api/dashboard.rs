@@ -1,11 +1,15 @@
 //! The Grafana dashboard (deploy/grafana/dashboards/prizewheel.json) queries
 //! only metrics and labels the service exposes on `GET /metrics`, shows every
-//! one of them, and uses the data source that deploy/grafana provisions.
+//! one of them, and uses the data source that deploy/grafana provisions. The
+//! list of metrics it is held to is itself held to a running service's
+//! `/metrics`.
 
 use crate::deploy_files::{repo, yaml};
+use crate::helpers::{Spec, TestApp};
 use crate::promql::parse;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -238,4 +242,97 @@ fn the_dashboard_uses_the_provisioned_data_source() {
     let port = job["dns_sd_configs"][0]["port"].as_u64().unwrap();
     let dockerfile = std::fs::read_to_string(repo("Dockerfile")).unwrap();
     assert!(dockerfile.contains(&format!("ENV PRIZEWHEEL_LISTEN=0.0.0.0:{port}")));
+}
+
+/// Metric families of a Prometheus text exposition: name → (TYPE, the label
+/// names seen on its series).
+fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
+    let mut out: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            out.entry(name.to_owned()).or_default().0 = kind.to_owned();
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name_end = line.find(['{', ' ']).unwrap();
+            let series = &line[..name_end];
+            let family = out
+                .keys()
+                .filter(|f| series.starts_with(f.as_str()))
+                .max_by_key(|f| f.len())
+                .cloned()
+                .unwrap_or_else(|| panic!("series before its TYPE: {line}"));
+            if let Some(body) = line[name_end..].strip_prefix('{') {
+                let body = &body[..body.rfind('}').unwrap()];
+                let labels = parse(&format!("m{{{body}}}")).selectors.remove(0).1;
+                out.get_mut(&family).unwrap().1.extend(labels);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metric_list_is_what_a_running_service_exposes() {
+    let app = TestApp::spawn_with(|s| {
+        s.settle = crate::settle::fast();
+        s.admission.per_user.enabled = true;
+        s.admission.per_user.per_second = 1;
+        s.admission.per_user.burst = 1;
+    })
+    .await;
+    let spec = Spec::new("dashboard");
+    app.apply(&spec.yaml()).await;
+    // Two at once from one user: the second is over the per-user burst.
+    for key in ["a", "b"] {
+        app.spin(&spec.id, "ann", key).await;
+    }
+    let url = format!("{}/metrics", app.address);
+    let mut exposed = BTreeMap::new();
+    // Gauges are sampled every few seconds; the batch settles within one.
+    for _ in 0..150 {
+        let text = app
+            .client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        exposed = families(&text);
+        if METRICS.iter().all(|m| exposed.contains_key(m.name)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for m in METRICS {
+        let (kind, labels) = exposed
+            .get(m.name)
+            .unwrap_or_else(|| panic!("{} is not on /metrics", m.name));
+        let want = match m.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        assert_eq!(kind, want, "{}", m.name);
+        let extra: Vec<_> = labels
+            .iter()
+            .filter(|l| !m.labels.contains(&l.as_str()) && *l != "le")
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "{} has labels {extra:?} not listed",
+            m.name
+        );
+    }
+    // And the other way: the service's own metrics are all listed (so on the
+    // dashboard). The runtime's target_info is not the service's.
+    for name in exposed.keys() {
+        if name.starts_with("prizewheel_") || name.starts_with("http_") {
+            assert!(
+                METRICS.iter().any(|m| m.name == name),
+                "{name} is on /metrics: add it to METRICS and the dashboard"
+            );
+        }
+    }
 }
