@@ -19,6 +19,8 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../scripts/services.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/services.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PW_ROOT"
 
 conc="${CONCURRENCY:-50}"
@@ -39,25 +41,11 @@ pw_start_postgres
 PGOPTIONS='--client-min-messages=warning' pw_psql -d postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 pw_create_database "$db"
 
-server_pid=""
-stop_server() {
-    if [[ -n $server_pid ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
 trap 'stop_server; pw_stop_redis "$port" || true' EXIT
 
 pw_log "building (release)"
 cargo build --release --locked -q --bin prizewheel
-bin="$PW_ROOT/target/release/prizewheel"
-export REDIS_URL="redis://127.0.0.1:$port"
-export DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/$db"
-export PRIZEWHEEL_JWT_SECRET="bench-secret-bench-secret-bench-secret"
-export PRIZEWHEEL_LISTEN="$listen"
-export PRIZEWHEEL__LOG__FILTER=warn
-export PRIZEWHEEL__SETTLE__ENABLED=false
+bench_env "$port" "$db" "$listen"
 export PRIZEWHEEL__ADMISSION__PER_IP__ENABLED=false
 export PRIZEWHEEL__ADMISSION__PER_USER__ENABLED=false
 "$bin" migrate >/dev/null
@@ -81,17 +69,9 @@ YAML
     "$bin" campaign apply "$work/$1.yaml" --by bench >/dev/null
 }
 
-start_server() {
-    "$bin" serve &
-    server_pid=$!
-    for _ in $(seq 1 100); do curl -sf "http://$listen/healthz" >/dev/null && return; sleep 0.1; done
-    pw_err "the server did not start"
-    exit 1
-}
 wrk_spin() {
     wrk -t 2 -c "$conc" -d "${2}s" -s bench/wrk-spin.lua "http://$listen/v1/campaigns/$1/spins" -- "$work/tokens.txt" | grep '^WRK'
 }
-field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
 calls() { redis-cli -p "$port" INFO commandstats | sed -nE "s/^cmdstat_$1:calls=([0-9]+).*/\1/p" | grep . || echo 0; }
 
 # row MODE CAMPAIGN APPENDONLY: one measured run on a fresh Valkey; sets $result.
@@ -125,9 +105,8 @@ for spec in "none mixed no" "aof mixed yes" "fsync-wins mixed yes" "aof allwin y
     runs["$mode/$id"]=$result
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 line() {
-    local key=$1 base=$2 label=$3 r=${runs[$1]}
+    local base=$2 label=$3 r=${runs[$1]}
     echo "| $label | $(field rps "$r") | $(field p50_ms "$r") / $(field p99_ms "$r") | $(field waits "$r") | $(field errors "$r") | $(ratio "$(field rps "$r")" "$(field rps "${runs[$base]}")") |"
 }
 {

@@ -21,6 +21,8 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../scripts/services.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/services.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PW_ROOT"
 
 conc="${CONCURRENCY:-50}"
@@ -39,26 +41,11 @@ pw_stop_redis "$port" 2>/dev/null || true
 rm -rf "$work/redis"
 pw_start_redis "$port" "$work/redis"
 pw_create_database prizewheel_bench
-server_pid=""
-stop_server() {
-    if [[ -n $server_pid ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
 trap 'stop_server; pw_stop_redis "$port" || true' EXIT
 
 pw_log "building (release)"
 cargo build --release --locked -q --bin prizewheel --example redis_footprint
-bin="$PW_ROOT/target/release/prizewheel"
-export REDIS_URL="redis://127.0.0.1:$port"
-export DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/prizewheel_bench"
-export PRIZEWHEEL_JWT_SECRET="bench-secret-bench-secret-bench-secret"
-export PRIZEWHEEL_LISTEN="$listen"
-# Spans and access lines cost CPU per request: LOG_FILTER=info measures them.
-export PRIZEWHEEL__LOG__FILTER="${LOG_FILTER:-warn}"
-export PRIZEWHEEL__SETTLE__ENABLED=false
+bench_env "$port" "prizewheel_bench" "$listen"
 # All load comes from one address: the per-IP layer would be the only thing measured.
 export PRIZEWHEEL__ADMISSION__PER_IP__ENABLED=false
 
@@ -84,18 +71,10 @@ campaign bench 1000000 1000000
 campaign quota 1 1000
 campaign memory 1 "$mem_users"
 
-start_server() {
-    "$bin" serve &
-    server_pid=$!
-    for _ in $(seq 1 100); do curl -sf "http://$listen/healthz" >/dev/null && return; sleep 0.1; done
-    pw_err "the server did not start"
-    exit 1
-}
 # wrk_spin PATH TOKENS SECONDS: the WRK summary line of bench/wrk-spin.lua.
 wrk_spin() {
     wrk -t 2 -c "$conc" -d "${3}s" -s bench/wrk-spin.lua "http://$listen$1" -- "$2" | grep '^WRK'
 }
-field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
 # CPU seconds (user + system) used so far by process $1, and by the Redis server.
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 redis_cpu() { redis-cli -p "$port" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ { t += $2 } END { printf "%.3f", t }'; }
@@ -177,7 +156,6 @@ footprint=$("$PW_ROOT/target/release/examples/redis_footprint" memory "$mem_user
 
 http_rps=$(field rps "$http")
 pg_rps=$(field tps "$pg")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 share() { awk -v e="$(field errors "$1")" -v n="$(field requests "$1")" 'BEGIN { printf "%.1f%%", 100 * e / n }'; }
 {
     echo

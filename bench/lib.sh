@@ -1,0 +1,47 @@
+# shellcheck shell=bash
+#
+# bench/lib.sh: what the HTTP benchmarks share (sourced after scripts/services.sh):
+# the service's environment for a benchmark and starting and stopping it.
+
+# bench_env REDIS_PORT DATABASE LISTEN: the release binary in $bin and the
+# environment `serve` and the CLI read; settlement off (it would compete for the
+# same cores), logs at warn unless LOG_FILTER says otherwise (spans and access
+# lines cost CPU per request: LOG_FILTER=info measures them).
+bench_env() {
+    bin="$PW_ROOT/target/release/prizewheel"
+    export REDIS_URL="redis://127.0.0.1:$1"
+    export DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/$2"
+    export PRIZEWHEEL_JWT_SECRET="bench-secret-bench-secret-bench-secret"
+    export PRIZEWHEEL_LISTEN="$3"
+    export PRIZEWHEEL__LOG__FILTER="${LOG_FILTER:-warn}"
+    export PRIZEWHEEL__SETTLE__ENABLED=false
+}
+
+server_pid=""
+
+# Starts `serve` in the background and waits (up to 10 s) for /healthz.
+start_server() {
+    "$bin" serve &
+    server_pid=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        curl -sf "http://$PRIZEWHEEL_LISTEN/healthz" >/dev/null && return 0
+        sleep 0.1
+    done
+    pw_err "the server did not start"
+    exit 1
+}
+
+stop_server() {
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    fi
+}
+
+# field NAME LINE: the value of NAME=… in a summary line (wrk-spin.lua's WRK line).
+field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
+
+# ratio A B: A / B with two decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
