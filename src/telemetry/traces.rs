@@ -86,6 +86,10 @@ impl RootSpanBuilder for RequestSpan {
             error.code = Empty,
             exception.message = Empty,
         );
+        if span.is_disabled() {
+            // Filtered out (log level above info): skip the trace context work.
+            return span;
+        }
         let parent = opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&Headers(request.headers()))
         });
