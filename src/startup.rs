@@ -6,7 +6,9 @@ use crate::config::Settings;
 use crate::http::admission::{per_ip, watch_campaign_versions};
 use crate::http::auth::Verifier;
 use crate::http::observe::observe;
-use crate::http::{AppState, fallback, metrics_text, openapi, openapi_json, routes};
+use crate::http::{
+    AllowedMethods, AppState, fallback, metrics_text, openapi, openapi_json, routes,
+};
 use crate::settle::Settler;
 use crate::store::redis::connection::RedisTarget;
 use crate::store::{pg, redis::RedisStore};
@@ -65,8 +67,10 @@ impl Application {
             stuck_after_ms: settings.settle.stuck_after_ms(),
             settling: settings.settle.enabled,
         });
+        let api = openapi();
+        let allowed = web::Data::new(AllowedMethods::from_openapi(&api));
         let doc = web::Data::new(
-            serde_json::to_string(&openapi()).context("serialising the OpenAPI document")?,
+            serde_json::to_string(&api).context("serialising the OpenAPI document")?,
         );
         let watcher = tokio::spawn(watch_campaign_versions(
             state.clone(),
@@ -86,6 +90,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(verifier.clone())
                 .app_data(doc.clone())
+                .app_data(allowed.clone())
                 .into_utoipa_app()
                 .configure(routes)
                 .into_app()

@@ -25,8 +25,9 @@ pub enum ApiError {
     CampaignNotFound(String),
     #[error("no such resource")]
     NotFound,
-    #[error("method not allowed on this resource")]
-    MethodNotAllowed,
+    /// With the methods the resource serves, for the `Allow` header.
+    #[error("method not allowed on this resource (allowed: {0})")]
+    MethodNotAllowed(String),
     #[error("the campaign has not started yet")]
     CampaignNotStarted,
     #[error("the campaign has ended")]
@@ -102,7 +103,7 @@ impl ApiError {
             Forbidden(_) => ("forbidden", "Forbidden"),
             CampaignNotFound(_) => ("campaign_not_found", "Campaign not found"),
             NotFound => ("not_found", "Not found"),
-            MethodNotAllowed => ("method_not_allowed", "Method not allowed"),
+            MethodNotAllowed(_) => ("method_not_allowed", "Method not allowed"),
             CampaignNotStarted => ("campaign_not_started", "Campaign not started"),
             CampaignEnded => ("campaign_ended", "Campaign ended"),
             CampaignPaused => ("campaign_paused", "Campaign paused"),
@@ -149,7 +150,7 @@ impl ResponseError for ApiError {
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) => StatusCode::FORBIDDEN,
             CampaignNotFound(_) | NotFound => StatusCode::NOT_FOUND,
-            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             CampaignNotStarted | CampaignEnded | CampaignPaused | ApplyConflict(_) => {
                 StatusCode::CONFLICT
             }
@@ -210,6 +211,9 @@ impl ResponseError for ApiError {
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         if let Some(secs) = problem.retry_after {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let ApiError::MethodNotAllowed(allow) = self {
+            res.insert_header((header::ALLOW, allow.as_str()));
         }
         if let ApiError::Unauthorized(_) = self {
             res.insert_header((

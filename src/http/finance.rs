@@ -81,10 +81,11 @@ fn filters(req: &HttpRequest) -> ApiResult<(Filter, Option<i64>)> {
             }
         }
     }
+    // [from, to) may be empty (from == to: no rows); reversed is a mistake.
     if let (Some(a), Some(b)) = (f.from, f.to)
-        && a >= b
+        && a > b
     {
-        return Err(bad("`from` must be before `to`".into()));
+        return Err(bad("`from` must not be after `to`".into()));
     }
     Ok((f, limit))
 }
@@ -102,12 +103,12 @@ fn wants_csv(req: &HttpRequest) -> bool {
     tag = "finance",
     params(
         ("id" = String, Path, description = "Campaign id"),
-        ("prize" = Option<String>, Query, description = "Only this prize"),
-        ("user" = Option<String>, Query, description = "Only this user"),
-        ("from" = Option<String>, Query, description = "Spun at or after (RFC 3339)"),
-        ("to" = Option<String>, Query, description = "Spun before (RFC 3339)"),
-        ("after" = Option<String>, Query, description = "`next_after` of the previous page"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1-1000 (default 100; CSV: all rows)"),
+        ("prize" = Option<String>, Query, pattern = "^[a-z0-9-]{1,32}$", description = "Only this prize"),
+        ("user" = Option<String>, Query, pattern = "^[!-~]{1,128}$", description = "Only this user (the token subject)"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Spun at or after (RFC 3339)"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Spun before (RFC 3339)"),
+        ("after" = Option<String>, Query, pattern = "^[0-9]{1,16}_[0-9a-f]{32}$", description = "`next_after` of the previous page"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size, 1-1000 (default 100; CSV: all rows)"),
     ),
     responses(
         RoleGatedProblems,

@@ -85,9 +85,59 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api
 }
 
-/// Unknown paths answer problem+json too.
-pub async fn fallback() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+/// Unknown paths answer 404 problem+json; a known path with a method it does
+/// not serve (e.g. `TRACE /healthz`) answers 405 with `Allow`.
+pub async fn fallback(
+    req: actix_web::HttpRequest,
+    allowed: web::Data<AllowedMethods>,
+) -> Result<HttpResponse, ApiError> {
+    match allowed.for_path(req.path()) {
+        Some(allow) => Err(ApiError::MethodNotAllowed(allow.to_owned())),
+        // Served but undocumented (/openapi.json, /metrics): GET only.
+        None if req.resource_map().has_resource(req.path()) => {
+            Err(ApiError::MethodNotAllowed("GET".into()))
+        }
+        None => Err(ApiError::NotFound),
+    }
+}
+
+/// The methods each documented path serves (from the OpenAPI document), for
+/// the `Allow` header of a 405.
+pub struct AllowedMethods(Vec<(Vec<String>, String)>);
+
+impl AllowedMethods {
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let doc = serde_json::to_value(doc).unwrap_or_default();
+        let methods = ["get", "put", "post", "delete", "patch", "head", "options"];
+        let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+        AllowedMethods(
+            paths
+                .into_iter()
+                .map(|(path, item)| {
+                    let segments = path.split('/').map(str::to_owned).collect();
+                    let allow: Vec<String> = methods
+                        .iter()
+                        .filter(|m| item.get(**m).is_some())
+                        .map(|m| m.to_uppercase())
+                        .collect();
+                    (segments, allow.join(", "))
+                })
+                .collect(),
+        )
+    }
+
+    /// `{name}` in a documented path matches any one segment.
+    pub fn for_path(&self, path: &str) -> Option<&str> {
+        let wanted: Vec<&str> = path.split('/').collect();
+        self.0.iter().find_map(|(segments, allow)| {
+            let fits = segments.len() == wanted.len()
+                && segments
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(s, w)| s == w || (s.starts_with('{') && !w.is_empty()));
+            fits.then_some(allow.as_str())
+        })
+    }
 }
 
 /// Prometheus text of every metric (not in the OpenAPI document: it is for the

@@ -53,7 +53,7 @@ pub struct PrizeValue {
     tag = "spins",
     params(
         ("id" = String, Path, description = "Campaign id"),
-        ("Idempotency-Key" = String, Header, description = "Client-chosen key, `[A-Za-z0-9_-]{1,64}`; a retry reuses it"),
+        ("Idempotency-Key" = String, Header, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "Client-chosen key, `[A-Za-z0-9_-]{1,64}`; a retry reuses it"),
     ),
     request_body(content = Object, content_type = "application/json",
         description = "Optional client context (at most 4 KiB), e.g. {\"order_id\": \"…\"}; stored with the result"),

@@ -87,6 +87,23 @@ async fn unknown_routes_health_and_openapi() {
         .unwrap();
     assert_eq!(problem(r).await, (404, "not_found".into()));
 
+    // A known path with a method it does not serve: 405 and what it does serve.
+    for (method, path, allow) in [
+        ("TRACE", "/healthz", "GET"),
+        ("DELETE", "/v1/campaigns/some-sale/spins", "POST"),
+        ("PATCH", "/v1/admin/campaigns/some-sale/plan", "GET, POST"),
+        ("POST", "/metrics", "GET"),
+    ] {
+        let r = app
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(problem(r).await, (405, "method_not_allowed".into()));
+    }
+
     let r = app
         .client
         .get(format!("{}/healthz", app.address))
