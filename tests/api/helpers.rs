@@ -138,19 +138,24 @@ pub fn redis_settings(url: &str) -> RedisSettings {
     }
 }
 
+/// The tests' token settings (HS256 with [`SECRET`], audience [`AUDIENCE`]).
+pub fn settings_for_auth() -> AuthSettings {
+    AuthSettings {
+        algorithm: JwtAlgorithm::HS256,
+        secret: Some(SECRET.to_owned().into()),
+        public_key_file: None,
+        issuer: None,
+        audience: Some(AUDIENCE.into()),
+        leeway_seconds: 5,
+    }
+}
+
 pub fn settings(db: &TestDb, redis_url: &str) -> Settings {
     Settings {
         listen: "127.0.0.1:0".into(),
         redis: redis_settings(redis_url),
         database: pg_settings(&db.url),
-        auth: AuthSettings {
-            algorithm: JwtAlgorithm::HS256,
-            secret: Some(SECRET.to_owned().into()),
-            public_key_file: None,
-            issuer: None,
-            audience: Some(AUDIENCE.into()),
-            leeway_seconds: 5,
-        },
+        auth: settings_for_auth(),
         http: HttpSettings {
             workers: 2,
             ..HttpSettings::default()

@@ -13,6 +13,7 @@ mod deploy_files;
 mod draw;
 mod durability;
 mod finance;
+mod fuzz;
 mod healthcheck;
 mod helpers;
 mod limits;
