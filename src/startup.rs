@@ -10,7 +10,6 @@ use crate::http::{
     AllowedMethods, AppState, fallback, metrics_text, openapi, openapi_json, routes,
 };
 use crate::settle::Settler;
-use crate::store::redis::connection::RedisTarget;
 use crate::store::{pg, redis::RedisStore};
 use crate::telemetry::sampler::sample_forever;
 use crate::telemetry::traces::RequestSpan;
@@ -134,9 +133,4 @@ impl Application {
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
-}
-
-/// Where Redis is, for the settler's own connections.
-pub fn redis_client(settings: &Settings) -> anyhow::Result<RedisTarget> {
-    settings.redis.target()
 }

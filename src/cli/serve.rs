@@ -42,7 +42,7 @@ pub async fn settle(config: &Path) -> anyhow::Result<()> {
 
 fn settler(settings: &Settings) -> anyhow::Result<Settler> {
     Ok(Settler::new(
-        crate::startup::redis_client(settings)?,
+        settings.redis.target()?,
         pg::pool(&settings.database)?,
         settings.settle.clone(),
         Settler::default_consumer(),

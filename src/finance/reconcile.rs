@@ -86,7 +86,6 @@ pub async fn reconcile(
     stuck_after_ms: u64,
 ) -> Result<Option<Reconciliation>, ReconcileError> {
     let k = CampaignKeys::new(campaign);
-    let dead_key = format!("pw:{{{campaign}}}:dead");
     let mut conn = redis.conn();
     // Every applied campaign has a results stream (apply writes to it), which the
     // snapshot below needs to exist.
@@ -116,7 +115,7 @@ pub async fn reconcile(
         .arg("STREAM")
         .arg(&k.results)
         .cmd("XLEN")
-        .arg(&dead_key)
+        .arg(&k.dead)
         .hget(&k.meta, "tbl")
         .query_async(&mut conn)
         .await
@@ -270,7 +269,8 @@ pub async fn reconcile(
     }
     if dead_letters > 0 {
         problems.push(format!(
-            "{dead_letters} entr(ies) in the dead-letter stream {dead_key}"
+            "{dead_letters} entr(ies) in the dead-letter stream {}",
+            k.dead
         ));
     }
     let now_ms = chrono::Utc::now().timestamp_millis();

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod stream;
 
 use crate::store::redis::connection::{RedisConn, RedisTarget, Timeouts};
+use crate::store::redis::keys::CampaignKeys;
 use entry::{Entry, Reward};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -110,10 +111,14 @@ impl Settler {
                         if running.get(&id).is_some_and(|h| !h.is_finished()) {
                             continue;
                         }
+                        let keys = match crate::domain::CampaignId::parse(&id) {
+                            Ok(c) => CampaignKeys::new(&c),
+                            Err(_) => continue,
+                        };
                         let worker = CampaignSettler {
                             campaign: id.clone(),
-                            stream: format!("pw:{{{id}}}:results"),
-                            dead: format!("pw:{{{id}}}:dead"),
+                            stream: keys.results,
+                            dead: keys.dead,
                             client: self.client.clone(),
                             pg: self.pg.clone(),
                             settings: self.settings.clone(),

@@ -54,7 +54,7 @@ async fn sample_campaign(redis: &RedisStore, id: &str) -> redis::RedisResult<()>
     }
     let lag = stream::lag(&mut conn, &keys.results).await?;
     let dead: i64 = redis::cmd("XLEN")
-        .arg(format!("pw:{{{id}}}:dead"))
+        .arg(&keys.dead)
         .query_async(&mut conn)
         .await?;
     let now_ms = chrono::Utc::now().timestamp_millis();

@@ -11,6 +11,7 @@
 //! | `pw:{C}:awarded`         | hash       | units awarded per prize                       |
 //! | `pw:{C}:days`            | sorted set | start of each campaign day, unix ms           |
 //! | `pw:{C}:results`         | stream     | draws and applies: the settlement outbox      |
+//! | `pw:{C}:dead`            | stream     | entries settlement could not parse            |
 //! | `pw:{C}:u:<b>`           | hash       | packed per-user counters of bucket b          |
 //! | `pw:{C}:i:<day>:<b>`     | hash       | idempotency records of UTC day `day`, bucket b |
 
@@ -24,6 +25,7 @@ pub struct CampaignKeys {
     pub awarded: String,
     pub days: String,
     pub results: String,
+    pub dead: String,
 }
 
 impl CampaignKeys {
@@ -36,6 +38,7 @@ impl CampaignKeys {
             awarded: format!("{p}awarded"),
             days: format!("{p}days"),
             results: format!("{p}results"),
+            dead: format!("{p}dead"),
         }
     }
 
