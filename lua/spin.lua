@@ -23,6 +23,12 @@
 --          connection (which waits for that connection's writes) covers the draw
 --          even when the draw was made on another connection or replica.
 --
+-- The campaign draws only while its `epoch` (meta) equals this Redis process's
+-- LASTSAVE: after a restart or a failover Redis may have lost writes the ledger
+-- holds, and new draws wait ('recovering') until src/recover has rebuilt the
+-- campaign from the ledger (lua/recover.lua). Replays answer meanwhile: a record
+-- that is here survived.
+--
 -- Returns {'ok'|'replay', spin_id_bytes, prize_id, name, amount, currency,
 -- spins_left, bounded} (bounded: 1 for a stock-bounded prize, 0 for the fallback
 -- or an unlimited one) or {error_code[, retry_after_ms]}. Nothing is written
@@ -36,7 +42,8 @@ local meta = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local m = redis.call('HMGET', meta, 'ver', 'start', 'end', 'paused', 'lim', 'dlim', 'fb', 'tw', 'nb', 'tbl')
+local m = redis.call('HMGET', meta, 'ver', 'start', 'end', 'paused', 'lim', 'dlim', 'fb', 'tw', 'nb', 'tbl',
+  'epoch')
 if not m[1] then
   return {'no_campaign'}
 end
@@ -66,6 +73,11 @@ if rec then
     redis.call('HSET', rec_key, ARGV[3], rec)
   end
   return {'replay', string.sub(rec, 9, 24), p.id, p.name, p.amt, p.cur, left, bounded and 1 or 0}
+end
+
+-- Redis state known to hold every settled draw (see the header).
+if tonumber(m[11]) ~= redis.call('LASTSAVE') then
+  return {'recovering'}
 end
 
 -- 2. The campaign is open.

@@ -9,6 +9,7 @@
 //! - [`finance`]: the ledger listed, exported and reconciled.
 //! - [`simulate`]: Monte Carlo of a sale on the model of the draw.
 //! - [`settle`]: results streams → the PostgreSQL ledger, exactly once.
+//! - [`recover`]: after Redis lost writes, a campaign rebuilt from the ledger.
 //! - [`config`], [`telemetry`], [`startup`]: running the service.
 //! - [`cli`]: the `prizewheel` command's subcommands.
 
@@ -20,6 +21,7 @@ pub mod domain;
 pub mod draw;
 pub mod finance;
 pub mod http;
+pub mod recover;
 pub mod settle;
 pub mod simulate;
 pub mod startup;

@@ -29,6 +29,16 @@ pub enum ApplyError {
         #[source]
         source: anyhow::Error,
     },
+    /// Redis has the version, but the campaign awaits recovery (Redis restarted)
+    /// and it could not run; a settler retries by itself, as does applying again.
+    #[error(
+        "version {version} is live, but the campaign awaits recovery from the ledger and it failed (a settler retries it; so does applying the same file again): {source}"
+    )]
+    NotRecovered {
+        version: u64,
+        #[source]
+        source: crate::recover::RecoverError,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -93,6 +103,12 @@ pub async fn apply(
     )
     .await
     .map_err(|source| ApplyError::NotRecorded { version, source })?;
+    // A new campaign starts awaiting recovery like any other without an epoch:
+    // its empty ledger certifies it at once. After a Redis restart, an apply
+    // recovers the campaign too.
+    crate::recover::recover_if_needed(&mut redis.conn(), pg, &c.id)
+        .await
+        .map_err(|source| ApplyError::NotRecovered { version, source })?;
     tracing::info!(
         campaign.id = %c.id,
         campaign.version = version,

@@ -4,6 +4,7 @@ mod audit;
 mod campaign;
 mod healthcheck;
 mod reconcile;
+mod recover;
 mod serve;
 mod token;
 
@@ -39,6 +40,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Check drawn against settled rewards of a campaign; exit 1 on any mismatch.
     Reconcile(reconcile::ReconcileArgs),
+    /// Rebuild a campaign's Redis state from the ledger (after Redis lost writes); new draws pause meanwhile.
+    Recover(recover::RecoverArgs),
     /// Mint an HS256 token with PRIZEWHEEL_JWT_SECRET (development and load tests).
     Token(token::TokenArgs),
     /// Probe a running service's GET /healthz: exit 0 on a 200, 1 otherwise (container health checks).
@@ -55,6 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Campaign(c) => campaign::run(c, &cli.config).await,
         Command::Audit(a) => audit::run(a, &cli.config).await,
         Command::Reconcile(r) => reconcile::run(r, &cli.config).await,
+        Command::Recover(r) => recover::run(r, &cli.config).await,
         Command::Token(t) => token::run(t).map(|()| true),
         Command::Healthcheck(h) => healthcheck::run(h, &cli.config).map(|()| true),
     }

@@ -34,9 +34,19 @@ fn digest8(parts: &[&[u8]]) -> [u8; 8] {
 }
 
 /// Picks the user's bucket in every per-user hash of a campaign.
-pub fn user_hash(user: &UserId) -> u32 {
-    let d = digest8(&[b"user", user.as_str().as_bytes()]);
+pub fn user_hash(user: &str) -> u32 {
+    let d = digest8(&[b"user", user.as_bytes()]);
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+/// Names the idempotency record of (`user`, `key`) in its bucket hash.
+pub fn record_field(user: &str, key: &str) -> [u8; 8] {
+    digest8(&[b"record", user.as_bytes(), key.as_bytes()])
+}
+
+/// Tells a retry of the same request (same canonical body) from a reuse of its key.
+pub fn fingerprint(context: &str) -> [u8; 8] {
+    digest8(&[b"body", context.as_bytes()])
 }
 
 /// Draws once for `user` (or replays the draw of `key`). `context` is the
@@ -52,9 +62,9 @@ pub async fn spin(
         campaign,
         user,
         key,
-        user_hash: user_hash(user),
-        record_field: digest8(&[b"record", user.as_str().as_bytes(), key.as_str().as_bytes()]),
-        fingerprint: digest8(&[b"body", context.as_bytes()]),
+        user_hash: user_hash(user.as_str()),
+        record_field: record_field(user.as_str(), key.as_str()),
+        fingerprint: fingerprint(context),
         r: rng::next_r()?,
         spin_id: Uuid::now_v7(),
         context,

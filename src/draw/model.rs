@@ -52,6 +52,39 @@ pub struct Counters {
     pub day_index: i64,
 }
 
+impl Counters {
+    /// The spins counted on campaign day `today` (none when the last was on another day).
+    pub fn on_day(&self, today: i64) -> u32 {
+        if self.day_index == today {
+            self.day_count
+        } else {
+            0
+        }
+    }
+
+    /// Counts one spin on campaign day `today`.
+    pub fn count(&mut self, today: i64) {
+        self.day_count = self.on_day(today) + 1;
+        self.total += 1;
+        self.day_index = today;
+    }
+
+    /// Spins left under `limit` and the optional daily limit, after the last count.
+    pub fn spins_left(&self, limit: u32, daily: Option<u32>) -> u64 {
+        let mut left = limit.saturating_sub(self.total);
+        if let Some(daily) = daily {
+            left = left.min(daily.saturating_sub(self.day_count));
+        }
+        u64::from(left)
+    }
+}
+
+/// The campaign day of `now_ms` given the sorted day starts: how many starts lie
+/// at or before it, minus one (as lua/counters.lua's day_index).
+pub fn day_index(day_starts: &[i64], now_ms: i64) -> i64 {
+    day_starts.partition_point(|&d| d <= now_ms) as i64 - 1
+}
+
 /// A campaign's live state as the model keeps it.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -151,11 +184,6 @@ impl Model {
         p.awarded += 1;
     }
 
-    /// The campaign day of `now_ms`: how many day starts lie at or before it, minus one.
-    fn day_index(&self, now_ms: i64) -> i64 {
-        self.day_starts.partition_point(|&d| d <= now_ms) as i64 - 1
-    }
-
     /// One spin by `user` at `now_ms` with random input `r`, as lua/spin.lua
     /// decides it (a first request: no idempotent replay).
     pub fn spin(&mut self, user: &str, now_ms: i64, r: u64) -> Result<Decision, Rejection> {
@@ -186,8 +214,8 @@ impl Model {
         if self.paused {
             return Err(Rejection::Paused);
         }
-        let today = self.day_index(now_ms);
-        let day_count = if c.day_index == today { c.day_count } else { 0 };
+        let today = day_index(&self.day_starts, now_ms);
+        let day_count = c.on_day(today);
         if c.total >= self.spins_per_user {
             return Err(Rejection::QuotaExhausted);
         }
@@ -206,14 +234,11 @@ impl Model {
         }
         let i = self.choose(r);
         self.award(i);
-        c.total += 1;
-        c.day_count = day_count + 1;
-        c.day_index = today;
-        let mut left = self.spins_per_user - c.total;
-        if let Some(daily) = self.spins_per_user_per_day {
-            left = left.min(daily - c.day_count);
-        }
-        Ok((i, u64::from(left)))
+        c.count(today);
+        Ok((
+            i,
+            c.spins_left(self.spins_per_user, self.spins_per_user_per_day),
+        ))
     }
 }
 

@@ -72,6 +72,11 @@ pub struct Reconciliation {
     pub dead_letters: u64,
     /// Spin ids found twice (in the ledger or among in-flight entries).
     pub duplicates: u64,
+    /// Settled draws newer than anything Redis remembers: Redis lost writes
+    /// (a crash, a failover) and the campaign was not recovered since.
+    pub forgotten_by_redis: i64,
+    /// New draws wait for a recovery (Redis restarted since the last one).
+    pub awaiting_recovery: bool,
     /// Human-readable reasons for every failed check.
     pub problems: Vec<String>,
     pub ok: bool,
@@ -184,6 +189,15 @@ pub async fn reconcile(
     .bind(last.seq)
     .fetch_all(&mut *tx)
     .await?;
+    let forgotten_by_redis: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rewards
+         WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)",
+    )
+    .bind(campaign.as_str())
+    .bind(last.ms)
+    .bind(last.seq)
+    .fetch_one(&mut *tx)
+    .await?;
     let ids: Vec<uuid::Uuid> = unsettled
         .iter()
         .filter_map(|(s, _)| s.parse().ok())
@@ -257,6 +271,18 @@ pub async fn reconcile(
             ));
         }
     }
+    let awaiting_recovery = crate::store::redis::recovery::state(&mut mc, campaign)
+        .await?
+        .awaits_recovery();
+    if forgotten_by_redis > 0 {
+        problems.push(format!(
+            "Redis lost writes (a crash or a failover): {forgotten_by_redis} settled draw(s) are newer than the last it remembers ({last}); `prizewheel recover {campaign}` (or any settler, by itself) rebuilds it from the ledger"
+        ));
+    } else if awaiting_recovery {
+        problems.push(format!(
+            "Redis restarted or failed over since this campaign was last recovered: new draws wait until `prizewheel recover {campaign}` (or any settler, by itself) rebuilds it from the ledger"
+        ));
+    }
     if duplicates > 0 {
         problems.push(format!(
             "{duplicates} spin id(s) appear twice in the results stream"
@@ -284,6 +310,8 @@ pub async fn reconcile(
         oldest_unsettled_age_ms: lag.oldest_age_ms(now_ms),
         dead_letters,
         duplicates,
+        forgotten_by_redis,
+        awaiting_recovery,
         problems,
     }))
 }

@@ -56,7 +56,7 @@ pub async fn get_campaign(
     let campaign = CampaignId::parse(&id).map_err(|_| not_found())?;
     let view = state
         .redis
-        .client_view(&campaign, &caller.user, user_hash(&caller.user))
+        .client_view(&campaign, &caller.user, user_hash(caller.user.as_str()))
         .await?
         .ok_or_else(not_found)?;
     let cfg = &view.config;

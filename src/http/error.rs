@@ -65,6 +65,8 @@ pub enum ApiError {
     },
     #[error("the service is at capacity; retry shortly")]
     Overloaded,
+    #[error("Redis restarted and this campaign is being rebuilt from the ledger; retry shortly")]
+    Recovering,
     #[error("a backing store is unavailable; retry shortly")]
     Unavailable(#[source] anyhow::Error),
     #[error(
@@ -123,6 +125,7 @@ impl ApiError {
             ApplyConflict(_) => ("apply_conflict", "Concurrent apply"),
             RateLimited { .. } => ("rate_limited", "Too many requests"),
             Overloaded => ("overloaded", "Service at capacity"),
+            Recovering => ("recovering", "Campaign recovering"),
             Unavailable(_) => ("service_unavailable", "Service unavailable"),
             DurabilityTimeout(_) => ("durability_timeout", "Draw not yet durable"),
             Internal(_) => ("internal_error", "Internal error"),
@@ -135,9 +138,10 @@ impl ApiError {
             | ApiError::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            ApiError::Unavailable(_) | ApiError::Overloaded | ApiError::DurabilityTimeout(_) => {
-                Some(1)
-            }
+            ApiError::Unavailable(_)
+            | ApiError::Overloaded
+            | ApiError::Recovering
+            | ApiError::DurabilityTimeout(_) => Some(1),
             _ => None,
         }
     }
@@ -166,7 +170,9 @@ impl ResponseError for ApiError {
             | InvalidQuery(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Unavailable(_) | Overloaded | DurabilityTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | Overloaded | Recovering | DurabilityTimeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -264,7 +270,9 @@ impl From<ApplyError> for ApiError {
         match e {
             ApplyError::Conflict { .. } => ApiError::ApplyConflict(e.to_string()),
             ApplyError::Redis(s) => s.into(),
-            ApplyError::NotRecorded { .. } => ApiError::Unavailable(e.into()),
+            ApplyError::NotRecorded { .. } | ApplyError::NotRecovered { .. } => {
+                ApiError::Unavailable(e.into())
+            }
         }
     }
 }

@@ -67,7 +67,7 @@ pub struct PrizeValue {
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Spin quota used up (Retry-After when a daily reset applies), or a rate limit (per address, per user, per replica; with Retry-After)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable, the replica at capacity, or (durability `fsync-wins`) a bounded win not confirmed on disk in time (`durability_timeout`); Retry-After; retry with the same key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable, the replica at capacity, or (durability `fsync-wins`) a bounded win not confirmed on disk in time (`durability_timeout`), or the campaign being rebuilt from the ledger after Redis restarted (`recovering`); Retry-After; retry with the same key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -115,6 +115,7 @@ fn observe(campaign: &CampaignId, outcome: &Result<Drawn, Rejection>) {
         Err(Rejection::QuotaExhausted) => "quota_exhausted",
         Err(Rejection::DailyQuotaExhausted { .. }) => "daily_quota_exhausted",
         Err(Rejection::KeyReused) => "key_reused",
+        Err(Rejection::Recovering) => "recovering",
     };
     m.spin(campaign.as_str(), kind);
     let span = Span::current();
@@ -144,6 +145,7 @@ fn rejection(r: Rejection, campaign: &CampaignId) -> ApiError {
             retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
         },
         Rejection::KeyReused => ApiError::IdempotencyKeyReused,
+        Rejection::Recovering => ApiError::Recovering,
     }
 }
 

@@ -41,6 +41,9 @@ pub struct SettleSettings {
     pub trim_every_ms: u64,
     /// Longest pause between retries while PostgreSQL or Redis fails.
     pub max_backoff_ms: u64,
+    /// How often each settler checks whether a campaign awaits recovery after
+    /// Redis lost writes (src/recover): its new draws wait that long at most.
+    pub recovery_check_ms: u64,
 }
 
 impl Default for SettleSettings {
@@ -53,6 +56,7 @@ impl Default for SettleSettings {
             refresh_ms: 5_000,
             trim_every_ms: 2_000,
             max_backoff_ms: 5_000,
+            recovery_check_ms: 500,
         }
     }
 }
@@ -100,9 +104,17 @@ impl Settler {
         format!("{}-{}", host.trim(), std::process::id())
     }
 
-    /// Follows every active campaign until `shutdown` turns true.
+    /// Follows every active campaign until `shutdown` turns true, and recovers
+    /// those that await it (src/recover).
     pub async fn run(self, mut shutdown: Shutdown) {
         let mut tasks: JoinSet<()> = JoinSet::new();
+        tasks.spawn(crate::recover::watch(
+            self.client.clone(),
+            self.pg.clone(),
+            Duration::from_millis(self.settings.recovery_check_ms),
+            Duration::from_millis(self.settings.refresh_ms),
+            shutdown.clone(),
+        ));
         let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
         loop {
             match ledger::active_campaigns(&self.pg).await {

@@ -92,6 +92,25 @@ fn entry(v: Value) -> Option<RawEntry> {
     Some((id, pairs))
 }
 
+/// Up to `count` entries after `after` (exclusive; `None` = from the start), in
+/// order, whatever their settlement state.
+pub async fn range_after(
+    conn: &mut impl ConnectionLike,
+    stream: &str,
+    after: Option<StreamId>,
+    count: usize,
+) -> redis::RedisResult<Vec<RawEntry>> {
+    let reply: Vec<Value> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg(after.map_or("-".to_owned(), |a| format!("({a}")))
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await?;
+    Ok(reply.into_iter().filter_map(entry).collect())
+}
+
 /// Takes over entries pending on any consumer for longer than `min_idle_ms`.
 pub async fn claim_idle(
     conn: &mut impl ConnectionLike,

@@ -319,8 +319,9 @@ async fn a_paused_redis_sheds_spins_fast_and_loses_none() {
     let mut replayed = 0;
     let mut ids = std::collections::HashSet::new();
     for r in futures::future::join_all(retries).await {
-        assert_eq!(r.status(), 200);
+        let status = r.status();
         let b: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "{b}");
         replayed += usize::from(b["replayed"] == true);
         ids.insert(b["spin_id"].as_str().unwrap().to_owned());
     }

@@ -6,19 +6,11 @@ use crate::settle::{draws, settle_all};
 use prizewheel::domain::CampaignId;
 
 fn audit(app: &TestApp, campaign: &str) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prizewheel"))
-        .args(["audit", campaign])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("REDIS_URL", crate::helpers::redis_url())
-        .env("DATABASE_URL", &app.db.url)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    crate::helpers::cli(
+        &["audit", campaign],
+        &crate::helpers::redis_url(),
+        &app.db.url,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -431,6 +431,24 @@ pub async fn stream_prizes(
 }
 
 /// A temporary folder removed on drop.
+/// Runs the `prizewheel` binary with `args` against the given stores; returns
+/// whether it succeeded and its stdout and stderr.
+pub fn cli(args: &[&str], redis_url: &str, database_url: &str) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prizewheel"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("REDIS_URL", redis_url)
+        .env("DATABASE_URL", database_url)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
@@ -460,7 +478,7 @@ pub async fn draw(
         campaign,
         user,
         key: &key,
-        user_hash: prizewheel::draw::user_hash(user),
+        user_hash: prizewheel::draw::user_hash(user.as_str()),
         record_field: n.to_be_bytes(),
         fingerprint: [0; 8],
         r,

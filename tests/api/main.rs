@@ -23,6 +23,7 @@ mod private_redis;
 mod promql;
 mod proxy;
 mod reapply;
+mod recovery;
 mod serve;
 mod settle;
 mod spins;

@@ -52,6 +52,7 @@ fn kind(r: &Rejection) -> &'static str {
         Rejection::QuotaExhausted => "quota",
         Rejection::DailyQuotaExhausted { .. } => "daily_quota",
         Rejection::KeyReused => "key_reused",
+        Rejection::Recovering => "recovering",
     }
 }
 
@@ -94,7 +95,7 @@ async fn the_script_decides_exactly_as_the_model() {
                 campaign: &id,
                 user,
                 key: &key,
-                user_hash: prizewheel::draw::user_hash(user),
+                user_hash: prizewheel::draw::user_hash(user.as_str()),
                 record_field: n.to_be_bytes(),
                 fingerprint: [0; 8],
                 r: rv,

@@ -14,7 +14,9 @@ const REDIS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/redis.conf
 pub struct PrivateRedis {
     pub url: String,
     child: std::process::Child,
-    _dir: TempDir,
+    dir: TempDir,
+    /// How it was started, to start it again on the same port and data.
+    command: Vec<String>,
 }
 
 /// The Valkey binary the WAITAOF tests run (scripts/test.sh exports it).
@@ -45,42 +47,60 @@ impl PrivateRedis {
             .unwrap()
             .port();
         let dir = TempDir::new();
-        let child = std::process::Command::new(server)
-            .arg(REDIS_CONF)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--dir",
-                dir.0.to_str().unwrap(),
-            ])
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {server} ({e}): run the tests with scripts/test.sh")
-            });
+        let mut command: Vec<String> = vec![server.into(), REDIS_CONF.into()];
+        command.extend(["--port".into(), port.to_string()]);
+        command.extend(["--dir".into(), dir.0.to_str().unwrap().to_owned()]);
+        command.extend(args.iter().map(|a| a.to_string()));
         // From here on, Drop kills and reaps the server whatever happens.
-        let server = PrivateRedis {
+        let mut server = PrivateRedis {
             url: format!("redis://127.0.0.1:{port}"),
-            child,
-            _dir: dir,
+            child: spawn(&command),
+            dir,
+            command,
         };
-        for _ in 0..100 {
-            if let Ok(c) = redis::Client::open(server.url.as_str())
+        server.wait_up().await;
+        server
+    }
+
+    async fn wait_up(&mut self) {
+        for _ in 0..200 {
+            if let Ok(c) = redis::Client::open(self.url.as_str())
                 && let Ok(mut c) = c.get_connection()
                 && redis::cmd("PING").query::<String>(&mut c).is_ok()
             {
-                return server;
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("private server did not start on port {port}");
+        panic!("private server did not start at {}", self.url);
     }
 
     /// Kills the server (as a crash would).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// A copy of the AOF as it is now: what the disk would still hold after a
+    /// machine crash that lost every write since (the fsync window).
+    pub fn snapshot_aof(&self) -> TempDir {
+        let copy = TempDir::new();
+        copy_dir(&self.dir.0.join("appendonlydir"), &copy.0);
+        copy
+    }
+
+    /// SIGKILL, then (with `rollback`) the AOF replaced by that earlier copy,
+    /// then the same server started again on the same port and data folder.
+    pub async fn crash_and_restart(&mut self, rollback: Option<&TempDir>) {
+        self.stop();
+        if let Some(copy) = rollback {
+            let aof = self.dir.0.join("appendonlydir");
+            std::fs::remove_dir_all(&aof).unwrap();
+            std::fs::create_dir_all(&aof).unwrap();
+            copy_dir(&copy.0, &aof);
+        }
+        self.child = spawn(&self.command);
+        self.wait_up().await;
     }
 
     /// A plain connection for setup and assertions.
@@ -121,6 +141,26 @@ impl PrivateRedis {
                     .and_then(|n| n.parse().ok())
             })
             .unwrap_or(0)
+    }
+}
+
+fn spawn(command: &[String]) -> std::process::Child {
+    std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): run the tests with scripts/test.sh",
+                command[0]
+            )
+        })
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for f in std::fs::read_dir(from).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
     }
 }
 

@@ -20,6 +20,7 @@ pub fn fast() -> SettleSettings {
         refresh_ms: 100,
         trim_every_ms: 200,
         max_backoff_ms: 300,
+        recovery_check_ms: 100,
     }
 }
 

@@ -47,6 +47,11 @@ impl CampaignKeys {
         format!("pw:{{{id}}}:u:{b}")
     }
 
+    /// The idempotency records of UTC day `utc_day` (days since the epoch), bucket `b`.
+    pub fn records(id: &CampaignId, utc_day: i64, b: u64) -> String {
+        format!("pw:{{{id}}}:i:{utc_day}:{b}")
+    }
+
     /// Pattern matching every key of the campaign (for tests and tooling).
     pub fn pattern(id: &CampaignId) -> String {
         format!("pw:{{{id}}}:*")

@@ -12,6 +12,7 @@ pub mod durability;
 pub mod footprint;
 pub mod keys;
 pub mod live;
+pub mod recovery;
 mod reply;
 pub mod scripts;
 pub mod spin;

@@ -27,6 +27,14 @@ pub static STATUS: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// Rebuilding a campaign from the ledger after Redis lost writes; see lua/recover.lua.
+pub static RECOVER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../../../lua/counters.lua"),
+        include_str!("../../../lua/recover.lua")
+    ))
+});
+
 /// Atomic install or change of a campaign; see lua/apply.lua.
 pub static APPLY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/apply.lua")));
@@ -36,7 +44,7 @@ impl RedisStore {
     /// missing ones. Fails when Redis is unreachable.
     pub async fn ensure_scripts(&self) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let scripts = [&*SPIN, &*STATUS, &*APPLY];
+        let scripts = [&*SPIN, &*STATUS, &*APPLY, &*RECOVER];
         let mut exists = redis::cmd("SCRIPT");
         exists.arg("EXISTS");
         for s in scripts {

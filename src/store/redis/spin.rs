@@ -56,6 +56,9 @@ pub enum Rejection {
     },
     /// The key was used before with another request body.
     KeyReused,
+    /// Redis restarted or failed over and may have lost draws the ledger holds:
+    /// new draws wait until the campaign is rebuilt from it (src/recover).
+    Recovering,
 }
 
 impl RedisStore {
@@ -119,6 +122,7 @@ fn parse(r: Reply) -> Result<Result<Drawn, Rejection>, StoreError> {
             retry_after_ms: u64::try_from(r.int(1)?).unwrap_or(0),
         },
         "key_reused" => Rejection::KeyReused,
+        "recovering" => Rejection::Recovering,
         other => {
             return Err(StoreError::Protocol(format!(
                 "unknown spin status `{other}`"

@@ -1,0 +1,122 @@
+-- recover.lua: rebuilding a campaign's Redis state from the ledger after Redis
+-- lost writes (a crash inside the AOF fsync window, a failover to a replica that
+-- was behind). src/recover/mod.rs drives it; README "Reliability" explains it.
+--
+-- A campaign's `epoch` (a field of pw:{C}:meta) is the LASTSAVE value of the
+-- Redis process whose state is known to hold every settled draw. LASTSAVE is set
+-- when the process starts and, as the project runs Redis (save "", AOF), changes
+-- only when it restarts or a replica takes over: exactly when writes may have
+-- been lost. spin.lua draws only while the two match; 'certify' makes them match.
+--
+-- KEYS[1] meta  KEYS[2] stock  KEYS[3] awarded  KEYS[4] initial  KEYS[5] results
+-- ARGV[1] the operation:
+--   'state'    → {epoch or '', LASTSAVE, the stream's last generated id or '',
+--              1 if the campaign exists else 0}
+--   'pause'    clears the epoch: new draws wait for 'certify' (an operator's
+--              `prizewheel recover`). → {'paused'}
+--   'counters' then groups of (bucket key, user, total, day count, day index):
+--              raises a user's counters to the ledger's. → {'counters', n raised}
+--   'records'  then groups of (record key, field, record, expire at): restores
+--              idempotency records the ledger proves, never replacing one.
+--              → {'records', n restored}
+--   'certify'  ARGV[2] the LASTSAVE the recovery started under, ARGV[3] the
+--              ledger's last stream id or '', then pairs (prize id, units the
+--              ledger holds): raises awarded to the ledger, lowers stock to
+--              max(0, configured - awarded), moves the stream's last id past the
+--              ledger's (new draws must sort after every settled one) and sets
+--              the epoch. → {'certified', units raised, stock lowered}, or
+--              {'restarted'} when Redis restarted since the recovery began.
+-- Every operation is idempotent and only moves state towards the ledger: a
+-- recovery that stops half-way is simply run again.
+
+local op = ARGV[1]
+
+-- A stream id 'ms-seq' as two numbers (both below 2^53).
+local function stream_id(s)
+  local ms, seq = string.match(s or '', '^(%d+)-(%d+)$')
+  if not ms then
+    return nil
+  end
+  return {tonumber(ms), tonumber(seq)}
+end
+
+local function last_generated(key)
+  local ok, info = pcall(redis.call, 'XINFO', 'STREAM', key)
+  if not ok then
+    return ''
+  end
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      return info[i + 1]
+    end
+  end
+  return ''
+end
+
+if op == 'state' then
+  return {redis.call('HGET', KEYS[1], 'epoch') or '', redis.call('LASTSAVE'),
+    last_generated(KEYS[5]), redis.call('EXISTS', KEYS[1])}
+end
+
+if op == 'pause' then
+  redis.call('HDEL', KEYS[1], 'epoch')
+  return {'paused'}
+end
+
+if op == 'counters' then
+  local raised = 0
+  for i = 2, #ARGV, 5 do
+    local key, user = ARGV[i], ARGV[i + 1]
+    local total = tonumber(ARGV[i + 2])
+    local packed = tonumber(redis.call('HGET', key, user) or '0')
+    if math.floor(packed / COUNT_RADIX) < total then
+      redis.call('HSET', key, user, pack_counters(total, tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])))
+      raised = raised + 1
+    end
+  end
+  return {'counters', raised}
+end
+
+if op == 'records' then
+  local restored = 0
+  for i = 2, #ARGV, 4 do
+    restored = restored + redis.call('HSETNX', ARGV[i], ARGV[i + 1], ARGV[i + 2])
+    redis.call('EXPIREAT', ARGV[i], ARGV[i + 3])
+  end
+  return {'records', restored}
+end
+
+if op == 'certify' then
+  if tonumber(ARGV[2]) ~= redis.call('LASTSAVE') then
+    return {'restarted'}
+  end
+  local raised, lowered = 0, 0
+  for i = 4, #ARGV, 2 do
+    local id, settled = ARGV[i], tonumber(ARGV[i + 1])
+    local awarded = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+    if settled > awarded then
+      raised = raised + settled - awarded
+      awarded = settled
+      redis.call('HSET', KEYS[3], id, awarded)
+    end
+    local stock = tonumber(redis.call('HGET', KEYS[2], id) or '-1')
+    local configured = tonumber(redis.call('HGET', KEYS[4], id) or '-1')
+    if stock > 0 and configured >= 0 then
+      local left = math.max(0, configured - awarded)
+      if left < stock then
+        lowered = lowered + stock - left
+        redis.call('HSET', KEYS[2], id, left)
+      end
+    end
+  end
+  local ledger_last = stream_id(ARGV[3])
+  local here = stream_id(last_generated(KEYS[5]))
+  if ledger_last and here and (ledger_last[1] > here[1]
+      or (ledger_last[1] == here[1] and ledger_last[2] > here[2])) then
+    redis.call('XSETID', KEYS[5], ARGV[3])
+  end
+  redis.call('HSET', KEYS[1], 'epoch', redis.call('LASTSAVE'))
+  return {'certified', raised, lowered}
+end
+
+return redis.error_reply('recover.lua: unknown operation ' .. tostring(op))

@@ -1,0 +1,163 @@
+//! Calling lua/recover.lua: the Redis side of rebuilding a campaign from the
+//! ledger after Redis lost writes. src/recover decides what to write; these calls
+//! only carry it. Each is atomic, idempotent and moves Redis towards the ledger.
+
+use super::StoreError;
+use super::keys::CampaignKeys;
+use super::reply::Reply;
+use super::scripts::RECOVER;
+use crate::domain::CampaignId;
+use crate::settle::entry::StreamId;
+use redis::ScriptInvocation;
+use redis::aio::ConnectionLike;
+
+/// Whether a campaign may draw, as Redis sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryState {
+    /// The LASTSAVE of the process whose state was last certified, if any.
+    pub epoch: Option<i64>,
+    /// This process's LASTSAVE (its start, as the project runs Redis).
+    pub lastsave: i64,
+    /// The last id the results stream ever generated (entries may be trimmed).
+    pub last_id: Option<StreamId>,
+    /// Redis knows the campaign (an unknown one is applied, not recovered).
+    pub exists: bool,
+}
+
+impl RecoveryState {
+    /// New draws wait: Redis restarted (or failed over) since the last certify.
+    pub fn awaits_recovery(&self) -> bool {
+        self.exists && self.epoch != Some(self.lastsave)
+    }
+}
+
+/// A user's counters as the ledger proves them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterFix {
+    pub user: String,
+    pub bucket: u64,
+    pub total: u64,
+    pub day_count: u64,
+    pub day_index: u64,
+}
+
+/// An idempotency record the ledger proves (a settled draw Redis forgot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFix {
+    /// `pw:{C}:i:<utc day>:<bucket>`.
+    pub key: String,
+    pub field: [u8; 8],
+    pub record: Vec<u8>,
+    /// Unix seconds, as spin.lua sets it for that day's records.
+    pub expire_at: i64,
+}
+
+/// The outcome of the final step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Certified {
+    /// Draws resume. `raised` units were added to awarded, `lowered` units taken
+    /// from stock.
+    Done { raised: i64, lowered: i64 },
+    /// Redis restarted again while the recovery ran: start over.
+    Restarted,
+}
+
+fn call(k: &CampaignKeys, op: &str) -> ScriptInvocation<'static> {
+    let mut inv = RECOVER.prepare_invoke();
+    inv.key(&k.meta)
+        .key(&k.stock)
+        .key(&k.awarded)
+        .key(&k.initial)
+        .key(&k.results)
+        .arg(op);
+    inv
+}
+
+async fn run<C: ConnectionLike>(
+    inv: &ScriptInvocation<'_>,
+    conn: &mut C,
+) -> Result<Reply, StoreError> {
+    let reply: Vec<redis::Value> = inv.invoke_async(conn).await?;
+    Ok(Reply(reply))
+}
+
+pub async fn state<C: ConnectionLike>(
+    conn: &mut C,
+    id: &CampaignId,
+) -> Result<RecoveryState, StoreError> {
+    let r = run(&call(&CampaignKeys::new(id), "state"), conn).await?;
+    Ok(RecoveryState {
+        epoch: r.str(0)?.parse().ok(),
+        lastsave: r.int(1)?,
+        last_id: StreamId::parse(r.str(2)?),
+        exists: r.int(3)? == 1,
+    })
+}
+
+/// Stops new draws of `id` until the next certify (an operator's recover).
+pub async fn pause<C: ConnectionLike>(conn: &mut C, id: &CampaignId) -> Result<(), StoreError> {
+    run(&call(&CampaignKeys::new(id), "pause"), conn).await?;
+    Ok(())
+}
+
+/// Raises users' counters to the ledger's; returns how many changed.
+pub async fn restore_counters<C: ConnectionLike>(
+    conn: &mut C,
+    id: &CampaignId,
+    fixes: &[CounterFix],
+) -> Result<i64, StoreError> {
+    let mut inv = call(&CampaignKeys::new(id), "counters");
+    for f in fixes {
+        inv.arg(CampaignKeys::users(id, f.bucket))
+            .arg(&f.user)
+            .arg(f.total)
+            .arg(f.day_count)
+            .arg(f.day_index);
+    }
+    run(&inv, conn).await?.int(1)
+}
+
+/// Restores idempotency records Redis lost; returns how many were missing.
+pub async fn restore_records<C: ConnectionLike>(
+    conn: &mut C,
+    id: &CampaignId,
+    fixes: &[RecordFix],
+) -> Result<i64, StoreError> {
+    let mut inv = call(&CampaignKeys::new(id), "records");
+    for f in fixes {
+        inv.arg(&f.key)
+            .arg(&f.field[..])
+            .arg(&f.record[..])
+            .arg(f.expire_at);
+    }
+    run(&inv, conn).await?.int(1)
+}
+
+/// The last step: awarded and stock to the ledger, the stream's last id past
+/// the ledger's, draws resume. `started_under` is the LASTSAVE the recovery read
+/// at its start; `settled` the units per prize the ledger holds.
+pub async fn certify<C: ConnectionLike>(
+    conn: &mut C,
+    id: &CampaignId,
+    started_under: i64,
+    ledger_last: Option<StreamId>,
+    settled: &[(String, i64)],
+) -> Result<Certified, StoreError> {
+    let mut inv = call(&CampaignKeys::new(id), "certify");
+    inv.arg(started_under)
+        .arg(ledger_last.map(|s| s.to_string()).unwrap_or_default());
+    for (prize, units) in settled {
+        inv.arg(prize).arg(*units);
+    }
+    let r = run(&inv, conn).await?;
+    match r.str(0)? {
+        "certified" => Ok(Certified::Done {
+            raised: r.int(1)?,
+            lowered: r.int(2)?,
+        }),
+        "restarted" => Ok(Certified::Restarted),
+        other => Err(StoreError::Protocol(format!(
+            "unknown recover status `{other}`"
+        ))),
+    }
+}
