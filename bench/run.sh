@@ -49,23 +49,8 @@ bench_env "$port" "prizewheel_bench" "$listen"
 # All load comes from one address: the per-IP layer would be the only thing measured.
 export PRIZEWHEEL__ADMISSION__PER_IP__ENABLED=false
 
-# campaign ID SPINS_PER_USER EXPECTED_USERS: open now, one bounded prize and a fallback.
-campaign() {
-    cat >"$work/$1.yaml" <<YAML
-id: $1
-name: Bench $1
-starts_at: $(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)
-ends_at: $(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
-expected_users: $3
-limits: { spins_per_user: $2 }
-fallback: none
-prizes:
-  - { id: phone, name: Phone, weight: 1, stock: 1000, value: { amount: "79900.00", currency: INR } }
-  - { id: coupon, name: Coupon, weight: 2000, stock: 1000000, value: { amount: "100.00", currency: INR } }
-  - { id: none, name: Better luck, weight: 7999, stock: unlimited, value: { amount: "0", currency: INR } }
-YAML
-    "$bin" campaign apply "$work/$1.yaml" --by bench >/dev/null
-}
+# campaign ID SPINS_PER_USER EXPECTED_USERS (bench/lib.sh).
+campaign() { bench_campaign "$work" "$1" "$2" "$3" 1000000 bench; }
 "$bin" migrate >/dev/null
 campaign bench 1000000 1000000
 campaign quota 1 1000

@@ -125,25 +125,9 @@ export PRIZEWHEEL__SETTLE__ENABLED=true
 export PRIZEWHEEL__ADMISSION__PER_IP__ENABLED=false
 export PRIZEWHEEL_URL="http://$listen"
 
-# campaign ID SPINS_PER_USER EXPECTED_USERS: open now, a rare bounded prize, a
-# common one whose stock outlasts the run, and the fallback.
-campaign() {
-    cat >"$work/$1.yaml" <<YAML
-id: $1
-name: Soak $1
-starts_at: $(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)
-ends_at: $(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
-expected_users: $3
-limits: { spins_per_user: $2 }
-fallback: none
-prizes:
-  - { id: phone, name: Phone, weight: 1, stock: 1000, value: { amount: "79900.00", currency: INR } }
-  - { id: coupon, name: Coupon, weight: 2000, stock: 100000000, value: { amount: "100.00", currency: INR } }
-  - { id: none, name: Better luck, weight: 7999, stock: unlimited, value: { amount: "0", currency: INR } }
-YAML
-    # shellcheck disable=SC2154 # bin: set by bench_env (lib.sh)
-    "$bin" campaign apply "$work/$1.yaml" --by soak >/dev/null
-}
+# campaign ID SPINS_PER_USER EXPECTED_USERS (bench/lib.sh): the coupon's stock
+# outlasts the run.
+campaign() { bench_campaign "$work" "$1" "$2" "$3" 100000000 soak; }
 "$bin" migrate >/dev/null
 campaign soak-cap 1000000 100000
 start_server

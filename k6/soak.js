@@ -44,6 +44,8 @@ import exec from 'k6/execution';
 import { sleep } from 'k6';
 import { Counter } from 'k6/metrics';
 import {
+  backoffS,
+  orderContext,
   QUOTA_CODES,
   SPIN_STATUSES,
   checkReplay,
@@ -54,7 +56,6 @@ import {
   preflight,
   randomInt,
   record,
-  retryAfterS,
   statusCounters,
   userId,
 } from './lib/spin.js';
@@ -82,8 +83,6 @@ const P95_MS = envNumber('P95_MS', 50);
 const P99_MS = envNumber('P99_MS', 200);
 const VUS = envNumber('VUS', 64);
 const CAP_USERS = envNumber('CAP_USERS', 100000);
-// Longest pause before a retry, seconds (Retry-After is honoured up to this).
-const MAX_BACKOFF_S = 2;
 
 if (INTERVALS > 1000) throw new Error(`DURATION / INTERVAL gives ${INTERVALS} intervals; at most 1000`);
 
@@ -212,19 +211,6 @@ function soakUser(runId, t) {
   return userId(runId, 'w', newest - 1 - randomInt(WINDOW_USERS));
 }
 
-function backoffS(attempt, res) {
-  const base = Math.min(0.1 * 2 ** attempt, MAX_BACKOFF_S);
-  const hinted = Math.min(retryAfterS(res), MAX_BACKOFF_S);
-  return Math.max(base, hinted) * (0.5 + Math.random() / 2);
-}
-
-function context() {
-  return {
-    order_id: `o-${__VU}-${__ITER}`,
-    channel: Math.random() < 0.7 ? 'app' : 'web',
-    cart_value: { amount: String(100 + randomInt(9900)), currency: 'INR' },
-  };
-}
 
 /** What an answer was, for soak_answers: draw, replay, a problem code, no_answer, other. */
 function classify(res, out) {
@@ -253,7 +239,7 @@ export default function (data) {
   const iv = ivTag(Math.min(INTERVALS - 1, Math.max(0, Math.floor(t / INTERVAL_S))));
   const user = CAPACITY ? userId(data.runId, 'c', randomInt(CAP_USERS)) : soakUser(data.runId, t);
 
-  const body = Math.random() < CONTEXT_RATIO ? context() : null;
+  const body = Math.random() < CONTEXT_RATIO ? orderContext() : null;
   let key;
   let drawn = null;
   for (let attempt = 0; attempt <= MAX_RETRIES; attempt += 1) {

@@ -25,6 +25,8 @@ import http from 'k6/http';
 import { sleep } from 'k6';
 import { Counter } from 'k6/metrics';
 import {
+  backoffS,
+  orderContext,
   SPIN_STATUSES,
   checkCampaign,
   checkReplay,
@@ -36,7 +38,6 @@ import {
   preflight,
   randomInt,
   record,
-  retryAfterS,
   statusCounters,
   userId,
 } from './lib/spin.js';
@@ -51,8 +52,6 @@ const REPLAY_RATIO = envNumber('REPLAY_RATIO', 0.02);
 const MAX_RETRIES = envNumber('MAX_RETRIES', 3);
 const P95_MS = envNumber('P95_MS', 50);
 const P99_MS = envNumber('P99_MS', 200);
-// Longest pause before a retry, seconds (Retry-After is honoured up to this).
-const MAX_BACKOFF_S = 2;
 
 const retries = new Counter('spin_retries');
 const retriesAnswered = new Counter('spin_retries_answered_200');
@@ -103,19 +102,6 @@ export function setup() {
   return data;
 }
 
-function backoffS(attempt, res) {
-  const base = Math.min(0.1 * 2 ** attempt, MAX_BACKOFF_S);
-  const hinted = Math.min(retryAfterS(res), MAX_BACKOFF_S);
-  return Math.max(base, hinted) * (0.5 + Math.random() / 2);
-}
-
-function context() {
-  return {
-    order_id: `o-${__VU}-${__ITER}`,
-    channel: Math.random() < 0.7 ? 'app' : 'web',
-    cart_value: { amount: String(100 + randomInt(9900)), currency: 'INR' },
-  };
-}
 
 export default function (data) {
   const user = userId(data.runId, 's', randomInt(USERS));
@@ -126,7 +112,7 @@ export default function (data) {
     checkCampaign(res);
   }
 
-  const body = Math.random() < CONTEXT_RATIO ? context() : null;
+  const body = Math.random() < CONTEXT_RATIO ? orderContext() : null;
   let key;
   let drawn = null;
   for (let attempt = 0; attempt <= MAX_RETRIES; attempt += 1) {

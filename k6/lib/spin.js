@@ -359,3 +359,22 @@ export function envNumber(name, dflt) {
   if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got '${raw}'`);
   return n;
 }
+
+// Longest pause before a client's retry, seconds (Retry-After is honoured up to this).
+export const MAX_BACKOFF_S = 2;
+
+/** The pause before retry `attempt` after `res`: exponential with jitter, at least Retry-After. */
+export function backoffS(attempt, res) {
+  const base = Math.min(0.1 * 2 ** attempt, MAX_BACKOFF_S);
+  const hinted = Math.min(retryAfterS(res), MAX_BACKOFF_S);
+  return Math.max(base, hinted) * (0.5 + Math.random() / 2);
+}
+
+/** A client context as a shop would send it with a spin (the order that earned it). */
+export function orderContext() {
+  return {
+    order_id: `o-${__VU}-${__ITER}`,
+    channel: Math.random() < 0.7 ? 'app' : 'web',
+    cart_value: { amount: String(100 + randomInt(9900)), currency: 'INR' },
+  };
+}

@@ -229,6 +229,15 @@ impl TestApp {
         self.campaigns.lock().unwrap().push(id.clone());
     }
 
+    /// `GET path` (e.g. `/readyz`) on the service, no token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     pub async fn spin(&self, campaign: &str, user: &str, key: &str) -> reqwest::Response {
         spin(
             &self.client,

@@ -220,12 +220,7 @@ async fn redis_losing_settled_draws_is_rebuilt_from_the_ledger_before_draws_resu
         r.json::<Value>().await.unwrap()["spin_id"],
         kept.3["spin_id"]
     );
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
     assert!(
@@ -243,12 +238,7 @@ async fn redis_losing_settled_draws_is_rebuilt_from_the_ledger_before_draws_resu
     let report: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(report["forgotten"], forgotten_wins.len(), "{report}");
     assert_eq!(report["records"], forgotten_wins.len(), "{report}");
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 200);
 
     // Every forgotten draw replays as answered: same spin, same prize.
