@@ -38,6 +38,7 @@ pub struct Metrics {
     pub settlement_batch_size: Histogram<u64>,
     pub settlement_batch_duration: Histogram<f64>,
     pub dead_letters: Gauge<i64>,
+    pub awaiting_recovery: Gauge<i64>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -128,6 +129,12 @@ impl Metrics {
             dead_letters: m
                 .i64_gauge("prizewheel.settlement.dead_letters")
                 .with_description("Entries in the dead-letter stream, by campaign")
+                .build(),
+            awaiting_recovery: m
+                .i64_gauge("prizewheel.campaign.awaiting_recovery")
+                .with_description(
+                    "1 while a campaign's new draws wait for a recovery from the ledger (Redis restarted or failed over), by campaign",
+                )
                 .build(),
             registry,
             _provider: provider,

@@ -64,5 +64,9 @@ async fn sample_campaign(redis: &RedisStore, id: &str) -> redis::RedisResult<()>
     m.settlement_lag_age
         .record(lag.oldest_age_ms(now_ms) as f64 / 1000.0, &campaign_label);
     m.dead_letters.record(dead, &campaign_label);
+    if let Ok(state) = crate::store::redis::recovery::state(&mut conn, &campaign).await {
+        m.awaiting_recovery
+            .record(i64::from(state.awaits_recovery()), &campaign_label);
+    }
     Ok(())
 }

@@ -105,6 +105,7 @@ async fn metrics_expose_the_sale_with_bounded_labels() {
         ("prizewheel_settlement_lag_entries", vec![&id[..]]),
         ("prizewheel_settlement_lag_age_seconds", vec![&id[..]]),
         ("prizewheel_settlement_dead_letters", vec![&id[..]]),
+        ("prizewheel_campaign_awaiting_recovery", vec![&id[..]]),
         ("prizewheel_settlement_batch_size_count", vec![]),
         ("prizewheel_settlement_batch_duration_seconds_count", vec![]),
     ] {
