@@ -20,6 +20,7 @@ pub fn fast() -> SettleSettings {
         refresh_ms: 100,
         trim_every_ms: 200,
         max_backoff_ms: 300,
+        write_timeout_ms: 10_000,
     }
 }
 
@@ -93,7 +94,7 @@ pub async fn settle_all(app: &TestApp, campaign: &str, consumer: &str) {
     task.await.unwrap();
 }
 
-fn assert_exactly(drawn: &[Uuid], settled: &[Uuid]) {
+pub(crate) fn assert_exactly(drawn: &[Uuid], settled: &[Uuid]) {
     let drawn: HashSet<&Uuid> = drawn.iter().collect();
     let settled_set: HashSet<&Uuid> = settled.iter().collect();
     assert_eq!(settled.len(), settled_set.len(), "no spin twice");
