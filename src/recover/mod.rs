@@ -217,7 +217,13 @@ async fn drain(
                 Entry::Poison(_) => {} // the settler dead-letters it
             }
         }
-        ledger::write_batch(pg, campaign.as_str(), &rewards, &applies).await?;
+        ledger::write_batch(
+            &mut *pg.acquire().await?,
+            campaign.as_str(),
+            &rewards,
+            &applies,
+        )
+        .await?;
         drained += page.len() as u64;
         if page.len() < PAGE {
             return Ok(drained);

@@ -3,12 +3,12 @@
 //! crash between commit and ack) changes nothing the second time.
 
 use super::entry::{ApplyEvent, Reward};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgExecutor};
 
 /// Inserts `rewards` and `applies` of `campaign` and commits. Returns how many
 /// rewards were new.
 pub async fn write_batch(
-    pg: &PgPool,
+    pg: &mut PgConnection,
     campaign: &str,
     rewards: &[Reward],
     applies: &[ApplyEvent],
@@ -69,7 +69,7 @@ pub async fn write_batch(
 
 /// Campaigns whose streams the settler follows: every recorded campaign that has
 /// not been over for a week.
-pub async fn active_campaigns(pg: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+pub async fn active_campaigns<'e>(pg: impl PgExecutor<'e>) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT campaign_id FROM campaigns WHERE ends_at > now() - interval '7 days' ORDER BY campaign_id")
         .fetch_all(pg)
         .await

@@ -44,6 +44,11 @@ pub struct SettleSettings {
     /// How often each settler checks whether a campaign awaits recovery after
     /// Redis lost writes (src/recover): its new draws wait that long at most.
     pub recovery_check_ms: u64,
+    /// Longest one PostgreSQL step may take (a batch's write and commit, or the
+    /// read of the campaign list) before the settler gives up its connection
+    /// and retries on a new one: a peer that vanished without a reset never
+    /// answers, and nothing else would end the wait.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for SettleSettings {
@@ -57,6 +62,7 @@ impl Default for SettleSettings {
             trim_every_ms: 2_000,
             max_backoff_ms: 5_000,
             recovery_check_ms: 500,
+            write_timeout_ms: 10_000,
         }
     }
 }
@@ -117,7 +123,7 @@ impl Settler {
         ));
         let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
         loop {
-            match ledger::active_campaigns(&self.pg).await {
+            match self.campaigns().await {
                 Ok(ids) => {
                     for id in ids {
                         if running.get(&id).is_some_and(|h| !h.is_finished()) {
@@ -150,6 +156,16 @@ impl Settler {
         }
         while tasks.join_next().await.is_some() {}
         tracing::info!("settler stopped");
+    }
+}
+
+impl Settler {
+    /// The campaigns to follow, within `write_timeout_ms`.
+    async fn campaigns(&self) -> Result<Vec<String>, sqlx::Error> {
+        let mut conn = self.pg.acquire().await?;
+        let limit = Duration::from_millis(self.settings.write_timeout_ms);
+        let listed = tokio::time::timeout(limit, ledger::active_campaigns(&mut *conn)).await;
+        crate::store::pg::unless_late(conn, listed)
     }
 }
 
@@ -321,7 +337,18 @@ impl CampaignSettler {
             }
         }
         let started = Instant::now();
-        let inserted = ledger::write_batch(&self.pg, &self.campaign, &rewards, &applies).await?;
+        let inserted = {
+            // Bounded: a PostgreSQL that vanished without a reset would hold
+            // this batch (and the campaign's settlement) forever.
+            let mut conn = self.pg.acquire().await?;
+            let limit = Duration::from_millis(self.settings.write_timeout_ms);
+            let written = tokio::time::timeout(
+                limit,
+                ledger::write_batch(&mut conn, &self.campaign, &rewards, &applies),
+            )
+            .await;
+            crate::store::pg::unless_late(conn, written)?
+        };
         for (id, reason, fields) in &poison {
             tracing::error!(campaign.id = %self.campaign, stream.id = %id, reason = %reason, "unsettleable entry moved to the dead-letter stream");
             stream::dead_letter(conn, &self.dead, id, reason, fields).await?;

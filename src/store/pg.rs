@@ -36,6 +36,26 @@ pub fn pool(settings: &PgSettings) -> anyhow::Result<PgPool> {
         .context("DATABASE_URL is not a valid postgres:// URL")
 }
 
+/// The outcome of a step run on `conn` under `tokio::time::timeout`. When the
+/// step ran out of time, `conn` is closed instead of going back to the pool: its
+/// state is unknown, and the pool would check it with a ping that, on a peer that
+/// vanished without a reset, never ends and keeps the connection's pool slot.
+pub fn unless_late<T>(
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    outcome: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
+) -> Result<T, sqlx::Error> {
+    match outcome {
+        Ok(done) => done,
+        Err(_) => {
+            drop(conn.detach());
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "PostgreSQL did not answer in time; connection closed",
+            )))
+        }
+    }
+}
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Applies the embedded migrations.

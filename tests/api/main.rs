@@ -12,6 +12,7 @@ mod dashboard;
 mod deploy_files;
 mod draw;
 mod durability;
+mod faults;
 mod finance;
 mod fuzz;
 mod healthcheck;

@@ -42,7 +42,8 @@ pub struct RedisSettings {
     #[serde(default = "default_connections")]
     pub connections: usize,
     /// A Redis call slower than this fails and the client gets 503 (and may retry
-    /// with the same Idempotency-Key).
+    /// with the same Idempotency-Key). It bounds the whole call, including a
+    /// wait for a reconnection in progress (see connection.rs).
     #[serde(default = "default_timeout_ms")]
     pub response_timeout_ms: u64,
     #[serde(default = "default_connect_timeout_ms")]
