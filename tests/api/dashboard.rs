@@ -88,6 +88,11 @@ const METRICS: &[Metric] = &[
         Kind::Gauge,
         &["campaign"],
     ),
+    m(
+        "prizewheel_campaign_awaiting_recovery",
+        Kind::Gauge,
+        &["campaign"],
+    ),
 ];
 
 /// Labels Prometheus adds to every scraped series.
