@@ -484,17 +484,7 @@ impl SlowLedger {
         let spec = Spec::new(prefix);
         app.apply(&spec.yaml()).await;
         let id = CampaignId::parse(&spec.id).unwrap();
-        let proxy = Proxy::start("127.0.0.1:5432".into()).await;
-        let url = app
-            .db
-            .url
-            .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
-        let pg = prizewheel::store::pg::pool(&prizewheel::store::pg::PgSettings {
-            url: url.into(),
-            max_connections: 2,
-            acquire_timeout_ms: 500,
-        })
-        .unwrap();
+        let (proxy, pg) = crate::proxy::postgres_behind_proxy(&app.db.url).await;
         let settings = SettleSettings {
             write_timeout_ms: 1000,
             ..fast()

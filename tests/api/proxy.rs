@@ -218,3 +218,17 @@ async fn pump(
 
 const CHUNK: usize = 16 * 1024;
 const LINE: usize = 8;
+
+/// A proxy in front of the local PostgreSQL and a small pool of the test
+/// database `db_url` through it (short acquire timeout: faults show fast).
+pub async fn postgres_behind_proxy(db_url: &str) -> (Proxy, sqlx::PgPool) {
+    let proxy = Proxy::start("127.0.0.1:5432".into()).await;
+    let url = db_url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let pg = prizewheel::store::pg::pool(&prizewheel::store::pg::PgSettings {
+        url: url.into(),
+        max_connections: 2,
+        acquire_timeout_ms: 500,
+    })
+    .unwrap();
+    (proxy, pg)
+}

@@ -1,7 +1,6 @@
 //! Settlement: every draw lands in PostgreSQL exactly once, whatever crashes.
 
 use crate::helpers::{Spec, TestApp, draw};
-use crate::proxy::Proxy;
 use prizewheel::domain::{CampaignId, UserId};
 use prizewheel::settle::stream::{self, Lag};
 use prizewheel::settle::{SettleSettings, Settler};
@@ -306,17 +305,7 @@ async fn a_postgres_outage_pauses_settlement_and_never_spins() {
     app.apply(&spec.yaml()).await;
     let id = CampaignId::parse(&spec.id).unwrap();
 
-    let proxy = Proxy::start("127.0.0.1:5432".into()).await;
-    let url = app
-        .db
-        .url
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
-    let pg = prizewheel::store::pg::pool(&prizewheel::store::pg::PgSettings {
-        url: url.into(),
-        max_connections: 2,
-        acquire_timeout_ms: 500,
-    })
-    .unwrap();
+    let (proxy, pg) = crate::proxy::postgres_behind_proxy(&app.db.url).await;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(settler(&pg, "outage").run(stopped));
 
