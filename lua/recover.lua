@@ -7,6 +7,10 @@
 -- when the process starts and, as the project runs Redis (save "", AOF), changes
 -- only when it restarts or a replica takes over: exactly when writes may have
 -- been lost. spin.lua draws only while the two match; 'certify' makes them match.
+-- LASTSAVE counts whole seconds, so two processes started within the same second
+-- share it: 'certify' waits until this process has lived past the second it
+-- started in. Then a later process (started after the certify) has a later
+-- LASTSAVE, as long as the host's clock does not step back.
 --
 -- KEYS[1] meta  KEYS[2] stock  KEYS[3] awarded  KEYS[4] initial  KEYS[5] results
 -- ARGV[1] the operation:
@@ -25,7 +29,8 @@
 --              max(0, configured - awarded), moves the stream's last id past the
 --              ledger's (new draws must sort after every settled one) and sets
 --              the epoch. → {'certified', units raised, stock lowered}, or
---              {'restarted'} when Redis restarted since the recovery began.
+--              {'restarted'} when Redis restarted since the recovery began, or
+--              {'too_early', µs to wait} during the process's first second.
 -- Every operation is idempotent and only moves state towards the ledger: a
 -- recovery that stops half-way is simply run again.
 
@@ -87,8 +92,13 @@ if op == 'records' then
 end
 
 if op == 'certify' then
-  if tonumber(ARGV[2]) ~= redis.call('LASTSAVE') then
+  local lastsave = redis.call('LASTSAVE')
+  if tonumber(ARGV[2]) ~= lastsave then
     return {'restarted'}
+  end
+  local now = redis.call('TIME')
+  if tonumber(now[1]) <= lastsave then
+    return {'too_early', 1000000 - tonumber(now[2])}
   end
   local raised, lowered = 0, 0
   for i = 4, #ARGV, 2 do
@@ -115,7 +125,7 @@ if op == 'certify' then
       or (ledger_last[1] == here[1] and ledger_last[2] > here[2])) then
     redis.call('XSETID', KEYS[5], ARGV[3])
   end
-  redis.call('HSET', KEYS[1], 'epoch', redis.call('LASTSAVE'))
+  redis.call('HSET', KEYS[1], 'epoch', lastsave)
   return {'certified', raised, lowered}
 end
 

@@ -389,3 +389,45 @@ async fn under_fsync_wins_no_answered_bounded_win_is_lost_when_redis_is_killed()
         wins.len()
     );
 }
+
+/// LASTSAVE counts whole seconds: a Redis that dies and comes back within the
+/// second it started in has the same LASTSAVE. A campaign certified in that
+/// second would take the new process for the old one and draw on its rolled-back
+/// counters (the crash test above did so in about half its runs before certify
+/// waited). Certify waits until the process has lived past its first second, so
+/// the restart is always seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_right_after_a_first_certify_is_still_seen() {
+    let mut redis = PrivateRedis::start_with("redis-server", &[]).await;
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|s| s.redis.url = Some(url.into())).await;
+    let spec = campaign();
+    app.apply(&spec.yaml()).await;
+    let mut conn = app.redis_conn_to(&redis.url).await;
+    let keys = CampaignKeys::new(&CampaignId::parse(&spec.id).unwrap());
+    let epoch: i64 = redis::cmd("HGET")
+        .arg(&keys.meta)
+        .arg("epoch")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (now, _): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    assert!(
+        now > epoch,
+        "certified at {now}, in the first second ({epoch}) of its Redis"
+    );
+
+    redis.crash_and_restart(None).await;
+    let mut answer = Value::Null;
+    for _ in 0..50 {
+        answer = app.spin(&spec.id, "u", "k").await.json().await.unwrap();
+        if answer["code"] != "service_unavailable" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // reconnecting
+    }
+    assert_eq!(
+        answer["code"], "recovering",
+        "the restart is seen: {answer}"
+    );
+}

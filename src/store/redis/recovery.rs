@@ -149,15 +149,34 @@ pub async fn certify<C: ConnectionLike>(
     for (prize, units) in settled {
         inv.arg(prize).arg(*units);
     }
-    let r = run(&inv, conn).await?;
-    match r.str(0)? {
-        "certified" => Ok(Certified::Done {
-            raised: r.int(1)?,
-            lowered: r.int(2)?,
-        }),
-        "restarted" => Ok(Certified::Restarted),
-        other => Err(StoreError::Protocol(format!(
-            "unknown recover status `{other}`"
-        ))),
+    // In a Redis process's first second, certify waits for the next one (see
+    // lua/recover.lua); more than a few waits means Redis's clock is behind
+    // its own LASTSAVE (stepped back), and an epoch could then repeat.
+    for _ in 0..CERTIFY_WAITS {
+        let r = run(&inv, conn).await?;
+        match r.str(0)? {
+            "certified" => {
+                return Ok(Certified::Done {
+                    raised: r.int(1)?,
+                    lowered: r.int(2)?,
+                });
+            }
+            "restarted" => return Ok(Certified::Restarted),
+            "too_early" => {
+                let micros = r.int(1)?.clamp(1_000, 1_000_000) as u64;
+                tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+            }
+            other => {
+                return Err(StoreError::Protocol(format!(
+                    "unknown recover status `{other}`"
+                )));
+            }
+        }
     }
+    Err(StoreError::Protocol(format!(
+        "Redis's clock stayed at or behind its LASTSAVE for {CERTIFY_WAITS} waits: not certifying {id}"
+    )))
 }
+
+/// Most waits of certify for the Redis process's second second.
+const CERTIFY_WAITS: usize = 4;
