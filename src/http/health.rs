@@ -2,7 +2,14 @@
 
 use super::AppState;
 use super::error::Problem;
+use crate::store::pg::within;
 use actix_web::{HttpResponse, get, web};
+use std::time::Duration;
+
+/// How long readiness waits for PostgreSQL, per query: a probe must answer
+/// (orchestrators give up after about a second), and a PostgreSQL that does not
+/// answer in time is a failing check, not a hung probe.
+const PG_PROBE_LIMIT: Duration = Duration::from_millis(800);
 
 /// Liveness: 200 while the process serves requests. Touches nothing else.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "The process is up")))]
@@ -32,7 +39,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         checks.insert("recovery".into(), recovery.into());
     }
     if state.settling {
-        let pg = match sqlx::query("SELECT 1").execute(&state.pg).await {
+        let probe = within(&state.pg, PG_PROBE_LIMIT, |c| {
+            Box::pin(sqlx::query("SELECT 1").execute(c))
+        });
+        let pg = match probe.await {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("postgres unavailable: {e}"),
         };
@@ -72,9 +82,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// the campaigns cannot be listed (PostgreSQL down: the `postgres` check, when
 /// this process settles, says so).
 async fn awaiting_recovery(state: &AppState) -> Option<String> {
-    let ids = crate::settle::ledger::active_campaigns(&state.pg)
-        .await
-        .ok()?;
+    let ids = within(&state.pg, PG_PROBE_LIMIT, |c| {
+        Box::pin(crate::settle::ledger::active_campaigns(c))
+    })
+    .await
+    .ok()?;
     let mut conn = state.redis.conn();
     let mut waiting = Vec::new();
     for id in ids

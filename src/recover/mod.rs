@@ -401,7 +401,9 @@ pub async fn watch(
     let mut listed = tokio::time::Instant::now() - refresh;
     while !*shutdown.borrow() {
         if listed.elapsed() >= refresh {
-            match ledger::active_campaigns(&pg).await {
+            let list =
+                crate::store::pg::within(&pg, refresh, |c| Box::pin(ledger::active_campaigns(c)));
+            match list.await {
                 Ok(ids) => {
                     campaigns = ids
                         .iter()

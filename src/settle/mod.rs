@@ -162,10 +162,8 @@ impl Settler {
 impl Settler {
     /// The campaigns to follow, within `write_timeout_ms`.
     async fn campaigns(&self) -> Result<Vec<String>, sqlx::Error> {
-        let mut conn = self.pg.acquire().await?;
         let limit = Duration::from_millis(self.settings.write_timeout_ms);
-        let listed = tokio::time::timeout(limit, ledger::active_campaigns(&mut *conn)).await;
-        crate::store::pg::unless_late(conn, listed)
+        crate::store::pg::within(&self.pg, limit, |c| Box::pin(ledger::active_campaigns(c))).await
     }
 }
 
@@ -340,10 +338,11 @@ impl CampaignSettler {
         let inserted = {
             // Bounded: a PostgreSQL that vanished without a reset would hold
             // this batch (and the campaign's settlement) forever.
-            let mut conn = self.pg.acquire().await?;
             let limit = Duration::from_millis(self.settings.write_timeout_ms);
-            let written = tokio::time::timeout(
-                limit,
+            let deadline = tokio::time::Instant::now() + limit;
+            let mut conn = crate::store::pg::acquire_by(&self.pg, deadline).await?;
+            let written = tokio::time::timeout_at(
+                deadline,
                 ledger::write_batch(&mut conn, &self.campaign, &rewards, &applies),
             )
             .await;

@@ -36,6 +36,44 @@ pub fn pool(settings: &PgSettings) -> anyhow::Result<PgPool> {
         .context("DATABASE_URL is not a valid postgres:// URL")
 }
 
+/// Runs `step` on a connection of `pool` and gives up after `limit`, the wait
+/// for a connection included. Every call to PostgreSQL made by a loop or a probe
+/// goes through here: a PostgreSQL that vanished without a reset (a black hole,
+/// a cut cable) would otherwise hold the caller until the kernel gives up, about
+/// 15 minutes later.
+pub async fn within<T>(
+    pool: &PgPool,
+    limit: Duration,
+    step: impl for<'c> FnOnce(
+        &'c mut sqlx::PgConnection,
+    ) -> futures_util::future::BoxFuture<'c, Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut conn = acquire_by(pool, deadline).await?;
+    let outcome = tokio::time::timeout_at(deadline, step(&mut conn)).await;
+    unless_late(conn, outcome)
+}
+
+/// A connection of `pool`, or a timeout error at `deadline`. With
+/// [`unless_late`], for a step [`within`] cannot take (a future that borrows
+/// more than the connection).
+pub async fn acquire_by(
+    pool: &PgPool,
+    deadline: tokio::time::Instant,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
+    match tokio::time::timeout_at(deadline, pool.acquire()).await {
+        Ok(acquired) => acquired,
+        Err(_) => Err(late()),
+    }
+}
+
+fn late() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "PostgreSQL did not answer in time; connection closed",
+    ))
+}
+
 /// The outcome of a step run on `conn` under `tokio::time::timeout`. When the
 /// step ran out of time, `conn` is closed instead of going back to the pool: its
 /// state is unknown, and the pool would check it with a ping that, on a peer that
@@ -48,10 +86,7 @@ pub fn unless_late<T>(
         Ok(done) => done,
         Err(_) => {
             drop(conn.detach());
-            Err(sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "PostgreSQL did not answer in time; connection closed",
-            )))
+            Err(late())
         }
     }
 }

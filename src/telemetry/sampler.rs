@@ -18,7 +18,8 @@ pub async fn sample_forever(redis: &RedisStore, pg: &PgPool, every: Duration) {
         metrics()
             .redis_in_flight
             .record(redis.in_flight() as i64, &[]);
-        match ledger::active_campaigns(pg).await {
+        let listed = crate::store::pg::within(pg, every, |c| Box::pin(ledger::active_campaigns(c)));
+        match listed.await {
             Ok(ids) => {
                 for id in ids {
                     if let Err(e) = sample_campaign(redis, &id).await {

@@ -362,3 +362,57 @@ async fn readiness_follows_redis() {
     }
     assert!(back, "ready again once Redis is reachable");
 }
+
+/// A PostgreSQL that stops answering without closing anything (a black hole)
+/// makes readiness fail in time, naming `postgres`, instead of hanging the probe
+/// (orchestrators give up on a probe after about a second and learn nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_answers_in_time_when_postgres_is_a_black_hole() {
+    use secrecy::ExposeSecret;
+    let proxy = Proxy::start("127.0.0.1:5432".into()).await;
+    let through = format!("127.0.0.1:{}", proxy.port);
+    let app = TestApp::spawn_with(|s| {
+        let url = s
+            .database
+            .url
+            .expose_secret()
+            .replace("127.0.0.1:5432", &through);
+        s.database.url = url.into();
+        s.settle.enabled = true;
+    })
+    .await;
+    let probe = || async {
+        let started = std::time::Instant::now();
+        let r = app.get("/readyz").await;
+        let status = r.status().as_u16();
+        let body = r.json::<serde_json::Value>().await.unwrap();
+        (status, body, started.elapsed())
+    };
+    let (status, body, _) = probe().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["postgres"], "ok");
+
+    proxy.black_hole();
+    for _ in 0..3 {
+        let (status, body, took) = probe().await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["code"], "not_ready");
+        let pg = body["checks"]["postgres"].as_str().unwrap_or_default();
+        assert!(pg.contains("did not answer in time"), "{body}");
+        assert!(
+            took < Duration::from_millis(2_500),
+            "readiness answered in {took:?} (two PostgreSQL queries of at most 800 ms)"
+        );
+    }
+
+    proxy.heal();
+    let mut back = false;
+    for _ in 0..50 {
+        if probe().await.0 == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "ready again once PostgreSQL answers");
+}
