@@ -13,10 +13,17 @@
 # the per-IP limiter off (all load comes from 127.0.0.1). Then:
 #  1. capacity: a campaign with a large quota is driven to saturation for
 #     CAPACITY_SECONDS by wrk (bench/wrk-spin.lua: the service alone) and by k6
-#     (k6/soak.js MODE=capacity: the service as k6 drives it on this machine);
-#     the soak rate is SOAK_SHARE of the one CAPACITY_BY names (k6 by default:
-#     on a machine where k6 shares the service's cores, k6 cannot offer 70 % of
-#     what wrk measures, see k6/README.md);
+#     (k6/soak.js MODE=capacity: closed-loop clients); neither is what the soak
+#     itself can sustain on this machine: wrk leaves out k6, which shares the
+#     cores and costs more CPU per spin than the service, and a short saturated
+#     burst leaves settlement behind, to catch up after. So by default
+#     (CAPACITY_BY=steps) the capacity is found with the soak's own traffic:
+#     k6/soak.js at rates rising by STEP_FACTOR (1.2) from STEP_START (a quarter
+#     of k6's closed-loop figure), STEP_SECONDS (30) each; a step holds when k6
+#     passes (no error, < 1 % of arrivals dropped, p95/p99 bounds) and settlement
+#     drains within 5 s after it; the capacity is the last rate that held. The
+#     soak rate is SOAK_SHARE of it (CAPACITY_BY=k6 or wrk take those figures
+#     instead: only right where k6 has cores of its own);
 #  2. the soak: a fresh service process (its bounded per-user tables scaled so
 #     they fill within the first sixth of the run, see below; SOAK_TABLES=
 #     production keeps the defaults) and a campaign `soak` (5 spins per user,
@@ -48,7 +55,8 @@
 #
 # Environment (defaults in brackets): SOAK_SHARE [0.7], SOAK_MINUTES [15],
 # SOAK_INTERVAL [30] seconds, SOAK_RATE (visits/s; skips the capacity runs),
-# CAPACITY_BY [k6] | wrk, CAPACITY_SECONDS [15], CONCURRENCY [50] (wrk),
+# CAPACITY_BY [steps] | k6 | wrk, CAPACITY_SECONDS [15], CONCURRENCY [50] (wrk),
+# STEP_START, STEP_FACTOR [1.2], STEP_SECONDS [30], STEP_MAX [12] steps,
 # VUS [64] (k6 capacity), SOAK_TABLES [scaled] | production, DRAIN_SECONDS
 # [120], PW_SOAK_REDIS_PORT [6431], PW_SOAK_HTTP_PORT [8131], LOG_FILTER [warn],
 # the bounds above, and k6/soak.js's own (SPINS_PER_USER, REPLAY_RATIO, ...).
@@ -70,7 +78,10 @@ die() {
 share="${SOAK_SHARE:-0.7}"
 minutes="${SOAK_MINUTES:-15}"
 interval="${SOAK_INTERVAL:-30}"
-capacity_by="${CAPACITY_BY:-k6}"
+capacity_by="${CAPACITY_BY:-steps}"
+step_factor="${STEP_FACTOR:-1.2}"
+step_seconds="${STEP_SECONDS:-30}"
+step_max="${STEP_MAX:-12}"
 cap_seconds="${CAPACITY_SECONDS:-15}"
 conc="${CONCURRENCY:-50}"
 port="${PW_SOAK_REDIS_PORT:-6431}"
@@ -82,7 +93,9 @@ results="$PW_ROOT/bench/results"
 
 [[ $interval =~ ^[0-9]+$ && $interval -ge 5 ]] || die "SOAK_INTERVAL must be whole seconds, at least 5"
 [[ $cap_seconds =~ ^[0-9]+$ && $cap_seconds -ge 5 ]] || die "CAPACITY_SECONDS must be whole seconds, at least 5"
-[[ $capacity_by == k6 || $capacity_by == wrk ]] || die "CAPACITY_BY must be k6 or wrk"
+[[ $capacity_by == steps || $capacity_by == k6 || $capacity_by == wrk ]] || die "CAPACITY_BY must be steps, k6 or wrk"
+[[ $step_seconds =~ ^[0-9]+$ && $step_seconds -ge 10 ]] || die "STEP_SECONDS must be whole seconds, at least 10"
+awk -v f="$step_factor" 'BEGIN { exit !(f + 0 > 1.01) }' || die "STEP_FACTOR must be above 1"
 duration=$(awk -v m="$minutes" 'BEGIN { if (m + 0 > 0) printf "%d", m * 60 + 0.5; else print 0 }')
 [[ $duration -ge $((3 * interval)) ]] ||
     die "SOAK_MINUTES ($minutes) must cover at least three intervals of ${interval}s (the verdict compares thirds)"
@@ -130,11 +143,22 @@ export PRIZEWHEEL_URL="http://$listen"
 campaign() { bench_campaign "$work" "$1" "$2" "$3" 100000000 soak; }
 "$bin" migrate >/dev/null
 campaign soak-cap 1000000 100000
+campaign soak-steps 5 1000000
 start_server
 
 rcli() { redis-cli -p "$port" "$@"; }
 # shellcheck disable=SC2154 # server_pid: set by start_server (lib.sh)
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$server_pid/status" 2>/dev/null || echo 0; }
+# cpu_ticks PID: the process's user + system CPU time in clock ticks (0 when gone).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# connections: TCP connections established to the service's port.
+connections() { ss -Htn state established "( sport = :${listen##*:} )" | wc -l; }
+# spin_histogram FILE: the service's own latency histogram of spins (every
+# status), cumulative buckets as /metrics has them, to FILE.
+spin_histogram() {
+    curl -sf --max-time 2 "http://$listen/metrics" |
+        awk '/^http_server_request_duration_seconds_bucket\{/ && /spins/ && /POST/' >"$1" || true
+}
 used_memory() { rcli INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
 # metric NAME CAMPAIGN: a gauge of /metrics for one campaign (0 when absent).
 metric() {
@@ -180,6 +204,39 @@ wait_settled() {
 
 # ------------------------------------------------------------ capacity ---
 
+# capacity_in_steps K6_CAPACITY: the highest rate the soak's own traffic holds
+# (see the header), printed; status 1 when even the first step fails. Each
+# step's users are new (RUN_ID), on a campaign with the soak's quota.
+capacity_in_steps() {
+    local r held="" i status verdict
+    r=${STEP_START:-$(awk -v c="$1" 'BEGIN { printf "%d", c / 4 + 0.5 }')}
+    [[ $r =~ ^[0-9]+$ && $r -gt 0 ]] || return 1
+    for ((i = 1; i <= step_max; i++)); do
+        pw_log "1/3 capacity: step $i, $r visits/s for ${step_seconds}s (k6/soak.js)"
+        set +e
+        RATE="$r" DURATION="${step_seconds}s" INTERVAL="${step_seconds}s" CAMPAIGN=soak-steps RUN_ID="step$r" \
+            bash k6/run.sh soak --summary-export="$work/step-$r.json" >"$work/k6-step-$r.log" 2>&1
+        status=$?
+        set -e
+        if [[ $status -ne 0 ]]; then
+            verdict="k6 thresholds failed (exit $status)"
+        elif ! wait_settled soak-steps 5 >/dev/null; then
+            verdict="settlement did not drain within 5 s"
+        else
+            verdict="held"
+        fi
+        pw_log "step $i: $r visits/s: $verdict"
+        note "step_$i" "$r visits/s: $verdict"
+        [[ $verdict == held ]] || break
+        held=$r
+        r=$(awk -v r="$r" -v f="$step_factor" 'BEGIN { printf "%d", r * f + 0.5 }')
+        # Let settlement finish before the next step.
+        wait_settled soak-steps "$drain_seconds" >/dev/null || true
+    done
+    [[ -n $held ]] || return 1
+    printf '%s\n' "$held"
+}
+
 "$bin" token --sub cap --count 100000 >"$work/tokens.txt"
 if [[ -n ${SOAK_RATE:-} ]]; then
     [[ $SOAK_RATE =~ ^[0-9]+$ && $SOAK_RATE -gt 0 ]] || die "SOAK_RATE must be a whole number of visits/s"
@@ -203,7 +260,13 @@ else
     pw_log "k6: $k6_cap spins/s"
     note k6_capacity "$k6_cap"
     note capacity_by "$capacity_by"
-    if [[ $capacity_by == wrk ]]; then basis=$(field rps "$wrk_line"); else basis=$k6_cap; fi
+    note step_seconds "$step_seconds"
+    case $capacity_by in
+    wrk) basis=$(field rps "$wrk_line") ;;
+    k6) basis=$k6_cap ;;
+    steps) basis=$(capacity_in_steps "$k6_cap") || die "no step held, not even the first (see $work/k6-step-*.log)" ;;
+    esac
+    note capacity "$basis"
     rate=$(awk -v s="$share" -v b="$basis" 'BEGIN { printf "%d", s * b + 0.5 }')
     [[ $rate -gt 0 ]] || die "capacity measured as $basis spins/s"
 fi
@@ -279,6 +342,14 @@ for ((i = 0; i < 240; i++)); do
 done
 [[ -n $t0 ]] || die "k6 did not start the soak (see $work/k6-soak.log)"
 note t0_ms "$t0"
+note clk_tck "$(getconf CLK_TCK)"
+spin_histogram "$work/histogram-start.txt"
+# k6 itself (k6/run.sh runs it as a child): its CPU time tells whether the
+# load generator kept up or was starved, which its latency figures include.
+k6_proc=$(pgrep -P "$k6_pid" -x k6 | head -n 1 || true)
+note k6_pid "${k6_proc:-none}"
+note server_ticks0 "$(cpu_ticks "$server_pid")"
+note k6_ticks0 "$(cpu_ticks "${k6_proc:-0}")"
 
 # At the end of each interval: the per-user state and the stream.
 for ((i = 0; i < intervals; i++)); do
@@ -286,10 +357,12 @@ for ((i = 0; i < intervals; i++)); do
     due=$((t0 + (i + 1) * interval * 1000))
     now=$(date +%s%3N)
     if ((due > now)); then sleep "$(awk -v d=$((due - now)) 'BEGIN { printf "%.3f", d / 1000 }')"; fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$i" "$(date +%s%3N)" "$(rss_kb)" "$(used_memory)" \
+    spin_histogram "$work/histogram-$i.txt"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$i" "$(date +%s%3N)" "$(rss_kb)" "$(used_memory)" \
         "$(over_keys 'pw:{soak}:u:*' HLEN)" "$(over_keys 'pw:{soak}:i:*' HLEN)" \
-        "$(rcli XLEN 'pw:{soak}:results')" "$(rcli MEMORY USAGE 'pw:{soak}:results' SAMPLES 0)" >>"$work/intervals.tsv"
-    pw_log "interval $((i + 1))/$intervals: $(tail -n 1 "$work/intervals.tsv" | cut -f3-7 | tr '\t' ' ')"
+        "$(rcli XLEN 'pw:{soak}:results')" "$(rcli MEMORY USAGE 'pw:{soak}:results' SAMPLES 0)" \
+        "$(cpu_ticks "$server_pid")" "$(cpu_ticks "${k6_proc:-0}")" "$(connections)" >>"$work/intervals.tsv"
+    pw_log "interval $((i + 1))/$intervals: $(tail -n 1 "$work/intervals.tsv" | cut -f3-7,9- | tr '\t' ' ')"
 done
 
 set +e

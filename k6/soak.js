@@ -31,7 +31,7 @@
 //   SPINS_PER_USER [4]          USER_WINDOW [60s]
 //   CONTEXT_RATIO [0.3]         REPLAY_RATIO [0.05] MAX_RETRIES [3]
 //   PRE_VUS [max(100, RATE/10)]  MAX_VUS [max(1000, RATE/2)]
-//   P95_MS [50] P99_MS [200]    latency of answered spins, whole run
+//   P95_MS [50] P99_MS [200]    latency of answered spins, in every interval
 //   MODE [soak] | capacity: VUS [64] CAP_USERS [100000], DURATION [20s]
 //   plus PRIZEWHEEL_URL, CAMPAIGN, REQ_TIMEOUT, RUN_ID (lib/spin.js) and the
 //   PRIZEWHEEL_JWT_* variables (lib/token.js).
@@ -124,7 +124,7 @@ function perInterval() {
   const out = {};
   for (let i = 0; i < INTERVALS; i += 1) {
     const iv = ivTag(i);
-    out[`http_req_duration{name:spin,expected_response:true,iv:${iv}}`] = ['max>=0'];
+    out[`http_req_duration{name:spin,expected_response:true,iv:${iv}}`] = [`p(95)<${P95_MS}`, `p(99)<${P99_MS}`];
     out[`http_reqs{name:spin,iv:${iv}}`] = ['count>=0'];
     out[`soak_errors{iv:${iv}}`] = ['count>=0'];
     out[`soak_quota{iv:${iv}}`] = ['count>=0'];
@@ -166,7 +166,11 @@ export const options = {
         ...perCode(),
       }
     : {
-        'http_req_duration{name:spin,expected_response:true}': [`p(95)<${P95_MS}`, `p(99)<${P99_MS}`],
+        // Latency is held per interval (perInterval), not by a whole-run Trend
+        // threshold: k6 evaluates thresholds every 2 s, and a percentile over a
+        // whole-run Trend sorts every value so far, a cost that grows with the run
+        // on the cores k6 shares with the service (with one, a 15-minute run saw
+        // k6's p99 climb from 0.14 to 1.5 s while its p50 stayed at 3-6 ms).
         // The soak's promise: nothing but draws, replays and quota refusals.
         soak_errors: ['count==0'],
         unexpected_status: ['rate==0'],
