@@ -64,6 +64,7 @@ impl Application {
             pg,
             http: settings.http.clone(),
             stuck_after_ms: settings.settle.stuck_after_ms(),
+            pg_query_limit: settings.database.query_limit(),
             settling: settings.settle.enabled,
         });
         let api = openapi();

@@ -26,9 +26,15 @@ pub async fn run(a: ReconcileArgs, config: &Path) -> anyhow::Result<bool> {
     let (redis, database) = Settings::load_stores(config)?;
     let redis = RedisStore::connect(&redis).await?;
     let pool = pg::pool(&database)?;
-    let r = reconcile(&redis, &pool, &campaign, a.stuck_after_ms)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no campaign `{campaign}` in Redis"))?;
+    let r = reconcile(
+        &redis,
+        &pool,
+        database.query_limit(),
+        &campaign,
+        a.stuck_after_ms,
+    )
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("no campaign `{campaign}` in Redis"))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -82,11 +82,68 @@ pub struct Reconciliation {
     pub ok: bool,
 }
 
+/// What the ledger holds of a campaign, read in one consistent snapshot.
+struct LedgerSnapshot {
+    /// (prize, currency, rows, sum) of rows up to Redis's last stream id.
+    settled: Vec<(String, String, i64, Decimal)>,
+    /// Rows after Redis's last stream id: draws Redis no longer knows.
+    forgotten_by_redis: i64,
+    /// Which of the unsettled stream entries' spins are in the ledger already.
+    landed: HashSet<uuid::Uuid>,
+}
+
+async fn ledger_snapshot(
+    conn: &mut sqlx::PgConnection,
+    campaign: &str,
+    last: StreamId,
+    unsettled: &[uuid::Uuid],
+) -> Result<LedgerSnapshot, sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let settled = sqlx::query_as(
+        "SELECT prize_id, currency, count(*), coalesce(sum(amount), 0) FROM rewards
+         WHERE campaign_id = $1 AND (stream_ms, stream_seq) <= ($2, $3)
+         GROUP BY prize_id, currency",
+    )
+    .bind(campaign)
+    .bind(last.ms)
+    .bind(last.seq)
+    .fetch_all(&mut *tx)
+    .await?;
+    let forgotten_by_redis = sqlx::query_scalar(
+        "SELECT count(*) FROM rewards
+         WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)",
+    )
+    .bind(campaign)
+    .bind(last.ms)
+    .bind(last.seq)
+    .fetch_one(&mut *tx)
+    .await?;
+    let landed =
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT spin_id FROM rewards WHERE spin_id = ANY($1)")
+            .bind(unsettled)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    tx.commit().await?;
+    Ok(LedgerSnapshot {
+        settled,
+        forgotten_by_redis,
+        landed,
+    })
+}
+
 /// Reconciles `campaign`; `None` when Redis does not know it. Entries pending
-/// longer than `stuck_after_ms` count as stuck.
+/// longer than `stuck_after_ms` count as stuck. PostgreSQL's part runs within
+/// `pg_limit` (`store::pg::within`).
 pub async fn reconcile(
     redis: &RedisStore,
     pg: &PgPool,
+    pg_limit: std::time::Duration,
     campaign: &CampaignId,
     stuck_after_ms: u64,
 ) -> Result<Option<Reconciliation>, ReconcileError> {
@@ -174,42 +231,19 @@ pub async fn reconcile(
         }
     }
 
-    // PostgreSQL, one consistent snapshot.
-    let mut tx = pg.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let settled: Vec<(String, String, i64, Decimal)> = sqlx::query_as(
-        "SELECT prize_id, currency, count(*), coalesce(sum(amount), 0) FROM rewards
-         WHERE campaign_id = $1 AND (stream_ms, stream_seq) <= ($2, $3)
-         GROUP BY prize_id, currency",
-    )
-    .bind(campaign.as_str())
-    .bind(last.ms)
-    .bind(last.seq)
-    .fetch_all(&mut *tx)
-    .await?;
-    let forgotten_by_redis: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM rewards
-         WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)",
-    )
-    .bind(campaign.as_str())
-    .bind(last.ms)
-    .bind(last.seq)
-    .fetch_one(&mut *tx)
-    .await?;
     let ids: Vec<uuid::Uuid> = unsettled
         .iter()
         .filter_map(|(s, _)| s.parse().ok())
         .collect();
-    let landed: HashSet<uuid::Uuid> =
-        sqlx::query_scalar::<_, uuid::Uuid>("SELECT spin_id FROM rewards WHERE spin_id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-    tx.commit().await?;
+    let owned = campaign.to_string();
+    let LedgerSnapshot {
+        settled,
+        forgotten_by_redis,
+        landed,
+    } = crate::store::pg::within(pg, pg_limit, move |c| {
+        Box::pin(async move { ledger_snapshot(c, &owned, last, &ids).await })
+    })
+    .await?;
 
     let mut in_flight: HashMap<&str, i64> = HashMap::new();
     let mut seen = HashSet::new();

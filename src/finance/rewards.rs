@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Filters of a rewards listing; every field optional.
@@ -88,27 +89,35 @@ const SELECT: &str =
     ORDER BY spun_at, spin_id
     LIMIT $8";
 
-/// One page of at most `limit` rows in `(spun_at, spin_id)` order. Rows settled
-/// later with an earlier `spun_at` than the cursor are not returned by later pages
-/// (they appear when the listing is restarted); a page never repeats or skips a
-/// row that existed when the previous page was read.
+/// One page of at most `limit` rows in `(spun_at, spin_id)` order, within
+/// `within` (`store::pg::within`). Rows settled later with an earlier `spun_at`
+/// than the cursor are not returned by later pages (they appear when the listing
+/// is restarted); a page never repeats or skips a row that existed when the
+/// previous page was read.
 pub async fn page(
     pg: &PgPool,
+    within: Duration,
     campaign: &str,
     f: &Filter,
     limit: i64,
 ) -> Result<Vec<RewardRow>, sqlx::Error> {
-    sqlx::query_as::<_, RewardRow>(SELECT)
-        .bind(campaign)
-        .bind(&f.prize)
-        .bind(&f.user)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.after.map(|c| c.spun_at))
-        .bind(f.after.map(|c| c.spin_id))
-        .bind(limit)
-        .fetch_all(pg)
-        .await
+    let (campaign, f) = (campaign.to_owned(), f.clone());
+    crate::store::pg::within(pg, within, move |c| {
+        Box::pin(async move {
+            sqlx::query_as::<_, RewardRow>(SELECT)
+                .bind(&campaign)
+                .bind(&f.prize)
+                .bind(&f.user)
+                .bind(f.from)
+                .bind(f.to)
+                .bind(f.after.map(|c| c.spun_at))
+                .bind(f.after.map(|c| c.spin_id))
+                .bind(limit)
+                .fetch_all(c)
+                .await
+        })
+    })
+    .await
 }
 
 /// The CSV header of an export.

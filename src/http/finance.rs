@@ -129,12 +129,24 @@ pub async fn list_rewards(
         CampaignId::parse(&id).map_err(|_| ApiError::CampaignNotFound(id.to_string()))?;
     let (filter, limit) = filters(&req)?;
     if wants_csv(&req) {
-        return Ok(csv_stream(state.pg.clone(), campaign, filter, limit));
+        return Ok(csv_stream(
+            state.pg.clone(),
+            state.pg_query_limit,
+            campaign,
+            filter,
+            limit,
+        ));
     }
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    let rows = page(&state.pg, campaign.as_str(), &filter, limit)
-        .await
-        .map_err(pg_error)?;
+    let rows = page(
+        &state.pg,
+        state.pg_query_limit,
+        campaign.as_str(),
+        &filter,
+        limit,
+    )
+    .await
+    .map_err(pg_error)?;
     let next_after = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.cursor().encode()))
         .flatten();
@@ -153,6 +165,7 @@ fn pg_error(e: sqlx::Error) -> ApiError {
 /// page, however many rows match.
 fn csv_stream(
     pg: sqlx::PgPool,
+    within: std::time::Duration,
     campaign: CampaignId,
     mut filter: Filter,
     limit: Option<i64>,
@@ -166,7 +179,8 @@ fn csv_stream(
             if std::mem::take(&mut first) {
                 let _ = w.write_record(CSV_HEADER);
             }
-            let rows = match page(&pg, campaign.as_str(), &filter, CSV_PAGE.min(left)).await {
+            let rows = match page(&pg, within, campaign.as_str(), &filter, CSV_PAGE.min(left)).await
+            {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::error!(error = %e, campaign.id = %campaign, "CSV export aborted");
@@ -222,12 +236,18 @@ pub async fn summary(
     caller.require(Role::Finance)?;
     let not_found = || ApiError::CampaignNotFound(id.to_string());
     let campaign = CampaignId::parse(&id).map_err(|_| not_found())?;
-    let r = reconcile(&state.redis, &state.pg, &campaign, state.stuck_after_ms)
-        .await
-        .map_err(|e| match e {
-            crate::finance::reconcile::ReconcileError::Redis(s) => s.into(),
-            crate::finance::reconcile::ReconcileError::Pg(p) => pg_error(p),
-        })?
-        .ok_or_else(not_found)?;
+    let r = reconcile(
+        &state.redis,
+        &state.pg,
+        state.pg_query_limit,
+        &campaign,
+        state.stuck_after_ms,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::finance::reconcile::ReconcileError::Redis(s) => s.into(),
+        crate::finance::reconcile::ReconcileError::Pg(p) => pg_error(p),
+    })?
+    .ok_or_else(not_found)?;
     Ok(web::Json(r))
 }

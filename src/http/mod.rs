@@ -39,6 +39,8 @@ pub struct AppState {
     pub http: HttpSettings,
     /// Pending settlement entries idle this long count as stuck (finance summary).
     pub stuck_after_ms: u64,
+    /// Longest a finance query may take (`database.query_timeout_ms`).
+    pub pg_query_limit: std::time::Duration,
     /// This process runs a settler: readiness then needs PostgreSQL too.
     pub settling: bool,
 }

@@ -18,6 +18,17 @@ pub struct PgSettings {
     pub max_connections: u32,
     #[serde(default = "default_acquire_timeout_ms")]
     pub acquire_timeout_ms: u64,
+    /// Longest a finance query (a page of rewards, a reconciliation's snapshot)
+    /// may take, the wait for a connection included; then 503 and the
+    /// connection is closed rather than held (see [`within`]).
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+}
+
+impl PgSettings {
+    pub fn query_limit(&self) -> Duration {
+        Duration::from_millis(self.query_timeout_ms)
+    }
 }
 
 fn default_max_connections() -> u32 {
@@ -25,6 +36,9 @@ fn default_max_connections() -> u32 {
 }
 fn default_acquire_timeout_ms() -> u64 {
     3000
+}
+fn default_query_timeout_ms() -> u64 {
+    30_000
 }
 
 /// A pool that connects on first use, so the API serves spins while Postgres is down.

@@ -178,11 +178,16 @@ async fn three_replicas_on_a_cluster_never_oversell_and_settle_everything() {
         let mut report = None;
         // The settler acknowledges right after committing: wait for the ack.
         for _ in 0..50 {
-            let r =
-                prizewheel::finance::reconcile::reconcile(&app.redis, &app.db.pool, &id, 60_000)
-                    .await
-                    .unwrap()
-                    .unwrap();
+            let r = prizewheel::finance::reconcile::reconcile(
+                &app.redis,
+                &app.db.pool,
+                Duration::from_secs(30),
+                &id,
+                60_000,
+            )
+            .await
+            .unwrap()
+            .unwrap();
             let done = r.ok;
             report = Some(r);
             if done {

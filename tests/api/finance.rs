@@ -1,10 +1,12 @@
 //! Finance: listing, exporting and reconciling the ledger.
 
 use crate::helpers::{Spec, TestApp, token};
+use crate::proxy::{POSTGRES, Proxy};
 use crate::settle::{draws, settle_all, settled_ids};
 use prizewheel::domain::CampaignId;
 use serde_json::Value;
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 async fn get(app: &TestApp, path: &str, roles: &[&str]) -> reqwest::Response {
     app.client
@@ -288,4 +290,67 @@ async fn summary_and_reconcile_agree_and_catch_tampering() {
         text.contains("MISMATCH") && text.contains("problem:"),
         "{text}"
     );
+}
+
+/// Finance queries in flight when PostgreSQL vanishes (their connections never
+/// hear from it again: a dead host, a moved address) get a 503 within
+/// `database.query_timeout_ms`, and their connections are closed, not handed
+/// back to the pool, where a check on a silent peer would hold the slot for
+/// good: with a pool of 2 and both lost, the requests after are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finance_queries_on_a_vanished_postgres_answer_503_in_time_and_keep_no_slot() {
+    use secrecy::ExposeSecret;
+    use sqlx::Connection;
+    let proxy = Proxy::start(POSTGRES.into()).await;
+    let app = TestApp::spawn_with(|s| {
+        s.database.url = proxy.postgres_url(s.database.url.expose_secret()).into();
+        s.database.max_connections = 2;
+        s.database.query_timeout_ms = 500;
+    })
+    .await;
+    let (spec, _) = settled_campaign(&app).await;
+    let rewards = format!("/v1/finance/campaigns/{}/rewards?limit=10", spec.id);
+    let summary = format!("/v1/finance/campaigns/{}/summary", spec.id);
+    for path in [&rewards, &summary] {
+        assert_eq!(get(&app, path, &["finance"]).await.status(), 200, "{path}");
+    }
+
+    // Two listings wait at the server (the table is locked), then their
+    // connections go silent for good.
+    let mut lock = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("LOCK TABLE rewards IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let stranding = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.strand();
+    };
+    let (a, b, ()) = tokio::join!(
+        get(&app, &rewards, &["finance"]),
+        get(&app, &rewards, &["finance"]),
+        stranding
+    );
+    let took = started.elapsed();
+    for r in [a, b] {
+        assert_eq!(r.status(), 503);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "service_unavailable", "{body}");
+    }
+    assert!(
+        took < Duration::from_millis(1_500),
+        "answered in {took:?} (bound 500 ms)"
+    );
+    sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+
+    // New connections work; both old slots must be free again.
+    for path in [&rewards, &summary, &rewards, &summary] {
+        assert_eq!(
+            get(&app, path, &["finance"]).await.status(),
+            200,
+            "{path} after the strand (a pool slot kept by a silent connection?)"
+        );
+    }
 }

@@ -54,7 +54,15 @@ pub struct Proxy {
     accepted: Arc<AtomicU64>,
 }
 
+/// The test PostgreSQL's address, as the tests' database URLs name it.
+pub const POSTGRES: &str = "127.0.0.1:5432";
+
 impl Proxy {
+    /// `db_url` (a URL of the test PostgreSQL) through this proxy.
+    pub fn postgres_url(&self, db_url: &str) -> String {
+        db_url.replace(POSTGRES, &format!("127.0.0.1:{}", self.port))
+    }
+
     pub async fn start(target: String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -222,12 +230,13 @@ const LINE: usize = 8;
 /// A proxy in front of the local PostgreSQL and a small pool of the test
 /// database `db_url` through it (short acquire timeout: faults show fast).
 pub async fn postgres_behind_proxy(db_url: &str) -> (Proxy, sqlx::PgPool) {
-    let proxy = Proxy::start("127.0.0.1:5432".into()).await;
-    let url = db_url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let proxy = Proxy::start(POSTGRES.into()).await;
+    let url = proxy.postgres_url(db_url);
     let pg = prizewheel::store::pg::pool(&prizewheel::store::pg::PgSettings {
         url: url.into(),
         max_connections: 2,
         acquire_timeout_ms: 500,
+        query_timeout_ms: 1_000,
     })
     .unwrap();
     (proxy, pg)

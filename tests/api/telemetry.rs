@@ -376,15 +376,9 @@ async fn ready_within(app: &TestApp, limit: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_answers_in_time_when_postgres_is_a_black_hole() {
     use secrecy::ExposeSecret;
-    let proxy = Proxy::start("127.0.0.1:5432".into()).await;
-    let through = format!("127.0.0.1:{}", proxy.port);
+    let proxy = Proxy::start(crate::proxy::POSTGRES.into()).await;
     let app = TestApp::spawn_with(|s| {
-        let url = s
-            .database
-            .url
-            .expose_secret()
-            .replace("127.0.0.1:5432", &through);
-        s.database.url = url.into();
+        s.database.url = proxy.postgres_url(s.database.url.expose_secret()).into();
         s.settle.enabled = true;
     })
     .await;
