@@ -58,10 +58,13 @@ pub async fn plan_against_live(
     Ok((plan(c, live.as_ref()), live))
 }
 
-/// Applies `c` (parsed from `yaml`) on behalf of `applied_by`.
+/// Applies `c` (parsed from `yaml`) on behalf of `applied_by`. Recording the
+/// version in PostgreSQL takes at most `pg_limit` (`database.query_timeout_ms`),
+/// the wait for a connection included; past it, `NotRecorded`.
 pub async fn apply(
     redis: &RedisStore,
     pg: &PgPool,
+    pg_limit: std::time::Duration,
     c: &Campaign,
     yaml: &str,
     applied_by: &str,
@@ -88,21 +91,24 @@ pub async fn apply(
     };
     let changes = serde_json::to_value(&plan.changes).unwrap_or_default();
     let config = canonical::to_json(c);
-    record_version(
-        pg,
-        &VersionRecord {
-            campaign: c,
-            version,
-            config_hash: &canonical::hash(c),
-            config: &config,
-            yaml,
-            applied_by,
-            changes: &changes,
-            table: &table,
-        },
-    )
-    .await
-    .map_err(|source| ApplyError::NotRecorded { version, source })?;
+    let record = VersionRecord {
+        campaign: c,
+        version,
+        config_hash: &canonical::hash(c),
+        config: &config,
+        yaml,
+        applied_by,
+        changes: &changes,
+        table: &table,
+    };
+    let deadline = tokio::time::Instant::now() + pg_limit;
+    let recorded: anyhow::Result<()> = async {
+        let mut conn = crate::store::pg::acquire_by(pg, deadline).await?;
+        let outcome = tokio::time::timeout_at(deadline, record_version(&mut conn, &record)).await;
+        crate::store::pg::unless_late(conn, outcome)
+    }
+    .await;
+    recorded.map_err(|source| ApplyError::NotRecorded { version, source })?;
     // A new campaign starts awaiting recovery like any other without an epoch:
     // its empty ledger certifies it at once. After a Redis restart, an apply
     // recovers the campaign too.

@@ -115,7 +115,8 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
             let (redis, database) = Settings::load_stores(config)?;
             let redis = RedisStore::connect(&redis).await?;
             let pool = pg::pool(&database)?;
-            let report = apply(&redis, &pool, &campaign, &yaml, &by).await?;
+            let report =
+                apply(&redis, &pool, database.query_limit(), &campaign, &yaml, &by).await?;
             if report.changed {
                 print!("{}", report.plan);
                 println!(

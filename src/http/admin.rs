@@ -58,6 +58,7 @@ pub async fn put_campaign(
     let report = apply(
         &state.redis,
         &state.pg,
+        state.pg_query_limit,
         &campaign,
         &yaml,
         caller.user.as_str(),

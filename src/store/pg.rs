@@ -6,7 +6,8 @@ use crate::store::redis::table::{StockSetting, TableEntry};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -42,12 +43,25 @@ fn default_query_timeout_ms() -> u64 {
 }
 
 /// A pool that connects on first use, so the API serves spins while Postgres is down.
+///
+/// Its sessions end any transaction left idle for `query_timeout_ms`: a step
+/// that ran out of time (see [`within`]) closes its connection, but when the
+/// close cannot reach PostgreSQL (the network between them is gone), the
+/// server keeps the abandoned transaction and its row locks until its TCP
+/// keepalive gives up (hours by default). The service's own transactions are
+/// a few statements back to back, never idle that long. (Not exercised by the
+/// tests: their fault proxy passes a close on.)
 pub fn pool(settings: &PgSettings) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
+    let options = PgConnectOptions::from_str(settings.url.expose_secret())
+        .context("DATABASE_URL is not a valid postgres:// URL")?
+        .options([(
+            "idle_in_transaction_session_timeout",
+            format!("{}ms", settings.query_timeout_ms.max(1)),
+        )]);
+    Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
-        .connect_lazy(settings.url.expose_secret())
-        .context("DATABASE_URL is not a valid postgres:// URL")
+        .connect_lazy_with(options))
 }
 
 /// Runs `step` on a connection of `pool` and gives up after `limit`, the wait
@@ -92,15 +106,15 @@ fn late() -> sqlx::Error {
 /// step ran out of time, `conn` is closed instead of going back to the pool: its
 /// state is unknown, and the pool would check it with a ping that, on a peer that
 /// vanished without a reset, never ends and keeps the connection's pool slot.
-pub fn unless_late<T>(
+pub fn unless_late<T, E: From<sqlx::Error>>(
     conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
-    outcome: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
-) -> Result<T, sqlx::Error> {
+    outcome: Result<Result<T, E>, tokio::time::error::Elapsed>,
+) -> Result<T, E> {
     match outcome {
         Ok(done) => done,
         Err(_) => {
             drop(conn.detach());
-            Err(late())
+            Err(late().into())
         }
     }
 }
@@ -129,10 +143,14 @@ pub struct VersionRecord<'a> {
 
 /// Records a version (idempotent: recording the same version twice keeps the
 /// first record) and the prizes as it defines them, in one transaction.
-pub async fn record_version(pool: &PgPool, r: &VersionRecord<'_>) -> anyhow::Result<()> {
+pub async fn record_version(
+    conn: &mut sqlx::PgConnection,
+    r: &VersionRecord<'_>,
+) -> anyhow::Result<()> {
+    use sqlx::Connection;
     let c = r.campaign;
     let version = i64::try_from(r.version).context("version out of range")?;
-    let mut tx = pool.begin().await.context("connecting to PostgreSQL")?;
+    let mut tx = conn.begin().await.context("starting a transaction")?;
     sqlx::query(
         "INSERT INTO campaigns (campaign_id, name, timezone, starts_at, ends_at, version)
          VALUES ($1, $2, $3, $4, $5, $6)

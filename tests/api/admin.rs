@@ -128,3 +128,58 @@ async fn admin_needs_the_marketing_role_and_valid_yaml() {
     assert_eq!(r.status(), 413);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "body_too_large");
 }
+
+/// PostgreSQL vanishes while an apply records its version (the connection never
+/// hears from it again): the apply answers 503 within `database.query_timeout_ms`
+/// saying the version is live but not recorded, and applying the same file again
+/// once PostgreSQL is back records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_on_a_vanished_postgres_answers_503_in_time_and_a_reapply_records_it() {
+    use crate::proxy::{assert_store_unavailable, lock_table, service_with_postgres_behind_proxy};
+    use std::time::{Duration, Instant};
+    let (proxy, app) =
+        service_with_postgres_behind_proxy(|s| s.database.query_timeout_ms = 500).await;
+    let spec = Spec::new("pgapply");
+    app.track(&prizewheel::domain::CampaignId::parse(&spec.id).unwrap());
+
+    // The version's INSERT waits at the server, then its connection goes silent.
+    let mut lock = lock_table(&app.db.url, "campaign_versions").await;
+    let started = Instant::now();
+    let stranding = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.strand();
+    };
+    let (r, ()) = tokio::join!(put(&app, &spec.id, spec.yaml(), &["marketing"]), stranding);
+    let took = started.elapsed();
+    assert_store_unavailable(r).await;
+    assert!(
+        took < Duration::from_millis(1_500),
+        "answered in {took:?} (bound 500 ms)"
+    );
+    sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+
+    // Marketing applies the same file again, as the answer says. The abandoned
+    // transaction holds its locks until PostgreSQL ends it (here when its
+    // INSERT completes and finds the closed socket), so a retry may be needed.
+    let mut again = None;
+    for _ in 0..10 {
+        let r = put(&app, &spec.id, spec.yaml(), &["marketing"]).await;
+        if r.status() == 200 {
+            again = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 503);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        again.is_some(),
+        "a re-apply recorded the version within 3 s"
+    );
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM campaign_versions WHERE campaign_id = $1")
+            .bind(&spec.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 1, "the re-apply recorded the version once");
+}

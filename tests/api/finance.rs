@@ -1,7 +1,7 @@
 //! Finance: listing, exporting and reconciling the ledger.
 
 use crate::helpers::{Spec, TestApp, token};
-use crate::proxy::{POSTGRES, Proxy};
+use crate::proxy::{assert_store_unavailable, lock_table, service_with_postgres_behind_proxy};
 use crate::settle::{draws, settle_all, settled_ids};
 use prizewheel::domain::CampaignId;
 use serde_json::Value;
@@ -299,11 +299,7 @@ async fn summary_and_reconcile_agree_and_catch_tampering() {
 /// good: with a pool of 2 and both lost, the requests after are answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finance_queries_on_a_vanished_postgres_answer_503_in_time_and_keep_no_slot() {
-    use secrecy::ExposeSecret;
-    use sqlx::Connection;
-    let proxy = Proxy::start(POSTGRES.into()).await;
-    let app = TestApp::spawn_with(|s| {
-        s.database.url = proxy.postgres_url(s.database.url.expose_secret()).into();
+    let (proxy, app) = service_with_postgres_behind_proxy(|s| {
         s.database.max_connections = 2;
         s.database.query_timeout_ms = 500;
     })
@@ -317,12 +313,7 @@ async fn finance_queries_on_a_vanished_postgres_answer_503_in_time_and_keep_no_s
 
     // Two listings wait at the server (the table is locked), then their
     // connections go silent for good.
-    let mut lock = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
-    sqlx::query("LOCK TABLE rewards IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    let mut lock = lock_table(&app.db.url, "rewards").await;
     let started = Instant::now();
     let stranding = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -335,9 +326,7 @@ async fn finance_queries_on_a_vanished_postgres_answer_503_in_time_and_keep_no_s
     );
     let took = started.elapsed();
     for r in [a, b] {
-        assert_eq!(r.status(), 503);
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(body["code"], "service_unavailable", "{body}");
+        assert_store_unavailable(r).await;
     }
     assert!(
         took < Duration::from_millis(1_500),

@@ -17,7 +17,7 @@ use prizewheel::store::pg::{self, PgSettings};
 use prizewheel::store::redis::keys::CampaignKeys;
 use prizewheel::store::redis::{RedisSettings, RedisStore};
 use sqlx::{Connection, PgConnection, PgPool};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use crate::private_redis::PrivateRedis;
 
@@ -221,9 +221,16 @@ impl TestApp {
     pub async fn apply(&self, yaml: &str) -> ApplyReport {
         let c = parse_campaign(yaml).unwrap_or_else(|e| panic!("test campaign is valid: {e:?}"));
         self.track(&c.id);
-        apply(&self.redis, &self.db.pool, &c, yaml, "tests")
-            .await
-            .expect("apply")
+        apply(
+            &self.redis,
+            &self.db.pool,
+            Duration::from_secs(30),
+            &c,
+            yaml,
+            "tests",
+        )
+        .await
+        .expect("apply")
     }
 
     pub fn track(&self, id: &CampaignId) {

@@ -241,3 +241,39 @@ pub async fn postgres_behind_proxy(db_url: &str) -> (Proxy, sqlx::PgPool) {
     .unwrap();
     (proxy, pg)
 }
+
+/// A service whose connections to PostgreSQL go through a new proxy, its
+/// settings shaped further by `adjust` (the test's own pool stays direct).
+pub async fn service_with_postgres_behind_proxy(
+    adjust: impl FnOnce(&mut prizewheel::config::Settings),
+) -> (Proxy, crate::helpers::TestApp) {
+    use secrecy::ExposeSecret;
+    let proxy = Proxy::start(POSTGRES.into()).await;
+    let app = crate::helpers::TestApp::spawn_with(|s| {
+        s.database.url = proxy.postgres_url(s.database.url.expose_secret()).into();
+        adjust(s);
+    })
+    .await;
+    (proxy, app)
+}
+
+/// A connection of its own holding `table` locked (ACCESS EXCLUSIVE) in an open
+/// transaction: statements on the table wait at the server until it commits.
+pub async fn lock_table(db_url: &str, table: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let mut lock = sqlx::PgConnection::connect(db_url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    lock
+}
+
+/// `r` is the service's answer to a store that did not answer in time: 503
+/// `service_unavailable`.
+pub async fn assert_store_unavailable(r: reqwest::Response) {
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "service_unavailable", "{body}");
+}

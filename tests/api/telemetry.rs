@@ -375,13 +375,8 @@ async fn ready_within(app: &TestApp, limit: Duration) -> bool {
 /// (orchestrators give up on a probe after about a second and learn nothing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_answers_in_time_when_postgres_is_a_black_hole() {
-    use secrecy::ExposeSecret;
-    let proxy = Proxy::start(crate::proxy::POSTGRES.into()).await;
-    let app = TestApp::spawn_with(|s| {
-        s.database.url = proxy.postgres_url(s.database.url.expose_secret()).into();
-        s.settle.enabled = true;
-    })
-    .await;
+    let (proxy, app) =
+        crate::proxy::service_with_postgres_behind_proxy(|s| s.settle.enabled = true).await;
     let probe = || async {
         let started = std::time::Instant::now();
         let r = app.get("/readyz").await;
