@@ -112,7 +112,7 @@ pub async fn apply(
     // A new campaign starts awaiting recovery like any other without an epoch:
     // its empty ledger certifies it at once. After a Redis restart, an apply
     // recovers the campaign too.
-    crate::recover::recover_if_needed(&mut redis.conn(), pg, &c.id)
+    crate::recover::recover_if_needed(&mut redis.conn(), pg, pg_limit, &c.id)
         .await
         .map_err(|source| ApplyError::NotRecovered { version, source })?;
     tracing::info!(

@@ -31,9 +31,9 @@ pub async fn run(a: RecoverArgs, config: &Path) -> anyhow::Result<bool> {
     let pool = pg::pool(&database)?;
     let mut conn = redis.conn();
     let report = if a.if_needed {
-        recover_if_needed(&mut conn, &pool, &campaign).await?
+        recover_if_needed(&mut conn, &pool, database.query_limit(), &campaign).await?
     } else {
-        Some(recover(&mut conn, &pool, &campaign).await?)
+        Some(recover(&mut conn, &pool, database.query_limit(), &campaign).await?)
     };
     match (report, a.json) {
         (Some(r), true) => println!("{}", serde_json::to_string_pretty(&r)?),

@@ -36,6 +36,7 @@ use crate::draw::model::{Counters, day_index};
 use crate::draw::{fingerprint, record_field, user_hash};
 use crate::settle::entry::{self, Entry, StreamId};
 use crate::settle::{Shutdown, ledger, stream};
+use crate::store::pg::{acquire_by, unless_late, within};
 use crate::store::redis::StoreError;
 use crate::store::redis::connection::{RedisConn, RedisTarget, Timeouts};
 use crate::store::redis::keys::CampaignKeys;
@@ -105,17 +106,22 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Rebuilds `campaign` if it awaits recovery; `None` when it does not.
+/// Rebuilds `campaign` if it awaits recovery; `None` when it does not. Each
+/// PostgreSQL step takes at most `pg_limit` (`store::pg::within`); a step that
+/// runs out of time fails the rebuild, which is simply run again.
 pub async fn recover_if_needed(
     conn: &mut RedisConn,
     pg: &PgPool,
+    pg_limit: Duration,
     campaign: &CampaignId,
 ) -> Result<Option<Report>, RecoverError> {
     let state = recovery::state(conn, campaign).await?;
     if !state.awaits_recovery() {
         return Ok(None);
     }
-    rebuild(conn, pg, campaign, &state).await.map(Some)
+    rebuild(conn, pg, pg_limit, campaign, &state)
+        .await
+        .map(Some)
 }
 
 /// Stops new draws of `campaign` and rebuilds it, whether or not Redis lost
@@ -123,17 +129,19 @@ pub async fn recover_if_needed(
 pub async fn recover(
     conn: &mut RedisConn,
     pg: &PgPool,
+    pg_limit: Duration,
     campaign: &CampaignId,
 ) -> Result<Report, RecoverError> {
     recovery::pause(conn, campaign).await?;
     let state = recovery::state(conn, campaign).await?;
-    rebuild(conn, pg, campaign, &state).await
+    rebuild(conn, pg, pg_limit, campaign, &state).await
 }
 
 /// Steps 1–4 of the module comment, with new draws stopped.
 async fn rebuild(
     conn: &mut RedisConn,
     pg: &PgPool,
+    pg_limit: Duration,
     campaign: &CampaignId,
     state: &RecoveryState,
 ) -> Result<Report, RecoverError> {
@@ -142,37 +150,55 @@ async fn rebuild(
     let live = live.ok_or_else(|| RecoverError::NoCampaign(campaign.to_string()))?;
     let mut report = Report {
         campaign: campaign.to_string(),
-        drained: drain(conn, pg, campaign, &k.results).await?,
+        drained: drain(conn, pg, pg_limit, campaign, &k.results).await?,
         ..Report::default()
     };
 
-    let settled: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT prize_id, count(*) FROM rewards WHERE campaign_id = $1 GROUP BY prize_id",
-    )
-    .bind(campaign.as_str())
-    .fetch_all(pg)
+    let id = campaign.to_string();
+    let settled: Vec<(String, i64)> = within(pg, pg_limit, move |c| {
+        Box::pin(async move {
+            sqlx::query_as(
+                "SELECT prize_id, count(*) FROM rewards WHERE campaign_id = $1 GROUP BY prize_id",
+            )
+            .bind(&id)
+            .fetch_all(c)
+            .await
+        })
+    })
     .await?;
-    let ledger_last: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT stream_ms, stream_seq FROM rewards WHERE campaign_id = $1
-         ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1",
-    )
-    .bind(campaign.as_str())
-    .fetch_optional(pg)
+    let id = campaign.to_string();
+    let ledger_last: Option<(i64, i64)> = within(pg, pg_limit, move |c| {
+        Box::pin(async move {
+            sqlx::query_as(
+                "SELECT stream_ms, stream_seq FROM rewards WHERE campaign_id = $1
+                 ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1",
+            )
+            .bind(&id)
+            .fetch_optional(c)
+            .await
+        })
+    })
     .await?;
 
     // A stream Redis lost entirely remembers nothing: every settled draw is forgotten.
     let known = state.last_id.unwrap_or(StreamId { ms: 0, seq: 0 });
-    let forgotten_users: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT user_id FROM rewards
-         WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)",
-    )
-    .bind(campaign.as_str())
-    .bind(known.ms)
-    .bind(known.seq)
-    .fetch_all(pg)
+    let id = campaign.to_string();
+    let forgotten_users: Vec<String> = within(pg, pg_limit, move |c| {
+        Box::pin(async move {
+            sqlx::query_scalar(
+                "SELECT DISTINCT user_id FROM rewards
+                 WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)",
+            )
+            .bind(&id)
+            .bind(known.ms)
+            .bind(known.seq)
+            .fetch_all(c)
+            .await
+        })
+    })
     .await?;
     for users in forgotten_users.chunks(USERS_PER_QUERY) {
-        let rows = user_draws(pg, campaign, users).await?;
+        let rows = user_draws(pg, pg_limit, campaign, users).await?;
         let (counters, records) = live.fixes(campaign, &rows, known);
         report.forgotten += rows.iter().filter(|r| r.stream() > known).count() as u64;
         for chunk in counters.chunks(FIXES_PER_CALL) {
@@ -199,6 +225,7 @@ async fn rebuild(
 async fn drain(
     conn: &mut RedisConn,
     pg: &PgPool,
+    pg_limit: Duration,
     campaign: &CampaignId,
     stream: &str,
 ) -> Result<u64, RecoverError> {
@@ -217,13 +244,14 @@ async fn drain(
                 Entry::Poison(_) => {} // the settler dead-letters it
             }
         }
-        ledger::write_batch(
-            &mut *pg.acquire().await?,
-            campaign.as_str(),
-            &rewards,
-            &applies,
+        let deadline = tokio::time::Instant::now() + pg_limit;
+        let mut pg_conn = acquire_by(pg, deadline).await?;
+        let written = tokio::time::timeout_at(
+            deadline,
+            ledger::write_batch(&mut pg_conn, campaign.as_str(), &rewards, &applies),
         )
-        .await?;
+        .await;
+        unless_late(pg_conn, written)?;
         drained += page.len() as u64;
         if page.len() < PAGE {
             return Ok(drained);
@@ -257,18 +285,25 @@ impl Draw {
 /// Every draw of `users`, per user in draw order.
 async fn user_draws(
     pg: &PgPool,
+    pg_limit: Duration,
     campaign: &CampaignId,
     users: &[String],
 ) -> Result<Vec<Draw>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT user_id, spin_id, prize_id, idempotency_key, context::text AS context,
-                (extract(epoch FROM spun_at) * 1000)::bigint AS spun_ms, stream_ms, stream_seq
-         FROM rewards WHERE campaign_id = $1 AND user_id = ANY($2)
-         ORDER BY user_id, stream_ms, stream_seq",
-    )
-    .bind(campaign.as_str())
-    .bind(users)
-    .fetch_all(pg)
+    let (id, users) = (campaign.to_string(), users.to_vec());
+    within(pg, pg_limit, move |c| {
+        Box::pin(async move {
+            sqlx::query_as(
+                "SELECT user_id, spin_id, prize_id, idempotency_key, context::text AS context,
+                        (extract(epoch FROM spun_at) * 1000)::bigint AS spun_ms, stream_ms, stream_seq
+                 FROM rewards WHERE campaign_id = $1 AND user_id = ANY($2)
+                 ORDER BY user_id, stream_ms, stream_seq",
+            )
+            .bind(&id)
+            .bind(&users)
+            .fetch_all(c)
+            .await
+        })
+    })
     .await
 }
 
@@ -384,12 +419,14 @@ fn pack_record(fingerprint: &[u8; 8], spin_id: &uuid::Uuid, position: u16, left:
 }
 
 /// Recovers, by itself, every active campaign that awaits it: checked every
-/// `every`, the campaign list re-read every `refresh`. Runs beside each settler.
+/// `every`, the campaign list re-read every `refresh`, each PostgreSQL step
+/// within `pg_limit`. Runs beside each settler.
 pub async fn watch(
     target: RedisTarget,
     pg: PgPool,
     every: Duration,
     refresh: Duration,
+    pg_limit: Duration,
     mut shutdown: Shutdown,
 ) {
     let timeouts = Timeouts {
@@ -401,8 +438,7 @@ pub async fn watch(
     let mut listed = tokio::time::Instant::now() - refresh;
     while !*shutdown.borrow() {
         if listed.elapsed() >= refresh {
-            let list =
-                crate::store::pg::within(&pg, refresh, |c| Box::pin(ledger::active_campaigns(c)));
+            let list = within(&pg, refresh, |c| Box::pin(ledger::active_campaigns(c)));
             match list.await {
                 Ok(ids) => {
                     campaigns = ids
@@ -419,7 +455,7 @@ pub async fn watch(
         }
         if let Some(c) = conn.as_mut() {
             for id in &campaigns {
-                match recover_if_needed(c, &pg, id).await {
+                match recover_if_needed(c, &pg, pg_limit, id).await {
                     Ok(Some(report)) => tracing::warn!(campaign.id = %id, "{report}"),
                     Ok(None) => {}
                     Err(RecoverError::Redis(e)) => {

@@ -119,6 +119,7 @@ impl Settler {
             self.pg.clone(),
             Duration::from_millis(self.settings.recovery_check_ms),
             Duration::from_millis(self.settings.refresh_ms),
+            Duration::from_millis(self.settings.write_timeout_ms),
             shutdown.clone(),
         ));
         let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();

@@ -436,3 +436,97 @@ async fn a_restart_right_after_a_first_certify_is_still_seen() {
         "the restart is seen: {answer}"
     );
 }
+
+/// PostgreSQL vanishes while a recovery drains the stream into the ledger: the
+/// recovery fails within its bound instead of holding the watch (and a pool
+/// slot) until the kernel gives up; new draws keep waiting meanwhile, and run
+/// again once PostgreSQL answers, the recovery completes and draws resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_on_a_vanished_postgres_fails_in_time_and_completes_when_run_again() {
+    use crate::proxy::{lock_table, postgres_behind_proxy};
+    use prizewheel::recover::recover_if_needed;
+    use std::time::Instant;
+    let mut redis =
+        PrivateRedis::start_with("redis-server", &["--auto-aof-rewrite-percentage", "0"]).await;
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|s| s.redis.url = Some(url.into())).await;
+    let spec = campaign();
+    app.apply(&spec.yaml()).await;
+    let id = CampaignId::parse(&spec.id).unwrap();
+    let drawn = drawn(&load(&app, &spec.id, 60, 0, 120).await).count();
+    assert!(drawn > 0);
+    // Nothing lost, nothing settled yet: the campaign awaits recovery all the same.
+    redis.crash_and_restart(None).await;
+    let mut answer = Value::Null;
+    for _ in 0..50 {
+        answer = app
+            .spin(&spec.id, "newcomer", "n0")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if answer["code"] != "service_unavailable" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // reconnecting
+    }
+    assert_eq!(answer["code"], "recovering", "{answer}");
+
+    let (proxy, pg) = postgres_behind_proxy(&app.db.url).await;
+    let limit = Duration::from_millis(500);
+    let mut conn = RedisTarget::Single(redis::Client::open(redis.url.as_str()).unwrap())
+        .dedicated(prizewheel::store::redis::connection::Timeouts {
+            connect: Duration::from_secs(2),
+            response: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+    let mut lock = lock_table(&app.db.url, "rewards").await; // the drain's INSERT waits
+    let started = Instant::now();
+    let stranding = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.strand();
+    };
+    // Bounded here too, so that a recovery that hangs fails this test, not CI.
+    let recovering = tokio::time::timeout(
+        Duration::from_secs(5),
+        recover_if_needed(&mut conn, &pg, limit, &id),
+    );
+    let (first, ()) = tokio::join!(recovering, stranding);
+    let first = first.expect("the recovery gave up in time, not after 5 s");
+    let took = started.elapsed();
+    assert!(
+        matches!(first, Err(prizewheel::recover::RecoverError::Pg(_))),
+        "{first:?}"
+    );
+    assert!(
+        took < Duration::from_millis(1_500),
+        "failed after {took:?} (bound 500 ms per step)"
+    );
+    let answer: Value = app
+        .spin(&spec.id, "newcomer", "n0")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["code"], "recovering", "{answer}");
+    sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+
+    let mut report = None;
+    for _ in 0..10 {
+        match recover_if_needed(&mut conn, &pg, limit, &id).await {
+            Ok(r) => {
+                report = r;
+                break;
+            }
+            // The abandoned INSERT holds its rows until PostgreSQL ends it.
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let report = report.expect("recovered once PostgreSQL answers");
+    assert!(report.drained >= drawn as u64, "{report}");
+    let r = app.spin(&spec.id, "newcomer", "n0").await;
+    assert_eq!(r.status(), 200, "draws resume");
+    settle(&redis, &app, &spec.id).await;
+    assert_bounds_hold(&app, &redis, &spec.id).await;
+}
