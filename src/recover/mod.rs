@@ -154,47 +154,15 @@ async fn rebuild(
         ..Report::default()
     };
 
-    let id = campaign.to_string();
-    let settled: Vec<(String, i64)> = within(pg, pg_limit, move |c| {
-        Box::pin(async move {
-            sqlx::query_as(
-                "SELECT prize_id, count(*) FROM rewards WHERE campaign_id = $1 GROUP BY prize_id",
-            )
-            .bind(&id)
-            .fetch_all(c)
-            .await
-        })
-    })
-    .await?;
-    let id = campaign.to_string();
-    let ledger_last: Option<(i64, i64)> = within(pg, pg_limit, move |c| {
-        Box::pin(async move {
-            sqlx::query_as(
-                "SELECT stream_ms, stream_seq FROM rewards WHERE campaign_id = $1
-                 ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1",
-            )
-            .bind(&id)
-            .fetch_optional(c)
-            .await
-        })
-    })
-    .await?;
-
     // A stream Redis lost entirely remembers nothing: every settled draw is forgotten.
     let known = state.last_id.unwrap_or(StreamId { ms: 0, seq: 0 });
     let id = campaign.to_string();
-    let forgotten_users: Vec<String> = within(pg, pg_limit, move |c| {
-        Box::pin(async move {
-            sqlx::query_scalar(
-                "SELECT DISTINCT user_id FROM rewards
-                 WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)",
-            )
-            .bind(&id)
-            .bind(known.ms)
-            .bind(known.seq)
-            .fetch_all(c)
-            .await
-        })
+    let LedgerView {
+        settled,
+        ledger_last,
+        forgotten_users,
+    } = within(pg, pg_limit, move |c| {
+        Box::pin(async move { ledger_view(c, &id, known).await })
     })
     .await?;
     for users in forgotten_users.chunks(USERS_PER_QUERY) {
@@ -258,6 +226,50 @@ async fn drain(
         }
         after = Some(last);
     }
+}
+
+/// What the rebuild reads of the ledger, besides the forgotten users' draws.
+struct LedgerView {
+    /// Units per prize.
+    settled: Vec<(String, i64)>,
+    /// The last stream id settled, if any.
+    ledger_last: Option<(i64, i64)>,
+    /// Users with a settled draw after `known` (Redis's last stream id).
+    forgotten_users: Vec<String>,
+}
+
+async fn ledger_view(
+    c: &mut sqlx::PgConnection,
+    campaign: &str,
+    known: StreamId,
+) -> Result<LedgerView, sqlx::Error> {
+    let settled = sqlx::query_as(
+        "SELECT prize_id, count(*) FROM rewards WHERE campaign_id = $1 GROUP BY prize_id",
+    )
+    .bind(campaign)
+    .fetch_all(&mut *c)
+    .await?;
+    let ledger_last = sqlx::query_as(
+        "SELECT stream_ms, stream_seq FROM rewards WHERE campaign_id = $1
+         ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1",
+    )
+    .bind(campaign)
+    .fetch_optional(&mut *c)
+    .await?;
+    let forgotten_users = sqlx::query_scalar(
+        "SELECT DISTINCT user_id FROM rewards
+         WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)",
+    )
+    .bind(campaign)
+    .bind(known.ms)
+    .bind(known.seq)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(LedgerView {
+        settled,
+        ledger_last,
+        forgotten_users,
+    })
 }
 
 /// One settled draw of a user whose state Redis may have lost.

@@ -7,6 +7,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::num::NonZeroU64;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -19,16 +20,18 @@ pub struct PgSettings {
     pub max_connections: u32,
     #[serde(default = "default_acquire_timeout_ms")]
     pub acquire_timeout_ms: u64,
-    /// Longest a finance query (a page of rewards, a reconciliation's snapshot)
-    /// may take, the wait for a connection included; then 503 and the
-    /// connection is closed rather than held (see [`within`]).
+    /// Longest a request's or a command's PostgreSQL step (a page of rewards, a
+    /// reconciliation's snapshot, recording an apply, a step of a recovery) may
+    /// take, the wait for a connection included; then it fails (503) and the
+    /// connection is closed rather than held (see [`within`]). Zero is refused
+    /// when the settings load: every such step would fail.
     #[serde(default = "default_query_timeout_ms")]
-    pub query_timeout_ms: u64,
+    pub query_timeout_ms: NonZeroU64,
 }
 
 impl PgSettings {
     pub fn query_limit(&self) -> Duration {
-        Duration::from_millis(self.query_timeout_ms)
+        Duration::from_millis(self.query_timeout_ms.get())
     }
 }
 
@@ -38,8 +41,8 @@ fn default_max_connections() -> u32 {
 fn default_acquire_timeout_ms() -> u64 {
     3000
 }
-fn default_query_timeout_ms() -> u64 {
-    30_000
+fn default_query_timeout_ms() -> NonZeroU64 {
+    NonZeroU64::new(30_000).unwrap_or(NonZeroU64::MIN)
 }
 
 /// A pool that connects on first use, so the API serves spins while Postgres is down.
@@ -56,7 +59,7 @@ pub fn pool(settings: &PgSettings) -> anyhow::Result<PgPool> {
         .context("DATABASE_URL is not a valid postgres:// URL")?
         .options([(
             "idle_in_transaction_session_timeout",
-            format!("{}ms", settings.query_timeout_ms.max(1)),
+            format!("{}ms", settings.query_timeout_ms),
         )]);
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)

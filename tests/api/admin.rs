@@ -137,8 +137,10 @@ async fn admin_needs_the_marketing_role_and_valid_yaml() {
 async fn an_apply_on_a_vanished_postgres_answers_503_in_time_and_a_reapply_records_it() {
     use crate::proxy::{assert_store_unavailable, lock_table, service_with_postgres_behind_proxy};
     use std::time::{Duration, Instant};
-    let (proxy, app) =
-        service_with_postgres_behind_proxy(|s| s.database.query_timeout_ms = 500).await;
+    let (proxy, app) = service_with_postgres_behind_proxy(|s| {
+        s.database.query_timeout_ms = std::num::NonZeroU64::new(500).unwrap()
+    })
+    .await;
     let spec = Spec::new("pgapply");
     app.track(&prizewheel::domain::CampaignId::parse(&spec.id).unwrap());
 

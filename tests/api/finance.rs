@@ -301,7 +301,7 @@ async fn summary_and_reconcile_agree_and_catch_tampering() {
 async fn finance_queries_on_a_vanished_postgres_answer_503_in_time_and_keep_no_slot() {
     let (proxy, app) = service_with_postgres_behind_proxy(|s| {
         s.database.max_connections = 2;
-        s.database.query_timeout_ms = 500;
+        s.database.query_timeout_ms = std::num::NonZeroU64::new(500).unwrap();
     })
     .await;
     let (spec, _) = settled_campaign(&app).await;

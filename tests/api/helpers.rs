@@ -121,7 +121,7 @@ fn pg_settings(url: &str) -> PgSettings {
         url: url.to_owned().into(),
         max_connections: 4,
         acquire_timeout_ms: 5000,
-        query_timeout_ms: 30_000,
+        query_timeout_ms: std::num::NonZeroU64::new(30_000).unwrap(),
     }
 }
 

@@ -236,7 +236,7 @@ pub async fn postgres_behind_proxy(db_url: &str) -> (Proxy, sqlx::PgPool) {
         url: url.into(),
         max_connections: 2,
         acquire_timeout_ms: 500,
-        query_timeout_ms: 1_000,
+        query_timeout_ms: std::num::NonZeroU64::new(1_000).unwrap(),
     })
     .unwrap();
     (proxy, pg)
