@@ -96,6 +96,8 @@ results="$PW_ROOT/bench/results"
 [[ $capacity_by == steps || $capacity_by == k6 || $capacity_by == wrk ]] || die "CAPACITY_BY must be steps, k6 or wrk"
 [[ $step_seconds =~ ^[0-9]+$ && $step_seconds -ge 10 ]] || die "STEP_SECONDS must be whole seconds, at least 10"
 awk -v f="$step_factor" 'BEGIN { exit !(f + 0 > 1.01) }' || die "STEP_FACTOR must be above 1"
+[[ $step_max =~ ^[0-9]+$ && $step_max -ge 1 ]] || die "STEP_MAX must be a whole number of steps, at least 1"
+[[ -z ${STEP_START:-} || ($STEP_START =~ ^[0-9]+$ && $STEP_START -gt 0) ]] || die "STEP_START must be a whole number of visits/s"
 duration=$(awk -v m="$minutes" 'BEGIN { if (m + 0 > 0) printf "%d", m * 60 + 0.5; else print 0 }')
 [[ $duration -ge $((3 * interval)) ]] ||
     die "SOAK_MINUTES ($minutes) must cover at least three intervals of ${interval}s (the verdict compares thirds)"
