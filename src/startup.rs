@@ -63,7 +63,7 @@ impl Application {
             admission: Admission::new(&settings.admission),
             pg,
             http: settings.http.clone(),
-            stuck_after_ms: settings.settle.stuck_after_ms(),
+            settlement: settings.settle.thresholds(),
             pg_query_limit: settings.database.query_limit(),
             settling: settings.settle.enabled,
         });

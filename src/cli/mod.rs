@@ -2,6 +2,7 @@
 
 mod audit;
 mod campaign;
+mod dead_letters;
 mod healthcheck;
 mod reconcile;
 mod recover;
@@ -40,6 +41,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Check drawn against settled rewards of a campaign; exit 1 on any mismatch.
     Reconcile(reconcile::ReconcileArgs),
+    /// Show the entries settlement could not settle, or settle them again once the cause is fixed.
+    #[command(subcommand)]
+    DeadLetters(dead_letters::DeadLettersCommand),
     /// Rebuild a campaign's Redis state from the ledger (after Redis lost writes); new draws pause meanwhile.
     Recover(recover::RecoverArgs),
     /// Mint an HS256 token with PRIZEWHEEL_JWT_SECRET (development and load tests).
@@ -59,6 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Audit(a) => audit::run(a, &cli.config).await,
         Command::Reconcile(r) => reconcile::run(r, &cli.config).await,
         Command::Recover(r) => recover::run(r, &cli.config).await,
+        Command::DeadLetters(d) => dead_letters::run(d, &cli.config).await,
         Command::Token(t) => token::run(t).map(|()| true),
         Command::Healthcheck(h) => healthcheck::run(h, &cli.config).map(|()| true),
     }

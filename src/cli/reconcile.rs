@@ -3,6 +3,7 @@
 use crate::config::Settings;
 use crate::domain::CampaignId;
 use crate::finance::reconcile::{Reconciliation, reconcile};
+use crate::settle::Thresholds;
 use crate::store::pg;
 use crate::store::redis::RedisStore;
 use clap::Args;
@@ -13,8 +14,11 @@ pub struct ReconcileArgs {
     /// The campaign id.
     campaign: String,
     /// Pending entries idle longer than this count as stuck.
-    #[arg(long, default_value_t = 120_000)]
+    #[arg(long, default_value_t = Thresholds::default().stuck_after_ms)]
     stuck_after_ms: u64,
+    /// Settlement is behind (exit 1) when its oldest unsettled entry is older.
+    #[arg(long, default_value_t = Thresholds::default().max_lag_ms)]
+    max_lag_ms: u64,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -31,7 +35,10 @@ pub async fn run(a: ReconcileArgs, config: &Path) -> anyhow::Result<bool> {
         &pool,
         database.query_limit(),
         &campaign,
-        a.stuck_after_ms,
+        &Thresholds {
+            stuck_after_ms: a.stuck_after_ms,
+            max_lag_ms: a.max_lag_ms,
+        },
     )
     .await?
     .ok_or_else(|| anyhow::anyhow!("no campaign `{campaign}` in Redis"))?;
@@ -46,7 +53,7 @@ pub async fn run(a: ReconcileArgs, config: &Path) -> anyhow::Result<bool> {
 fn table(r: &Reconciliation) -> String {
     let opt = |v: Option<i64>| v.map_or("unlimited".to_owned(), |n| n.to_string());
     let mut out = format!(
-        "campaign {}: {}\n{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>22}  check\n",
+        "campaign {}: {}\n{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>22}  check\n",
         r.campaign_id,
         if r.ok { "reconciled" } else { "MISMATCH" },
         "prize",
@@ -55,17 +62,19 @@ fn table(r: &Reconciliation) -> String {
         "awarded",
         "settled",
         "in flight",
+        "dead",
         "settled value"
     );
     for p in &r.prizes {
         out += &format!(
-            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>22}  {}\n",
+            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>22}  {}\n",
             p.prize_id,
             opt(p.stock),
             opt(p.remaining),
             p.awarded,
             p.settled,
             p.in_flight,
+            p.dead_lettered,
             format!(
                 "{} {}",
                 p.settled_amount,
@@ -75,8 +84,14 @@ fn table(r: &Reconciliation) -> String {
         );
     }
     out += &format!(
-        "settlement: {} pending ({} stuck), {} undelivered, oldest unsettled {} ms; {} dead letter(s); {} duplicate(s)\n",
-        r.pending, r.stuck, r.undelivered, r.oldest_unsettled_age_ms, r.dead_letters, r.duplicates
+        "settlement: {} pending ({} stuck), {} undelivered, oldest unsettled {} ms (bound {} ms); {} dead letter(s); {} duplicate(s)\n",
+        r.pending,
+        r.stuck,
+        r.undelivered,
+        r.oldest_unsettled_age_ms,
+        r.max_lag_ms,
+        r.dead_letters,
+        r.duplicates
     );
     for p in &r.problems {
         out += &format!("problem: {p}\n");

@@ -1,6 +1,7 @@
 //! Validated identifiers and values shared by every layer. Each type proves its
 //! input was checked: construct it through `parse` and nothing else.
 
+pub mod context;
 mod idempotency_key;
 mod ids;
 mod money;

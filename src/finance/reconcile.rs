@@ -6,11 +6,14 @@
 //!
 //! - configured − remaining = awarded (for stock-bounded prizes);
 //! - awarded = settled up to the snapshot + in flight (in the stream, not yet in
-//!   PostgreSQL);
-//! - and for the campaign: no spin id twice, nothing stuck pending, nothing in
-//!   the dead-letter stream.
+//!   PostgreSQL) + dead-lettered (answered draws the ledger refused: still the
+//!   shopper's, waiting for `prizewheel dead-letters retry`);
+//! - and for the campaign: no spin id twice, nothing stuck pending, the oldest
+//!   unsettled entry younger than `settle.max_lag_ms`, nothing in the
+//!   dead-letter stream.
 
 use crate::domain::CampaignId;
+use crate::settle::Thresholds;
 use crate::settle::entry::StreamId;
 use crate::settle::stream as results;
 use crate::store::redis::keys::CampaignKeys;
@@ -52,6 +55,8 @@ pub struct PrizeFigures {
     pub currency: Option<String>,
     /// Drawn but not yet in PostgreSQL.
     pub in_flight: i64,
+    /// Drawn, refused by the ledger and kept in the dead-letter stream.
+    pub dead_lettered: i64,
     /// All of this prize's checks hold.
     pub ok: bool,
 }
@@ -68,6 +73,11 @@ pub struct Reconciliation {
     pub undelivered: u64,
     /// Age of the oldest unsettled entry, milliseconds.
     pub oldest_unsettled_age_ms: i64,
+    /// The bound on that age (`settle.max_lag_ms`).
+    pub max_lag_ms: u64,
+    /// The oldest unsettled entry is older than `max_lag_ms`: settlement is
+    /// stuck or far behind.
+    pub settlement_behind: bool,
     /// Entries that could not be settled (see the dead-letter stream).
     pub dead_letters: u64,
     /// Spin ids found twice (in the ledger or among in-flight entries).
@@ -138,15 +148,20 @@ async fn ledger_snapshot(
 }
 
 /// Reconciles `campaign`; `None` when Redis does not know it. Entries pending
-/// longer than `stuck_after_ms` count as stuck. PostgreSQL's part runs within
-/// `pg_limit` (`store::pg::within`).
+/// longer than `thresholds.stuck_after_ms` count as stuck, an oldest unsettled
+/// entry older than `thresholds.max_lag_ms` as settlement behind. PostgreSQL's
+/// part runs within `pg_limit` (`store::pg::within`).
 pub async fn reconcile(
     redis: &RedisStore,
     pg: &PgPool,
     pg_limit: std::time::Duration,
     campaign: &CampaignId,
-    stuck_after_ms: u64,
+    thresholds: &Thresholds,
 ) -> Result<Option<Reconciliation>, ReconcileError> {
+    let Thresholds {
+        stuck_after_ms,
+        max_lag_ms,
+    } = *thresholds;
     let k = CampaignKeys::new(campaign);
     let mut conn = redis.conn();
     // Every applied campaign has a results stream (apply writes to it), which the
@@ -231,8 +246,10 @@ pub async fn reconcile(
         }
     }
 
+    let dead = dead_lettered_spins(&mut mc, &k.dead).await?;
     let ids: Vec<uuid::Uuid> = unsettled
         .iter()
+        .chain(&dead)
         .filter_map(|(s, _)| s.parse().ok())
         .collect();
     let owned = campaign.to_string();
@@ -257,6 +274,15 @@ pub async fn reconcile(
         }
     }
 
+    // A dead letter whose spin is in the ledger was settled again by hand
+    // (`dead-letters retry` stopped before deleting it): counted as settled.
+    let mut dead_lettered: HashMap<&str, i64> = HashMap::new();
+    for (spin, prize) in &dead {
+        if spin.parse().map(|u| !landed.contains(&u)).unwrap_or(true) {
+            *dead_lettered.entry(prize.as_str()).or_default() += 1;
+        }
+    }
+
     let mut prizes: BTreeMap<String, PrizeFigures> = BTreeMap::new();
     let ids_known: Vec<&String> = initial
         .keys()
@@ -273,6 +299,7 @@ pub async fn reconcile(
             settled_amount: Decimal::ZERO,
             currency: None,
             in_flight: in_flight.get(id.as_str()).copied().unwrap_or(0),
+            dead_lettered: dead_lettered.get(id.as_str()).copied().unwrap_or(0),
             ok: true,
         });
     }
@@ -297,11 +324,11 @@ pub async fn reconcile(
                 p.prize_id, p.awarded
             ));
         }
-        if p.settled + p.in_flight != p.awarded {
+        if p.settled + p.in_flight + p.dead_lettered != p.awarded {
             p.ok = false;
             problems.push(format!(
-                "{}: awarded {} != settled {} + in flight {}",
-                p.prize_id, p.awarded, p.settled, p.in_flight
+                "{}: awarded {} != settled {} + in flight {} + dead-lettered {}",
+                p.prize_id, p.awarded, p.settled, p.in_flight, p.dead_lettered
             ));
         }
     }
@@ -327,13 +354,21 @@ pub async fn reconcile(
             "{stuck} entr(ies) pending for more than {stuck_after_ms} ms"
         ));
     }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let oldest_unsettled_age_ms = lag.oldest_age_ms(now_ms);
+    let settlement_behind = oldest_unsettled_age_ms > i64::try_from(max_lag_ms).unwrap_or(i64::MAX);
+    if settlement_behind {
+        problems.push(format!(
+            "settlement is stuck or behind: the oldest unsettled entry is {oldest_unsettled_age_ms} ms old (bound settle.max_lag_ms = {max_lag_ms} ms; {} unsettled)",
+            lag.unsettled()
+        ));
+    }
     if dead_letters > 0 {
         problems.push(format!(
-            "{dead_letters} entr(ies) in the dead-letter stream {}",
+            "{dead_letters} entr(ies) in the dead-letter stream {} (`prizewheel dead-letters list {campaign}` shows why; `… retry` settles them once the cause is fixed)",
             k.dead
         ));
     }
-    let now_ms = chrono::Utc::now().timestamp_millis();
     Ok(Some(Reconciliation {
         campaign_id: campaign.to_string(),
         ok: problems.is_empty(),
@@ -341,13 +376,52 @@ pub async fn reconcile(
         pending: lag.pending,
         stuck,
         undelivered: lag.undelivered,
-        oldest_unsettled_age_ms: lag.oldest_age_ms(now_ms),
+        oldest_unsettled_age_ms,
+        max_lag_ms,
+        settlement_behind,
         dead_letters,
         duplicates,
         forgotten_by_redis,
         awaiting_recovery,
         problems,
     }))
+}
+
+/// Most dead letters read per reconciliation; past it the counts are a floor
+/// (the `dead_letters` total and its problem still say how many there are).
+const MAX_DEAD_READ: usize = 100_000;
+
+/// (spin id, prize) of the spins in the dead-letter stream.
+async fn dead_lettered_spins(
+    conn: &mut impl redis::aio::ConnectionLike,
+    dead: &str,
+) -> Result<Vec<(String, String)>, ReconcileError> {
+    let mut out = Vec::new();
+    let mut start = "-".to_owned();
+    while out.len() < MAX_DEAD_READ {
+        let page: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+            .arg(dead)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        let Some(last) = page.last().and_then(|(id, _)| StreamId::parse(id)) else {
+            break;
+        };
+        let done = page.len() < 1000;
+        out.extend(
+            page.into_iter()
+                .filter(|(_, f)| f.get("f:type").map(String::as_str) == Some("spin"))
+                .filter_map(|(_, mut f)| Some((f.remove("f:spin")?, f.remove("f:prize")?))),
+        );
+        if done {
+            break;
+        }
+        start = format!("({last}");
+    }
+    Ok(out)
 }
 
 async fn stuck_count(

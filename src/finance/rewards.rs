@@ -62,7 +62,9 @@ pub struct RewardRow {
     pub stream_id: String,
     pub config_version: i64,
     pub idempotency_key: String,
-    pub context: Option<serde_json::Value>,
+    /// The client context exactly as the ledger holds it (numbers unrounded).
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<sqlx::types::Json<Box<serde_json::value::RawValue>>>,
     pub spun_at: DateTime<Utc>,
     pub settled_at: DateTime<Utc>,
 }
@@ -161,7 +163,11 @@ impl RewardRow {
             safe(&self.idempotency_key),
             self.context
                 .as_ref()
-                .map(|c| safe(&c.to_string()))
+                .map(|c| {
+                    let text = c.0.get();
+                    let compact = crate::domain::context::canonical(text.as_bytes(), usize::MAX);
+                    safe(compact.as_deref().unwrap_or(text))
+                })
                 .unwrap_or_default(),
             self.spun_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),

@@ -34,9 +34,10 @@ pub async fn read_limited(
     Ok(body.freeze())
 }
 
-/// The spin body as canonical JSON (keys sorted, no spaces), or empty when there
-/// is no body. Only a JSON object is accepted.
-pub fn spin_context(req: &HttpRequest, body: &[u8]) -> Result<String, ApiError> {
+/// The spin body as canonical JSON (`domain::context`: keys sorted, no spaces,
+/// numbers exact), at most `limit` bytes, or empty when there is no body. Only a
+/// JSON object the ledger can store is accepted.
+pub fn spin_context(req: &HttpRequest, body: &[u8], limit: usize) -> Result<String, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(String::new());
     }
@@ -48,16 +49,7 @@ pub fn spin_context(req: &HttpRequest, body: &[u8]) -> Result<String, ApiError> 
             ));
         }
     }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::MalformedBody(format!("the body is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ApiError::MalformedBody(
-            "the body must be a JSON object".into(),
-        ));
-    }
-    // serde_json's map is ordered by key (no `preserve_order`): re-serialising
-    // gives one text per meaning. A unit test holds this.
-    Ok(value.to_string())
+    crate::domain::context::canonical(body, limit).map_err(|e| ApiError::MalformedBody(e.0))
 }
 
 /// A UTF-8 text body (campaign YAML).
@@ -74,8 +66,8 @@ mod tests {
     #[test]
     fn context_is_canonical() {
         let req = TestRequest::default().to_http_request();
-        let a = spin_context(&req, br#"{ "b": 1, "a": {"y": 2, "x": 3} }"#).unwrap();
-        let b = spin_context(&req, br#"{"a":{"x":3,"y":2},"b":1}"#).unwrap();
+        let a = spin_context(&req, br#"{ "b": 1, "a": {"y": 2, "x": 3} }"#, 4096).unwrap();
+        let b = spin_context(&req, br#"{"a":{"x":3,"y":2},"b":1}"#, 4096).unwrap();
         assert_eq!(a, b);
         assert_eq!(a, r#"{"a":{"x":3,"y":2},"b":1}"#);
     }
@@ -83,14 +75,14 @@ mod tests {
     #[test]
     fn context_must_be_an_object() {
         let req = TestRequest::default().to_http_request();
-        assert_eq!(spin_context(&req, b"  ").unwrap(), "");
-        assert!(spin_context(&req, b"[1]").is_err());
-        assert!(spin_context(&req, b"{").is_err());
+        assert_eq!(spin_context(&req, b"  ", 4096).unwrap(), "");
+        assert!(spin_context(&req, b"[1]", 4096).is_err());
+        assert!(spin_context(&req, b"{", 4096).is_err());
         let xml = TestRequest::default()
             .insert_header(("content-type", "text/xml"))
             .to_http_request();
         assert!(matches!(
-            spin_context(&xml, b"{}"),
+            spin_context(&xml, b"{}", 4096),
             Err(ApiError::UnsupportedMediaType(_))
         ));
     }

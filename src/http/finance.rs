@@ -241,7 +241,7 @@ pub async fn summary(
         &state.pg,
         state.pg_query_limit,
         &campaign,
-        state.stuck_after_ms,
+        &state.settlement,
     )
     .await
     .map_err(|e| match e {

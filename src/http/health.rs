@@ -11,6 +11,11 @@ use std::time::Duration;
 /// answer in time is a failing check, not a hung probe.
 const PG_PROBE_LIMIT: Duration = Duration::from_millis(800);
 
+/// Checks that are reported but do not make the replica unready: spins do not
+/// need PostgreSQL, so settlement being behind is for operators and alerts,
+/// and taking replicas out of the load balancer would not help it.
+const ADVISORY: &[&str] = &["settlement"];
+
 /// Liveness: 200 while the process serves requests. Touches nothing else.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "The process is up")))]
 #[get("/healthz")]
@@ -22,6 +27,8 @@ pub async fn healthz() -> HttpResponse {
 /// a restart or failover lost them), no active campaign awaits recovery after
 /// Redis lost writes (src/recover) and, when this process settles, PostgreSQL
 /// answers; otherwise 503 problem+json naming each failing check in `checks`.
+/// The check `settlement` says whether any active campaign's oldest unsettled
+/// draw is older than `settle.max_lag_ms`; it is reported, never a 503.
 #[utoipa::path(tag = "operations", responses(
     (status = 200, description = "Ready to serve spins"),
     (status = 503, description = "A store is unreachable or a campaign awaits recovery; `checks` says which", body = Problem, content_type = "application/problem+json"),
@@ -35,8 +42,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let redis_ok = redis == "ok";
     checks.insert("redis".into(), redis.into());
-    if redis_ok && let Some(recovery) = awaiting_recovery(&state).await {
-        checks.insert("recovery".into(), recovery.into());
+    if redis_ok && let Some(campaigns) = campaign_checks(&state).await {
+        checks.insert("recovery".into(), campaigns.recovery.into());
+        checks.insert("settlement".into(), campaigns.settlement.into());
     }
     if state.settling {
         let probe = within(&state.pg, PG_PROBE_LIMIT, |c| {
@@ -50,7 +58,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
     let failing: Vec<&String> = checks
         .iter()
-        .filter(|(_, v)| v.as_str() != Some("ok"))
+        .filter(|(k, v)| v.as_str() != Some("ok") && !ADVISORY.contains(&k.as_str()))
         .map(|(k, _)| k)
         .collect();
     if failing.is_empty() {
@@ -78,17 +86,29 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }))
 }
 
-/// "ok", or the active campaigns whose new draws wait for recovery; `None` when
-/// the campaigns cannot be listed (PostgreSQL down: the `postgres` check, when
-/// this process settles, says so).
-async fn awaiting_recovery(state: &AppState) -> Option<String> {
+/// What readiness says of the active campaigns.
+struct CampaignChecks {
+    /// "ok", or the campaigns whose new draws wait for recovery.
+    recovery: String,
+    /// "ok", or the campaigns whose settlement is behind `settle.max_lag_ms`.
+    settlement: String,
+}
+
+/// The checks of every active campaign; `None` when the campaigns cannot be
+/// listed (PostgreSQL down: the `postgres` check, when this process settles,
+/// says so).
+async fn campaign_checks(state: &AppState) -> Option<CampaignChecks> {
     let ids = within(&state.pg, PG_PROBE_LIMIT, |c| {
         Box::pin(crate::settle::ledger::active_campaigns(c))
     })
     .await
     .ok()?;
     let mut conn = state.redis.conn();
-    let mut waiting = Vec::new();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let bound = i64::try_from(state.settlement.max_lag_ms).unwrap_or(i64::MAX);
+    let (mut waiting, mut behind) = (Vec::new(), Vec::new());
+    let mut recovery_error = None;
+    let mut settlement_error = None;
     for id in ids
         .iter()
         .filter_map(|i| crate::domain::CampaignId::parse(i).ok())
@@ -96,12 +116,36 @@ async fn awaiting_recovery(state: &AppState) -> Option<String> {
         match crate::store::redis::recovery::state(&mut conn, &id).await {
             Ok(s) if s.awaits_recovery() => waiting.push(id.to_string()),
             Ok(_) => {}
-            Err(e) => return Some(format!("{e}")),
+            Err(e) => recovery_error = Some(format!("{e}")),
+        }
+        let stream = crate::store::redis::keys::CampaignKeys::new(&id).results;
+        match crate::settle::stream::lag(&mut conn, &stream).await {
+            Ok(lag) if lag.oldest_age_ms(now_ms) > bound => behind.push(format!(
+                "{id} (oldest unsettled {} ms)",
+                lag.oldest_age_ms(now_ms)
+            )),
+            Ok(_) => {}
+            Err(e) => settlement_error = Some(format!("{e}")),
         }
     }
-    Some(if waiting.is_empty() {
-        "ok".to_owned()
-    } else {
-        format!("awaiting recovery: {}", waiting.join(", "))
+    let verdict = |error: Option<String>, list: Vec<String>, what: &str| {
+        error.unwrap_or_else(|| {
+            if list.is_empty() {
+                "ok".to_owned()
+            } else {
+                format!("{what}: {}", list.join(", "))
+            }
+        })
+    };
+    Some(CampaignChecks {
+        recovery: verdict(recovery_error, waiting, "awaiting recovery"),
+        settlement: verdict(
+            settlement_error,
+            behind,
+            &format!(
+                "behind settle.max_lag_ms = {} ms",
+                state.settlement.max_lag_ms
+            ),
+        ),
     })
 }

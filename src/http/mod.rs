@@ -37,8 +37,8 @@ pub struct AppState {
     pub admission: crate::admission::Admission,
     pub pg: PgPool,
     pub http: HttpSettings,
-    /// Pending settlement entries idle this long count as stuck (finance summary).
-    pub stuck_after_ms: u64,
+    /// When settlement counts as stuck (finance summary, readiness).
+    pub settlement: crate::settle::Thresholds,
     /// Longest a finance query may take (`database.query_timeout_ms`).
     pub pg_query_limit: std::time::Duration,
     /// This process runs a settler: readiness then needs PostgreSQL too.

@@ -84,7 +84,7 @@ pub async fn create_spin(
     let gate = SpinGate::enter(&state, &campaign, &caller.user)?;
     let key = idempotency_key(&req)?;
     let body = read_limited(&req, payload, state.http.max_spin_body_bytes).await?;
-    let context = spin_context(&req, &body)?;
+    let context = spin_context(&req, &body, state.http.max_spin_body_bytes)?;
     let outcome = draw::spin(&state.redis, &campaign, &caller.user, &key, &context).await?;
     observe(&campaign, &outcome);
     let drawn = outcome.map_err(|r| {

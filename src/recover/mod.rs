@@ -36,7 +36,7 @@ use crate::draw::model::{Counters, day_index};
 use crate::draw::{fingerprint, record_field, user_hash};
 use crate::settle::entry::{self, Entry, StreamId};
 use crate::settle::{Shutdown, ledger, stream};
-use crate::store::pg::{acquire_by, unless_late, within};
+use crate::store::pg::within;
 use crate::store::redis::StoreError;
 use crate::store::redis::connection::{RedisConn, RedisTarget, Timeouts};
 use crate::store::redis::keys::CampaignKeys;
@@ -204,22 +204,12 @@ async fn drain(
         let Some(last) = page.last().and_then(|(id, _)| StreamId::parse(id)) else {
             return Ok(drained);
         };
-        let (mut rewards, mut applies) = (Vec::new(), Vec::new());
-        for (id, fields) in &page {
-            match entry::parse(id, fields) {
-                Entry::Spin(r) => rewards.push(r),
-                Entry::Apply(a) => applies.push(a),
-                Entry::Poison(_) => {} // the settler dead-letters it
-            }
-        }
-        let deadline = tokio::time::Instant::now() + pg_limit;
-        let mut pg_conn = acquire_by(pg, deadline).await?;
-        let written = tokio::time::timeout_at(
-            deadline,
-            ledger::write_batch(&mut pg_conn, campaign.as_str(), &rewards, &applies),
-        )
-        .await;
-        unless_late(pg_conn, written)?;
+        let rows: Vec<Entry> = page
+            .iter()
+            .map(|(id, fields)| entry::parse(id, fields))
+            .collect();
+        // What the ledger refuses on its own, the settler dead-letters.
+        ledger::write_isolating(pg, pg_limit, campaign.as_str(), &rows).await?;
         drained += page.len() as u64;
         if page.len() < PAGE {
             return Ok(drained);
@@ -414,8 +404,7 @@ impl Live {
 /// the ledger's jsonb text.
 fn canonical_context(context: Option<&str>) -> String {
     context
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-        .map(|v| v.to_string())
+        .and_then(|t| crate::domain::context::canonical(t.as_bytes(), usize::MAX).ok())
         .unwrap_or_default()
 }
 

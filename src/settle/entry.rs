@@ -106,7 +106,11 @@ fn parse_inner(id: &str, f: &Fields) -> Result<Entry, String> {
                 return Err("`r` out of range".into());
             }
             let context = text("ctx")?;
-            if !context.is_empty() && serde_json::from_str::<serde_json::Value>(&context).is_err() {
+            // Syntax only: a serde_json::Value would refuse numbers beyond f64
+            // that the API accepts and jsonb stores exactly.
+            if !context.is_empty()
+                && serde_json::from_str::<&serde_json::value::RawValue>(&context).is_err()
+            {
                 return Err("`ctx` is not JSON".into());
             }
             let currency = text("currency")?;

@@ -1,22 +1,134 @@
 //! Writing a batch of stream entries into PostgreSQL: one statement per table,
 //! one transaction, `ON CONFLICT DO NOTHING` so a batch settled twice (after a
-//! crash between commit and ack) changes nothing the second time.
+//! crash between commit and ack) changes nothing the second time. A batch that
+//! PostgreSQL refuses for its data is split until the refused entries stand
+//! alone ([`write_isolating`]): no entry can hold back the others.
 
-use super::entry::{ApplyEvent, Reward};
-use sqlx::{Connection, PgConnection, PgExecutor};
+use super::entry::Entry;
+use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
+use std::ops::Range;
+use std::time::Duration;
 
-/// Inserts `rewards` and `applies` of `campaign` and commits. Returns how many
-/// rewards were new.
+/// What [`write_isolating`] did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Rewards that were new.
+    pub inserted: u64,
+    /// Entries PostgreSQL refused on their own (index into the entries given),
+    /// with its reason; everything else is written.
+    pub refused: Vec<(usize, String)>,
+}
+
+/// Writes `entries` (spins and applies; anything else is skipped) and commits,
+/// each attempt within `limit`. When PostgreSQL refuses a batch for its data
+/// ([`is_data_error`]), the batch is halved and each half written on its own,
+/// down to single entries: those that still fail are returned as refused, for
+/// the caller to dead-letter. Any other error (PostgreSQL unreachable, late, a
+/// transient conflict) is returned: nothing is refused because a store is down.
+/// Halves already committed before such an error are written again harmlessly.
+pub async fn write_isolating(
+    pg: &PgPool,
+    limit: Duration,
+    campaign: &str,
+    entries: &[Entry],
+) -> Result<Written, sqlx::Error> {
+    let mut written = Written::default();
+    // Parts still to write, as ranges of `entries`; the last is written next.
+    let mut todo: Vec<Range<usize>> = Vec::new();
+    todo.push(0..entries.len());
+    while let Some(part) = todo.pop() {
+        if part.is_empty() {
+            continue;
+        }
+        let outcome = write_within(pg, limit, campaign, &entries[part.clone()]).await;
+        match outcome {
+            Ok(n) => written.inserted += n,
+            Err(e) if is_data_error(&e) && part.len() == 1 => {
+                written.refused.push((part.start, refusal(&e)));
+            }
+            Err(e) if is_data_error(&e) => {
+                let mid = part.start + part.len() / 2;
+                // Popped left half first: entries are written in stream order.
+                todo.push(mid..part.end);
+                todo.push(part.start..mid);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
+/// [`write_batch`] on a connection of `pg`, all within `limit` (the wait for a
+/// connection included; `store::pg::within` says why).
+async fn write_within(
+    pg: &PgPool,
+    limit: Duration,
+    campaign: &str,
+    entries: &[Entry],
+) -> Result<u64, sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut conn = crate::store::pg::acquire_by(pg, deadline).await?;
+    let written =
+        tokio::time::timeout_at(deadline, write_batch(&mut conn, campaign, entries)).await;
+    crate::store::pg::unless_late(conn, written)
+}
+
+/// PostgreSQL refused the statement for the values it carries: SQLSTATE class
+/// 22 (data exception: a NUL in text or jsonb, a number out of range) or 23
+/// (integrity constraint violation), or a value sqlx could not encode. The same
+/// batch would fail again however often it is retried. Everything else (I/O,
+/// timeouts, a pool that is closed or exhausted, serialization failures, an
+/// undefined table) may pass on a retry, or fails for every entry alike.
+pub fn is_data_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+        sqlx::Error::Encode(_) => true,
+        _ => false,
+    }
+}
+
+/// Why PostgreSQL refused an entry, for the dead-letter stream (bounded).
+fn refusal(e: &sqlx::Error) -> String {
+    let text = match e {
+        sqlx::Error::Database(db) => {
+            format!(
+                "{} (SQLSTATE {})",
+                db.message(),
+                db.code().unwrap_or_default()
+            )
+        }
+        other => other.to_string(),
+    };
+    let short: String = text.chars().take(300).collect();
+    format!("the ledger refused the entry: {short}")
+}
+
+/// Inserts the spins and applies among `entries` of `campaign` and commits.
+/// Returns how many rewards were new.
 pub async fn write_batch(
     pg: &mut PgConnection,
     campaign: &str,
-    rewards: &[Reward],
-    applies: &[ApplyEvent],
+    entries: &[Entry],
 ) -> Result<u64, sqlx::Error> {
+    let rewards: Vec<&super::entry::Reward> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Spin(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let applies = entries.iter().filter_map(|e| match e {
+        Entry::Apply(a) => Some(a),
+        _ => None,
+    });
     let mut tx = pg.begin().await?;
     let mut inserted = 0;
     if !rewards.is_empty() {
-        let col = |f: fn(&Reward) -> String| rewards.iter().map(f).collect::<Vec<_>>();
+        let col = |f: fn(&super::entry::Reward) -> String| {
+            rewards.iter().map(|r| f(r)).collect::<Vec<_>>()
+        };
         let result = sqlx::query(
             "INSERT INTO rewards (spin_id, campaign_id, user_id, prize_id, amount, currency, r,
                                   stream_id, stream_ms, stream_seq, config_version, idempotency_key,

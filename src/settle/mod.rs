@@ -10,13 +10,14 @@
 //! on restart and taken over by others (`XAUTOCLAIM`) once idle long enough.
 //! PostgreSQL being down pauses settlement (with backoff), never spins.
 
+pub mod dead;
 pub mod entry;
 pub mod ledger;
 pub mod stream;
 
 use crate::store::redis::connection::{RedisConn, RedisTarget, Timeouts};
 use crate::store::redis::keys::CampaignKeys;
-use entry::{Entry, Reward};
+use entry::Entry;
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -49,6 +50,10 @@ pub struct SettleSettings {
     /// and retries on a new one: a peer that vanished without a reset never
     /// answers, and nothing else would end the wait.
     pub write_timeout_ms: u64,
+    /// Settlement counts as stuck once its oldest unsettled entry is older than
+    /// this: the finance summary and `reconcile` then fail, `/readyz` names it
+    /// (check `settlement`) and the alert rules in deploy/prometheus fire.
+    pub max_lag_ms: u64,
 }
 
 impl Default for SettleSettings {
@@ -63,6 +68,7 @@ impl Default for SettleSettings {
             max_backoff_ms: 5_000,
             recovery_check_ms: 500,
             write_timeout_ms: 10_000,
+            max_lag_ms: 60_000,
         }
     }
 }
@@ -72,6 +78,29 @@ impl SettleSettings {
     /// them over after `claim_idle_ms`.
     pub fn stuck_after_ms(&self) -> u64 {
         self.claim_idle_ms.saturating_mul(4)
+    }
+
+    /// When settlement counts as stuck, for the finance summary and readiness.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            stuck_after_ms: self.stuck_after_ms(),
+            max_lag_ms: self.max_lag_ms,
+        }
+    }
+}
+
+/// When settlement counts as stuck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// A pending entry idle this long is stuck (no settler holds it).
+    pub stuck_after_ms: u64,
+    /// The oldest unsettled entry may be at most this old.
+    pub max_lag_ms: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        SettleSettings::default().thresholds()
     }
 }
 
@@ -316,40 +345,42 @@ impl CampaignSettler {
     }
 
     /// Writes one batch to PostgreSQL, commits, dead-letters what cannot be
-    /// parsed, then acknowledges everything. Nothing is acked before the commit.
+    /// parsed or what the ledger refuses on its own (`ledger::write_isolating`),
+    /// then acknowledges everything. Nothing is acked before the commit.
     async fn write_and_ack(
         &self,
         conn: &mut RedisConn,
         batch: Vec<stream::RawEntry>,
     ) -> Result<(), StepError> {
-        let mut rewards: Vec<Reward> = Vec::with_capacity(batch.len());
-        let mut applies = Vec::new();
-        let mut poison = Vec::new();
-        for (id, fields) in &batch {
+        let mut rows: Vec<Entry> = Vec::with_capacity(batch.len());
+        // For each row, its place in `batch`.
+        let mut sources: Vec<usize> = Vec::with_capacity(batch.len());
+        let mut poison: Vec<(usize, String)> = Vec::new();
+        for (i, (id, fields)) in batch.iter().enumerate() {
             if fields.is_empty() {
                 continue; // deleted while pending: nothing to settle
             }
             match entry::parse(id, fields) {
-                Entry::Spin(r) => rewards.push(r),
-                Entry::Apply(a) => applies.push(a),
-                Entry::Poison(reason) => poison.push((id, reason, fields)),
+                Entry::Poison(reason) => poison.push((i, reason)),
+                row => {
+                    rows.push(row);
+                    sources.push(i);
+                }
             }
         }
         let started = Instant::now();
-        let inserted = {
-            // Bounded: a PostgreSQL that vanished without a reset would hold
-            // this batch (and the campaign's settlement) forever.
-            let limit = Duration::from_millis(self.settings.write_timeout_ms);
-            let deadline = tokio::time::Instant::now() + limit;
-            let mut conn = crate::store::pg::acquire_by(&self.pg, deadline).await?;
-            let written = tokio::time::timeout_at(
-                deadline,
-                ledger::write_batch(&mut conn, &self.campaign, &rewards, &applies),
-            )
-            .await;
-            crate::store::pg::unless_late(conn, written)?
-        };
-        for (id, reason, fields) in &poison {
+        // Bounded per attempt: a PostgreSQL that vanished without a reset would
+        // hold this batch (and the campaign's settlement) forever.
+        let limit = Duration::from_millis(self.settings.write_timeout_ms);
+        let written = ledger::write_isolating(&self.pg, limit, &self.campaign, &rows).await?;
+        poison.extend(
+            written
+                .refused
+                .into_iter()
+                .map(|(row, reason)| (sources[row], reason)),
+        );
+        for (i, reason) in &poison {
+            let (id, fields) = &batch[*i];
             tracing::error!(campaign.id = %self.campaign, stream.id = %id, reason = %reason, "unsettleable entry moved to the dead-letter stream");
             stream::dead_letter(conn, &self.dead, id, reason, fields).await?;
         }
@@ -358,7 +389,7 @@ impl CampaignSettler {
         tracing::debug!(
             campaign.id = %self.campaign,
             entries = ids.len(),
-            inserted,
+            inserted = written.inserted,
             dead = poison.len(),
             duration_ms = started.elapsed().as_millis() as u64,
             "batch settled"

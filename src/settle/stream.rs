@@ -68,7 +68,7 @@ pub async fn read(
 
 /// One `[id, [field, value, …]]` entry; the field list is nil for an entry
 /// deleted while pending (nothing to settle; the caller acknowledges it).
-fn entry(v: Value) -> Option<RawEntry> {
+pub(super) fn entry(v: Value) -> Option<RawEntry> {
     let Value::Array(mut parts) = v else {
         return None;
     };
@@ -215,9 +215,20 @@ pub async fn lag(conn: &mut impl ConnectionLike, stream: &str) -> redis::RedisRe
         .iter()
         .find(|g| text(g.get("name")).as_deref() == Some(GROUP))
     else {
+        // No settler has joined yet: the whole stream is undelivered, from its
+        // first entry on.
         let len: u64 = redis::cmd("XLEN").arg(stream).query_async(conn).await?;
+        let first: Vec<(String, HashMap<String, Value>)> = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(conn)
+            .await?;
         return Ok(Lag {
             undelivered: len,
+            oldest: first.first().and_then(|(id, _)| StreamId::parse(id)),
             ..Lag::default()
         });
     };

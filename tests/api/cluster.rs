@@ -183,7 +183,10 @@ async fn three_replicas_on_a_cluster_never_oversell_and_settle_everything() {
                 &app.db.pool,
                 Duration::from_secs(30),
                 &id,
-                60_000,
+                &prizewheel::settle::Thresholds {
+                    stuck_after_ms: 60_000,
+                    max_lag_ms: 60_000,
+                },
             )
             .await
             .unwrap()

@@ -249,6 +249,59 @@ fn the_dashboard_uses_the_provisioned_data_source() {
     assert!(dockerfile.contains(&format!("ENV PRIZEWHEEL_LISTEN=0.0.0.0:{port}")));
 }
 
+/// The alert rules Prometheus loads query only exposed metrics and labels, and
+/// cover stuck settlement, dead letters and campaigns awaiting recovery; the
+/// lag bound is the service's default `settle.max_lag_ms`.
+#[test]
+fn the_alert_rules_query_exposed_metrics_and_cover_settlement() {
+    let prom = yaml("deploy/prometheus/prometheus.yml");
+    assert_eq!(prom["rule_files"][0], "/etc/prometheus/alerts.yml");
+    let compose = std::fs::read_to_string(repo("docker-compose.yml")).unwrap();
+    assert!(compose.contains("./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro"));
+    let rules = yaml("deploy/prometheus/alerts.yml");
+    let mut alerted = BTreeMap::new();
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let name = rule["alert"].as_str().expect("an alerting rule").to_owned();
+            let expr = rule["expr"].as_str().unwrap();
+            assert!(rule["for"].as_str().is_some(), "{name}: a `for`");
+            assert!(
+                rule["labels"]["severity"].as_str().is_some(),
+                "{name}: a severity"
+            );
+            assert!(
+                rule["annotations"]["summary"].as_str().is_some(),
+                "{name}: a summary"
+            );
+            let p = parse(expr);
+            for (series, labels) in &p.selectors {
+                let (m, _) = metric_of(series)
+                    .unwrap_or_else(|| panic!("{name}: `{series}` is not exposed"));
+                assert!(
+                    labels.iter().all(|l| m.labels.contains(&l.as_str())),
+                    "{name}: {labels:?}"
+                );
+                alerted.insert(m.name, expr.to_owned());
+            }
+            for l in &p.grouping {
+                assert!(l == "campaign", "{name}: groups by `{l}`");
+            }
+        }
+    }
+    for metric in [
+        "prizewheel_settlement_lag_age_seconds",
+        "prizewheel_settlement_dead_letters",
+        "prizewheel_campaign_awaiting_recovery",
+    ] {
+        assert!(alerted.contains_key(metric), "no alert on {metric}");
+    }
+    let bound = prizewheel::settle::SettleSettings::default().max_lag_ms / 1000;
+    assert!(
+        alerted["prizewheel_settlement_lag_age_seconds"].ends_with(&format!("> {bound}")),
+        "the lag alert fires at settle.max_lag_ms ({bound} s)"
+    );
+}
+
 /// Metric families of a Prometheus text exposition: name → (TYPE, the label
 /// names seen on its series).
 fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {

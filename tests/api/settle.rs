@@ -21,6 +21,7 @@ pub fn fast() -> SettleSettings {
         max_backoff_ms: 300,
         recovery_check_ms: 100,
         write_timeout_ms: 10_000,
+        max_lag_ms: 60_000,
     }
 }
 
