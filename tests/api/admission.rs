@@ -22,6 +22,7 @@ async fn app_on_private_redis(
     adjust: impl FnOnce(&mut prizewheel::config::Settings),
 ) -> (TestApp, PrivateRedis) {
     let redis = PrivateRedis::start().await;
+    redis.log_every_command();
     let url = redis.url.clone();
     let app = TestApp::spawn_with(|s| {
         s.redis.url = Some(url.into());
@@ -31,8 +32,10 @@ async fn app_on_private_redis(
     (app, redis)
 }
 
+/// Calls of the draw script: the replica went to Redis for a spin. Only that
+/// script: the service's background loops run other scripts at any moment.
 fn scripts(redis: &PrivateRedis) -> u64 {
-    redis.calls("evalsha") + redis.calls("eval")
+    redis.script_calls(prizewheel::store::redis::scripts::SPIN.get_hash())
 }
 
 async fn problem(r: reqwest::Response) -> (u16, Option<String>, Value) {

@@ -121,6 +121,45 @@ impl PrivateRedis {
             .unwrap_or_else(|e| panic!("CONFIG SET {name} {value}: {e}"));
     }
 
+    /// Logs every command in the slow log from now on, so that
+    /// [`PrivateRedis::script_calls`] can count the calls of one script.
+    pub fn log_every_command(&self) {
+        self.config_set("slowlog-max-len", "100000");
+        self.config_set("slowlog-log-slower-than", "0");
+    }
+
+    /// Calls of the script whose SHA1 is `sha` since [`log_every_command`]
+    /// (from the slow log). Unlike `calls("evalsha")`, the scripts that the
+    /// service's background loops run (the gauge sampler, the recovery watch)
+    /// are not counted.
+    ///
+    /// [`log_every_command`]: PrivateRedis::log_every_command
+    pub fn script_calls(&self, sha: &str) -> u64 {
+        let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+            .arg("GET")
+            .arg(-1)
+            .query(&mut self.conn())
+            .unwrap();
+        assert!(entries.len() < 100_000, "the slow log overflowed");
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).to_lowercase(),
+            redis::Value::SimpleString(s) => s.to_lowercase(),
+            _ => String::new(),
+        };
+        entries
+            .iter()
+            .filter(|e| {
+                let redis::Value::Array(fields) = e else {
+                    return false;
+                };
+                let Some(redis::Value::Array(args)) = fields.get(3) else {
+                    return false;
+                };
+                args.len() >= 2 && text(&args[0]) == "evalsha" && text(&args[1]) == sha
+            })
+            .count() as u64
+    }
+
     /// Field `name` of `INFO section`, if present.
     pub fn info_field(&self, section: &str, name: &str) -> Option<String> {
         let info: String = redis::cmd("INFO")
