@@ -38,8 +38,12 @@ pub enum CachedRefusal {
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    /// When the entry is forgotten: the day's reset, or `max_ttl` after the
+    /// refusal, whichever comes first.
     until: Instant,
-    daily: bool,
+    /// A daily refusal: when the campaign's day resets, as Redis said. A
+    /// cached answer's `Retry-After` is the time to it, as Redis's would be.
+    reset: Option<Instant>,
     generation: u64,
 }
 
@@ -110,10 +114,11 @@ impl QuotaCache {
         if left.is_zero() || e.generation != self.generation(campaign) {
             return None;
         }
-        Some(if e.daily {
-            CachedRefusal::DailyQuotaExhausted { retry_after: left }
-        } else {
-            CachedRefusal::QuotaExhausted
+        Some(match e.reset {
+            Some(reset) => CachedRefusal::DailyQuotaExhausted {
+                retry_after: reset.saturating_duration_since(Instant::now()),
+            },
+            None => CachedRefusal::QuotaExhausted,
         })
     }
 
@@ -130,7 +135,7 @@ impl QuotaCache {
         let ttl = daily_reset_in.map_or(self.max_ttl, |d| d.min(self.max_ttl));
         let entry = Entry {
             until: started + ttl,
-            daily: daily_reset_in.is_some(),
+            reset: daily_reset_in.map(|d| started + d),
             generation,
         };
         self.watch(campaign);
@@ -215,6 +220,23 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(310));
         assert_eq!(q.lookup(&c, &u), None, "expired with the day");
+    }
+
+    /// The entry lives at most `max_ttl` (600 s here), but its answer is what
+    /// Redis would say: the time to the day's reset, not the entry's time left.
+    #[test]
+    fn a_cached_daily_refusal_says_when_the_day_resets() {
+        let q = cache(100);
+        let (c, u) = ids("c", "u");
+        let reset_in = Duration::from_secs(80_474);
+        q.remember(&c, &u, q.generation(&c), Instant::now(), Some(reset_in));
+        match q.lookup(&c, &u) {
+            Some(CachedRefusal::DailyQuotaExhausted { retry_after }) => assert!(
+                retry_after > reset_in - Duration::from_secs(5) && retry_after <= reset_in,
+                "{retry_after:?}"
+            ),
+            other => panic!("expected a daily refusal, got {other:?}"),
+        }
     }
 
     #[test]

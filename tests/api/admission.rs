@@ -212,6 +212,30 @@ async fn the_quota_cache_refuses_only_what_redis_refused() {
     assert_eq!(body["spins_left"], 0);
 }
 
+/// A refusal answered from the cache says what Redis said: when the
+/// campaign's day resets (it said the cache entry's own time left, at most
+/// `max_ttl_secs`, so a client obeying it retried every 10 minutes all day).
+#[tokio::test]
+async fn a_cached_daily_refusal_retries_after_the_reset_as_redis_says() {
+    let (app, redis) = app_on_private_redis(|_| {}).await;
+    let mut spec = Spec::new("qretry");
+    spec.per_day = Some(1);
+    app.apply(&spec.yaml()).await;
+    assert_eq!(app.spin(&spec.id, "ines", "k0").await.status(), 200);
+    let (status, from_redis, _) = problem(app.spin(&spec.id, "ines", "k1").await).await;
+    assert_eq!(status, 429);
+    let calls = scripts(&redis);
+    let (status, from_cache, _) = problem(app.spin(&spec.id, "ines", "k2").await).await;
+    assert_eq!(status, 429);
+    assert_eq!(scripts(&redis), calls, "answered from the cache");
+    let secs = |v: Option<String>| v.unwrap().parse::<i64>().unwrap();
+    let (redis_says, cache_says) = (secs(from_redis), secs(from_cache));
+    assert!(
+        (redis_says - cache_says).abs() <= 2,
+        "Redis said {redis_says} s, the cache {cache_says} s"
+    );
+}
+
 #[tokio::test]
 async fn a_cached_daily_refusal_ends_with_the_day() {
     let (app, redis) = app_on_private_redis(|_| {}).await;
