@@ -200,11 +200,17 @@ pub async fn reconcile(
     let Some(table) = table else {
         return Ok(None);
     };
-    let retired: HashSet<String> = serde_json::from_str::<Vec<TableEntry>>(&table)
-        .map_err(|_| StoreError::Protocol(format!("{}: `tbl` is not JSON", k.meta)))?
-        .into_iter()
+    let table: Vec<TableEntry> = serde_json::from_str(&table)
+        .map_err(|_| StoreError::Protocol(format!("{}: `tbl` is not JSON", k.meta)))?;
+    let retired: HashSet<&str> = table
+        .iter()
         .filter(|e| e.w == 0)
-        .map(|e| e.id)
+        .map(|e| e.id.as_str())
+        .collect();
+    // A prize's currency, also before anything of it is settled.
+    let currencies: HashMap<&str, &str> = table
+        .iter()
+        .map(|e| (e.id.as_str(), e.cur.as_str()))
         .collect();
     let last = match last.get("last-generated-id") {
         Some(redis::Value::BulkString(b)) => std::str::from_utf8(b).ok().and_then(StreamId::parse),
@@ -297,7 +303,7 @@ pub async fn reconcile(
             awarded: awarded.get(id).copied().unwrap_or(0),
             settled: 0,
             settled_amount: Decimal::ZERO,
-            currency: None,
+            currency: currencies.get(id.as_str()).map(|c| c.to_string()),
             in_flight: in_flight.get(id.as_str()).copied().unwrap_or(0),
             dead_lettered: dead_lettered.get(id.as_str()).copied().unwrap_or(0),
             ok: true,
@@ -315,7 +321,7 @@ pub async fn reconcile(
         // remaining = max(0, configured - awarded): a cut below what was awarded
         // leaves nothing, never a negative.
         if let (Some(s), Some(r)) = (p.stock, p.remaining)
-            && !retired.contains(&p.prize_id)
+            && !retired.contains(p.prize_id.as_str())
             && r != (s - p.awarded).max(0)
         {
             p.ok = false;

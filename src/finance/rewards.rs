@@ -52,6 +52,8 @@ pub struct RewardRow {
     pub campaign_id: String,
     pub user_id: String,
     pub prize_id: String,
+    /// The prize's name as last applied.
+    pub prize_name: Option<String>,
     #[schema(value_type = String)]
     #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,
@@ -79,16 +81,18 @@ impl RewardRow {
 }
 
 const SELECT: &str =
-    "SELECT spin_id, campaign_id, user_id, prize_id, amount, currency::text AS currency, r,
-        stream_id, config_version, idempotency_key, context, spun_at, settled_at
-    FROM rewards
-    WHERE campaign_id = $1
-      AND ($2::text IS NULL OR prize_id = $2)
-      AND ($3::text IS NULL OR user_id = $3)
-      AND ($4::timestamptz IS NULL OR spun_at >= $4)
-      AND ($5::timestamptz IS NULL OR spun_at < $5)
-      AND ($6::timestamptz IS NULL OR (spun_at, spin_id) > ($6, $7))
-    ORDER BY spun_at, spin_id
+    "SELECT r.spin_id, r.campaign_id, r.user_id, r.prize_id, p.name AS prize_name, r.amount,
+        r.currency::text AS currency, r.r, r.stream_id, r.config_version, r.idempotency_key,
+        r.context, r.spun_at, r.settled_at
+    FROM rewards r
+    LEFT JOIN prizes p ON p.campaign_id = r.campaign_id AND p.prize_id = r.prize_id
+    WHERE r.campaign_id = $1
+      AND ($2::text IS NULL OR r.prize_id = $2)
+      AND ($3::text IS NULL OR r.user_id = $3)
+      AND ($4::timestamptz IS NULL OR r.spun_at >= $4)
+      AND ($5::timestamptz IS NULL OR r.spun_at < $5)
+      AND ($6::timestamptz IS NULL OR (r.spun_at, r.spin_id) > ($6, $7))
+    ORDER BY r.spun_at, r.spin_id
     LIMIT $8";
 
 /// One page of at most `limit` rows in `(spun_at, spin_id)` order, within
@@ -122,27 +126,29 @@ pub async fn page(
     .await
 }
 
-/// The CSV header of an export.
-pub const CSV_HEADER: [&str; 13] = [
+/// The CSV header of an export: what finance reads first, then the columns
+/// that place the row in the draw (audit, replay).
+pub const CSV_HEADER: [&str; 14] = [
     "spin_id",
-    "campaign_id",
+    "spun_at",
     "user_id",
     "prize_id",
+    "prize_name",
     "amount",
     "currency",
-    "r",
-    "stream_id",
-    "config_version",
-    "idempotency_key",
     "context",
-    "spun_at",
+    "campaign_id",
+    "idempotency_key",
     "settled_at",
+    "config_version",
+    "stream_id",
+    "r",
 ];
 
 impl RewardRow {
     /// The row as CSV fields. Text a spreadsheet would run as a formula
     /// (starting with `=`, `+`, `-` or `@`) is prefixed with `'`.
-    pub fn csv_fields(&self) -> [String; 13] {
+    pub fn csv_fields(&self) -> [String; 14] {
         let safe = |s: &str| {
             if s.starts_with(['=', '+', '-', '@']) {
                 format!("'{s}")
@@ -150,36 +156,87 @@ impl RewardRow {
                 s.to_owned()
             }
         };
+        let context = self
+            .context
+            .as_ref()
+            .map(|c| {
+                let text = c.0.get();
+                let compact = crate::domain::context::canonical(text.as_bytes(), usize::MAX);
+                safe(compact.as_deref().unwrap_or(text))
+            })
+            .unwrap_or_default();
+        let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         [
             self.spin_id.to_string(),
-            self.campaign_id.clone(),
+            time(&self.spun_at),
             safe(&self.user_id),
             self.prize_id.clone(),
+            safe(self.prize_name.as_deref().unwrap_or_default()),
             self.amount.to_string(),
             self.currency.clone(),
-            self.r.to_string(),
-            self.stream_id.clone(),
-            self.config_version.to_string(),
+            context,
+            self.campaign_id.clone(),
             safe(&self.idempotency_key),
-            self.context
-                .as_ref()
-                .map(|c| {
-                    let text = c.0.get();
-                    let compact = crate::domain::context::canonical(text.as_bytes(), usize::MAX);
-                    safe(compact.as_deref().unwrap_or(text))
-                })
-                .unwrap_or_default(),
-            self.spun_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            self.settled_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            time(&self.settled_at),
+            self.config_version.to_string(),
+            self.stream_id.clone(),
+            self.r.to_string(),
         ]
+    }
+}
+
+impl Filter {
+    /// The file name of an export of `campaign` under this filter, e.g.
+    /// `rewards-diwali-2026-phone-from-20261101T000000Z.csv`: only
+    /// `[A-Za-z0-9._-]`, so it needs no quoting in `Content-Disposition`.
+    pub fn csv_file_name(&self, campaign: &str) -> String {
+        let stamp = |t: &DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+        let mut name = format!("rewards-{campaign}");
+        if let Some(p) = &self.prize {
+            name += &format!("-{p}");
+        }
+        if let Some(u) = &self.user {
+            let safe: String = u
+                .chars()
+                .take(64)
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            name += &format!("-user-{safe}");
+        }
+        if let Some(f) = &self.from {
+            name += &format!("-from-{}", stamp(f));
+        }
+        if let Some(t) = &self.to {
+            name += &format!("-to-{}", stamp(t));
+        }
+        name + ".csv"
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_file_names_say_what_they_hold() {
+        let mut f = Filter::default();
+        assert_eq!(f.csv_file_name("diwali-2026"), "rewards-diwali-2026.csv");
+        f.prize = Some("phone".into());
+        f.user = Some("a/b\"c@x".into());
+        f.from = DateTime::parse_from_rfc3339("2026-11-01T05:30:00+05:30")
+            .ok()
+            .map(|t| t.to_utc());
+        assert_eq!(
+            f.csv_file_name("diwali-2026"),
+            "rewards-diwali-2026-phone-user-a_b_c_x-from-20261101T000000Z.csv"
+        );
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {

@@ -170,6 +170,7 @@ fn csv_stream(
     mut filter: Filter,
     limit: Option<i64>,
 ) -> HttpResponse {
+    let file_name = filter.csv_file_name(campaign.as_str());
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let mut left = limit.unwrap_or(i64::MAX);
@@ -211,7 +212,7 @@ fn csv_stream(
         .content_type("text/csv; charset=utf-8")
         .insert_header((
             header::CONTENT_DISPOSITION,
-            "attachment; filename=\"rewards.csv\"",
+            format!("attachment; filename=\"{file_name}\""),
         ))
         .streaming(body)
 }

@@ -77,10 +77,9 @@ async fn rewards_pages_filters_and_csv() {
         .unwrap();
     let gold = gold["rewards"].as_array().unwrap();
     assert_eq!(gold.len(), 40, "the whole stock, settled");
-    assert!(
-        gold.iter()
-            .all(|r| r["prize_id"] == "gold" && r["amount"] == "1.5000")
-    );
+    assert!(gold.iter().all(|r| r["prize_id"] == "gold"
+        && r["prize_name"] == "Prize gold"
+        && r["amount"] == "1.5000"));
     let user: Value = get(&app, &format!("{base}?user=s3&limit=1000"), &["finance"])
         .await
         .json()
@@ -113,9 +112,33 @@ async fn rewards_pages_filters_and_csv() {
             .unwrap()
             .starts_with("text/csv")
     );
+    assert_eq!(
+        csv.headers()["content-disposition"],
+        format!("attachment; filename=\"rewards-{}.csv\"", spec.id),
+        "named after the campaign"
+    );
     let text = csv.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
-    assert_eq!(reader.headers().unwrap().get(0), Some("spin_id"));
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        header[..8],
+        [
+            "spin_id",
+            "spun_at",
+            "user_id",
+            "prize_id",
+            "prize_name",
+            "amount",
+            "currency",
+            "context"
+        ],
+        "what finance reads first; the draw's internals last"
+    );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 300);
     let csv_ids: HashSet<String> = rows.iter().map(|r| r[0].to_owned()).collect();
@@ -342,4 +365,24 @@ async fn finance_queries_on_a_vanished_postgres_answer_503_in_time_and_keep_no_s
             "{path} after the strand (a pool slot kept by a silent connection?)"
         );
     }
+}
+
+/// A prize with nothing settled yet still has its currency in the summary.
+#[tokio::test]
+async fn the_summary_names_every_prize_currency_before_anything_settles() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("fresh");
+    app.apply(&spec.yaml()).await;
+    let s: Value = get(
+        &app,
+        &format!("/v1/finance/campaigns/{}/summary", spec.id),
+        &["finance"],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let prizes = s["prizes"].as_array().unwrap();
+    assert_eq!(prizes.len(), 2, "{s}");
+    assert!(prizes.iter().all(|p| p["currency"] == "INR"), "{s}");
 }
