@@ -427,24 +427,41 @@ pub async fn hash_counts(
         .unwrap()
 }
 
-/// The `prize` field of every spin entry in the campaign's results stream.
+/// The (spin id, prize) of every spin entry in the campaign's results stream,
+/// in order. Read in pages: one reply of a whole 5,000-entry stream could
+/// outlast the service connection's response timeout on a loaded machine.
 pub async fn stream_prizes(
     conn: &mut impl redis::aio::ConnectionLike,
     campaign: &str,
 ) -> Vec<(String, String)> {
+    type Page = Vec<(String, std::collections::HashMap<String, String>)>;
     let keys = CampaignKeys::new(&CampaignId::parse(campaign).unwrap());
-    let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg(&keys.results)
-        .arg("-")
-        .arg("+")
-        .query_async(conn)
-        .await
-        .unwrap();
-    entries
-        .into_iter()
-        .filter(|(_, f)| f.get("type").map(String::as_str) == Some("spin"))
-        .map(|(_, f)| (f["spin"].clone(), f["prize"].clone()))
-        .collect()
+    let mut out = Vec::new();
+    let mut start = "-".to_owned();
+    loop {
+        let page: Page = redis::cmd("XRANGE")
+            .arg(&keys.results)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(500)
+            .query_async(conn)
+            .await
+            .unwrap();
+        let Some((last, _)) = page.last() else {
+            return out;
+        };
+        start = format!("({last}");
+        let full = page.len() == 500;
+        out.extend(
+            page.into_iter()
+                .filter(|(_, f)| f.get("type").map(String::as_str) == Some("spin"))
+                .map(|(_, f)| (f["spin"].clone(), f["prize"].clone())),
+        );
+        if !full {
+            return out;
+        }
+    }
 }
 
 /// A temporary folder removed on drop.
