@@ -282,8 +282,14 @@ pub async fn reconcile(
 
     // A dead letter whose spin is in the ledger was settled again by hand
     // (`dead-letters retry` stopped before deleting it): counted as settled.
+    // A settler that crashed between dead-lettering and acking dead-letters the
+    // entry again when it is redelivered: count each spin once.
     let mut dead_lettered: HashMap<&str, i64> = HashMap::new();
+    let mut dead_seen = HashSet::new();
     for (spin, prize) in &dead {
+        if !dead_seen.insert(spin.as_str()) {
+            continue;
+        }
         if spin.parse().map(|u| !landed.contains(&u)).unwrap_or(true) {
             *dead_lettered.entry(prize.as_str()).or_default() += 1;
         }
