@@ -1,17 +1,23 @@
 //! Reading request bodies with a hard size bound, so an oversized body costs
-//! at most `limit` bytes of memory and answers 413.
+//! at most `limit` bytes of memory and answers 413, and a time bound
+//! (`http.body_timeout_ms`), so a body that trickles in answers 408.
 
+use super::AppState;
 use super::error::ApiError;
+use crate::config::HttpSettings;
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes, BytesMut};
 use futures_util::StreamExt;
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length`
-/// up front, and while streaming for chunked bodies).
+/// up front, and while streaming for chunked bodies), within
+/// `http.body_timeout_ms` of starting (else 408, and the connection closes):
+/// actix bounds the time to send the headers, not the body, and a client
+/// sending a byte now and then would hold the connection for as long as it likes.
 pub async fn read_limited(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
     let declared = req
@@ -22,6 +28,18 @@ pub async fn read_limited(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::BodyTooLarge { limit });
     }
+    let timeout = req.app_data::<web::Data<AppState>>().map_or_else(
+        || HttpSettings::default().body_timeout(),
+        |s| s.http.body_timeout(),
+    );
+    tokio::time::timeout(timeout, read_all(payload, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            timeout_ms: timeout.as_millis() as u64,
+        })?
+}
+
+async fn read_all(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =

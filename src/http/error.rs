@@ -52,6 +52,8 @@ pub enum ApiError {
     BodyTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    BodyTimeout { timeout_ms: u64 },
     #[error("the campaign file has {} problem(s)", .0.len())]
     InvalidCampaign(Vec<Diagnostic>),
     #[error("{0}")]
@@ -120,6 +122,7 @@ impl ApiError {
             InvalidQuery(_) => ("invalid_query", "Invalid query parameter"),
             BodyTooLarge { .. } => ("body_too_large", "Body too large"),
             UnsupportedMediaType(_) => ("unsupported_media_type", "Unsupported media type"),
+            BodyTimeout { .. } => ("body_timeout", "Body timeout"),
             InvalidCampaign(_) => ("invalid_campaign", "Invalid campaign"),
             CampaignIdMismatch(_) => ("campaign_id_mismatch", "Campaign id mismatch"),
             ApplyConflict(_) => ("apply_conflict", "Concurrent apply"),
@@ -170,6 +173,7 @@ impl ResponseError for ApiError {
             | InvalidQuery(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Unavailable(_) | Overloaded | Recovering | DurabilityTimeout(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -221,11 +225,19 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed(allow) = self {
             res.insert_header((header::ALLOW, allow.as_str()));
         }
-        if let ApiError::Unauthorized(_) = self {
-            res.insert_header((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            ));
+        match self {
+            ApiError::Unauthorized(_) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                ));
+            }
+            // The rest of the body may never come: do not wait for it to read
+            // the next request on this connection.
+            ApiError::BodyTimeout { .. } => {
+                res.force_close();
+            }
+            _ => {}
         }
         res.body(serde_json::to_string(&problem).unwrap_or_default())
     }

@@ -1,0 +1,242 @@
+//! A hostile client at the HTTP layer (issue 15): bodies that trickle in,
+//! tokens and `Authorization` headers that bend the rules, media types that only
+//! look like JSON, and malformed requests that must not flood the error log.
+
+use crate::helpers::{Spec, TestApp, token};
+use serde_json::Value;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What the server wrote on a connection, and how long after the request head
+/// it closed the connection (`None`: still open after `patience`).
+struct Trickled {
+    answer: String,
+    closed_after: Option<Duration>,
+}
+
+/// Sends `head` on a new connection, then `piece` every 200 ms (a client that
+/// keeps a body coming a byte at a time) until the server closes the
+/// connection or `patience` runs out.
+fn trickle(port: u16, head: String, piece: &'static [u8], patience: Duration) -> Trickled {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_nodelay(true).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    writer.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let dripping = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) && started.elapsed() < patience {
+                if writer.write_all(piece).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let mut reader = stream;
+    reader
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed_after = loop {
+        if started.elapsed() > patience {
+            break None;
+        }
+        match reader.read(&mut buf) {
+            Ok(0) => break Some(started.elapsed()),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // A reset also ends the connection.
+            Err(_) => break Some(started.elapsed()),
+        }
+    };
+    done.store(true, Ordering::Relaxed);
+    let _ = dripping.join();
+    Trickled {
+        answer: String::from_utf8_lossy(&answer).into_owned(),
+        closed_after,
+    }
+}
+
+fn port_of(app: &TestApp) -> u16 {
+    app.address.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_is_cut_at_the_body_timeout() {
+    let timeout = Duration::from_millis(500);
+    let app = TestApp::spawn_with(|s| {
+        s.http.body_timeout_ms = std::num::NonZeroU64::new(timeout.as_millis() as u64).unwrap()
+    })
+    .await;
+    let spec = Spec::new("trickle");
+    app.apply(&spec.yaml()).await;
+    let port = port_of(&app);
+    let user = token("trickler", &[]);
+    let marketing = token("mallory", &["marketing"]);
+    let spin_head = |token: &str, framing: &str| {
+        format!(
+            "POST /v1/campaigns/{}/spins HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nIdempotency-Key: k1\r\nContent-Type: application/json\r\n{framing}\r\n\r\n",
+            spec.id
+        )
+    };
+    let chunk: &'static [u8] = b"1\r\n \r\n";
+    // (case, request head, what it trickles, the answer expected)
+    let cases: Vec<(&str, String, &'static [u8], &str)> = vec![
+        (
+            "spin, Content-Length",
+            spin_head(&user, "Content-Length: 4000"),
+            b" ",
+            "HTTP/1.1 408",
+        ),
+        (
+            "spin, chunked",
+            spin_head(&user, "Transfer-Encoding: chunked"),
+            chunk,
+            "HTTP/1.1 408",
+        ),
+        (
+            "admin PUT",
+            format!(
+                "PUT /v1/admin/campaigns/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {marketing}\r\nContent-Type: application/yaml\r\nContent-Length: 4000\r\n\r\n",
+                spec.id
+            ),
+            b"#",
+            "HTTP/1.1 408",
+        ),
+        // Answered before the body is read: the connection closes all the same
+        // (actix would drain a chunked body for as long as it kept coming).
+        (
+            "spin with a bad token, chunked",
+            spin_head("not-a-token", "Transfer-Encoding: chunked"),
+            chunk,
+            "HTTP/1.1 401",
+        ),
+        (
+            "GET /healthz with a chunked body",
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n".into(),
+            chunk,
+            "HTTP/1.1 200",
+        ),
+    ];
+    // Several of each at once, as an attacker would; each gets its own answer.
+    let patience = Duration::from_secs(15);
+    let mut running = Vec::new();
+    for (name, head, piece, expected) in &cases {
+        for _ in 0..4 {
+            let head = head.clone();
+            let piece = *piece;
+            running.push((
+                *name,
+                *expected,
+                tokio::task::spawn_blocking(move || trickle(port, head, piece, patience)),
+            ));
+        }
+    }
+    // Generous against the 500 ms timeout: a busy 2-core machine must not fail it,
+    // and a body that is not bounded never closes at all.
+    let bound = Duration::from_secs(5);
+    for (name, expected, task) in running {
+        let t = task.await.unwrap();
+        let closed = t.closed_after.unwrap_or_else(|| {
+            panic!(
+                "{name}: the connection was still open after {patience:?}: {:?}",
+                t.answer
+            )
+        });
+        assert!(closed < bound, "{name}: closed after {closed:?}");
+        assert!(t.answer.starts_with(expected), "{name}: {:?}", t.answer);
+        if expected.ends_with("408") {
+            assert!(t.answer.contains("\"code\":\"body_timeout\""), "{name}");
+        }
+        assert!(
+            t.answer.to_ascii_lowercase().contains("connection: close"),
+            "{name}: {:?}",
+            t.answer
+        );
+    }
+
+    // Nothing was drawn, and the service still serves.
+    let ok = app.spin(&spec.id, "trickler", "k1").await;
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["replayed"], false, "the trickled spin drew nothing");
+}
+
+/// Bodies read to their end keep the connection open for the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_whose_bodies_were_read_stays_open() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("keepalive");
+    app.apply(&spec.yaml()).await;
+    let port = port_of(&app);
+    let t = token("kept", &[]);
+    let id = spec.id.clone();
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answers = Vec::new();
+        for (i, framing) in ["Content-Length: 2\r\n\r\n{}", "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"]
+            .iter()
+            .enumerate()
+        {
+            let request = format!(
+                "POST /v1/campaigns/{id}/spins HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {t}\r\nIdempotency-Key: k{i}\r\nContent-Type: application/json\r\n{framing}"
+            );
+            s.write_all(request.as_bytes()).unwrap();
+            // One answer: its head, then its Content-Length of body.
+            let mut got = Vec::new();
+            let mut byte = [0u8; 1];
+            while !got.ends_with(b"\r\n\r\n") {
+                assert_eq!(s.read(&mut byte).unwrap(), 1, "closed after {got:?}");
+                got.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let mut body = vec![0; length];
+            s.read_exact(&mut body).unwrap();
+            answers.push(head);
+        }
+        answers
+    })
+    .await
+    .unwrap();
+    for head in answers {
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+}
+
+/// `GET /openapi.json`.
+async fn openapi(app: &TestApp) -> Value {
+    app.get("/openapi.json").await.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_body_timeout() {
+    let app = TestApp::spawn().await;
+    let doc = openapi(&app).await;
+    for (path, method) in [
+        ("/v1/campaigns/{id}/spins", "post"),
+        ("/v1/admin/campaigns/{id}", "put"),
+        ("/v1/admin/campaigns/{id}/plan", "get"),
+        ("/v1/admin/campaigns/{id}/plan", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"]["408"].is_object(),
+            "{method} {path} documents 408"
+        );
+    }
+}
