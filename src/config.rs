@@ -151,6 +151,36 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// `auth.max_token_lifetime_secs` alone (`prizewheel token` mints within
+    /// it): from `file` when it exists, and the environment.
+    pub fn load_max_token_lifetime(file: &Path) -> anyhow::Result<u64> {
+        #[derive(Deserialize)]
+        struct Auth {
+            #[serde(default = "crate::http::auth::default_max_token_lifetime")]
+            max_token_lifetime_secs: NonZeroU64,
+        }
+        #[derive(Deserialize)]
+        struct Only {
+            auth: Option<Auth>,
+        }
+        let figment = if file.exists() {
+            Self::figment(serde_saphyr::figment::Yaml::file_exact(file))
+        } else {
+            Self::figment(figment::providers::Serialized::defaults(()))
+        };
+        let only: Only = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), one_line(&e)))?;
+        Ok(only
+            .auth
+            .map_or_else(crate::http::auth::default_max_token_lifetime, |a| {
+                a.max_token_lifetime_secs
+            })
+            .get())
+    }
+}
+
 fn one_line(e: &figment::Error) -> String {
     e.to_string()
         .lines()

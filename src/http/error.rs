@@ -19,6 +19,9 @@ use serde::Serialize;
 pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
+    /// The `Authorization` header is ambiguous (e.g. sent twice).
+    #[error("{0}")]
+    InvalidAuthorization(String),
     #[error("this operation needs the `{0}` role")]
     Forbidden(&'static str),
     #[error("no campaign `{0}`")]
@@ -104,6 +107,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthorized(_) => ("invalid_token", "Unauthorized"),
+            InvalidAuthorization(_) => ("invalid_authorization", "Invalid Authorization header"),
             Forbidden(_) => ("forbidden", "Forbidden"),
             CampaignNotFound(_) => ("campaign_not_found", "Campaign not found"),
             NotFound => ("not_found", "Not found"),
@@ -170,7 +174,8 @@ impl ResponseError for ApiError {
             IdempotencyKeyMissing
             | IdempotencyKeyInvalid(_)
             | MalformedBody(_)
-            | InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            | InvalidQuery(_)
+            | InvalidAuthorization(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -230,6 +235,12 @@ impl ResponseError for ApiError {
                 res.insert_header((
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                ));
+            }
+            ApiError::InvalidAuthorization(_) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_request\""),
                 ));
             }
             // The rest of the body may never come: do not wait for it to read

@@ -90,9 +90,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api
 }
 
-/// Problems shared by every endpoint that reads a body, documented here once:
-/// 408 `body_timeout` wherever a request body is documented (each is read by
-/// `body::read_limited`).
+/// Problems shared by every endpoint that reads a body or a token, documented
+/// here once: 408 `body_timeout` wherever a request body is documented (each is
+/// read by `body::read_limited`), 400 `invalid_authorization` wherever a token is.
 fn document_shared_problems(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{Content, Ref, RefOr, Response};
     let problem = |description: &str| -> RefOr<Response> {
@@ -107,6 +107,7 @@ fn document_shared_problems(api: &mut utoipa::openapi::OpenApi) {
     };
     const BODY_TIMEOUT: &str = "The body did not arrive within `http.body_timeout_ms` \
         (`body_timeout`); the connection is closed";
+    const TWO_AUTHORIZATIONS: &str = "more than one Authorization header (`invalid_authorization`)";
     for item in api.paths.paths.values_mut() {
         let operations = [
             &mut item.get,
@@ -121,6 +122,18 @@ fn document_shared_problems(api: &mut utoipa::openapi::OpenApi) {
                 responses
                     .entry("408".into())
                     .or_insert_with(|| problem(BODY_TIMEOUT));
+            }
+            if op.security.is_some() {
+                match responses.get_mut("400") {
+                    Some(RefOr::T(r)) => {
+                        r.description = format!("{}; or {TWO_AUTHORIZATIONS}", r.description)
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        let described = format!("Bad request: {TWO_AUTHORIZATIONS}");
+                        responses.insert("400".into(), problem(&described));
+                    }
+                }
             }
         }
     }

@@ -2,8 +2,9 @@
 //! tokens and `Authorization` headers that bend the rules, media types that only
 //! look like JSON, and malformed requests that must not flood the error log.
 
-use crate::helpers::{Spec, TestApp, token};
-use serde_json::Value;
+use crate::helpers::{AUDIENCE, SECRET, Spec, TestApp, now_secs, spin, token};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -238,5 +239,248 @@ async fn the_openapi_document_lists_the_body_timeout() {
             doc["paths"][path][method]["responses"]["408"].is_object(),
             "{method} {path} documents 408"
         );
+    }
+}
+
+fn sign(header: &Header, claims: &Value) -> String {
+    jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+}
+
+fn hs256(claims: &Value) -> String {
+    sign(&Header::new(Algorithm::HS256), claims)
+}
+
+fn claims_for(sub: &str) -> Value {
+    json!({"sub": sub, "exp": now_secs() + 600, "aud": AUDIENCE})
+}
+
+/// A spin with `Authorization: <value>` (each of `values`, in order).
+async fn spin_with_authorization(
+    app: &TestApp,
+    campaign: &str,
+    key: &str,
+    values: &[&str],
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(format!("{}/v1/campaigns/{campaign}/spins", app.address))
+        .header("Idempotency-Key", key);
+    for v in values {
+        // `header` appends: two values make two `Authorization` lines.
+        req = req.header("Authorization", *v);
+    }
+    req.send().await.unwrap()
+}
+
+/// Status, code and detail of a problem answer.
+async fn problem(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let p: Value = r.json().await.unwrap();
+    (
+        status,
+        p["code"].as_str().unwrap_or_default().to_owned(),
+        p["detail"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_token_with_a_crit_header_is_refused() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("crit");
+    app.apply(&spec.yaml()).await;
+    let mut header = Header::new(Algorithm::HS256);
+    header.crit = Some(vec!["https://example.com/unknown-extension".into()]);
+    header
+        .extras
+        .insert("https://example.com/unknown-extension", true);
+    let t = sign(&header, &claims_for("critic"));
+    let r = spin(&app.client, &app.address, &spec.id, &t, "k1", None).await;
+    let (status, code, detail) = problem(r).await;
+    assert_eq!((status, code.as_str()), (401, "invalid_token"), "{detail}");
+    assert!(detail.contains("crit"), "{detail}");
+    assert!(!detail.contains(&t), "the token is not echoed");
+    // The same claims without `crit` are fine.
+    let t = hs256(&claims_for("critic"));
+    let r = spin(&app.client, &app.address, &spec.id, &t, "k1", None).await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_400_for_two_authorization_headers() {
+    let app = TestApp::spawn().await;
+    let doc = openapi(&app).await;
+    for (path, method) in [
+        ("/v1/campaigns/{id}/spins", "post"),
+        ("/v1/campaigns/{id}", "get"),
+        ("/v1/admin/campaigns/{id}", "get"),
+        ("/v1/finance/campaigns/{id}/summary", "get"),
+    ] {
+        let description = doc["paths"][path][method]["responses"]["400"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            description.contains("invalid_authorization"),
+            "{method} {path}: {description:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("twoauth");
+    app.apply(&spec.yaml()).await;
+    let alice = format!("Bearer {}", token("alice", &[]));
+    let bob = format!("Bearer {}", token("bob", &[]));
+    for values in [[&alice, &bob], [&alice, &alice]] {
+        let r = spin_with_authorization(&app, &spec.id, "k1", &[values[0], values[1]]).await;
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_request"),
+            "RFC 6750 §3.1"
+        );
+        let (status, code, detail) = problem(r).await;
+        assert_eq!(status, 400, "{detail}");
+        assert_eq!(code, "invalid_authorization");
+        assert!(detail.contains("one Authorization header"), "{detail}");
+    }
+    // Role-gated endpoints refuse it the same way.
+    let finance = format!("Bearer {}", token("fiona", &["finance"]));
+    let r = app
+        .client
+        .get(format!(
+            "{}/v1/finance/campaigns/{}/summary",
+            app.address, spec.id
+        ))
+        .header("Authorization", &finance)
+        .header("Authorization", &finance)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Nothing was drawn for either user.
+    let r = spin_with_authorization(&app, &spec.id, "k1", &[&alice]).await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["replayed"], false);
+}
+
+#[tokio::test]
+async fn the_auth_scheme_is_case_insensitive_and_only_spaces_separate_it() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("scheme");
+    app.apply(&spec.yaml()).await;
+    let t = token("casey", &[]);
+    for (i, ok) in [
+        format!("Bearer {t}"),
+        format!("bearer {t}"),
+        format!("BEARER {t}"),
+        format!("bEaReR {t}"),
+        format!("Bearer   {t}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = spin_with_authorization(&app, &spec.id, &format!("ok{i}"), &[ok]).await;
+        assert_eq!(r.status(), 200, "{:?}", ok.replace(&t, "<token>"));
+    }
+    for bad in [
+        format!("Bearer\t{t}"),
+        format!("Bearer{t}"),
+        format!("Bearer {t} extra"),
+        format!("Bearer {t}\tx"),
+        format!("Bearer, {t}"),
+        format!("Basic {t}"),
+        "Bearer".to_owned(),
+        "Bearer ".to_owned(),
+    ] {
+        let r = spin_with_authorization(&app, &spec.id, "bad", &[&bad]).await;
+        let (status, code, detail) = problem(r).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (401, "invalid_token"),
+            "{:?}",
+            bad.replace(&t, "<token>")
+        );
+        assert!(!detail.contains(&t), "the token is not echoed: {detail}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_that_live_too_long_are_refused() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("lifetime");
+    app.apply(&spec.yaml()).await;
+    let now = now_secs();
+    let day = 24 * 3600;
+    let cases = [
+        ("exp = u64::MAX", json!({"exp": u64::MAX})),
+        ("exp in a year", json!({"exp": now + 365 * day})),
+        (
+            "issued 90 days ago, valid one more minute",
+            json!({"iat": now - 90 * day, "exp": now + 60}),
+        ),
+    ];
+    for (name, extra) in cases {
+        let mut c = claims_for("eternal");
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let t = hs256(&c);
+        let r = spin(&app.client, &app.address, &spec.id, &t, "k1", None).await;
+        let (status, code, detail) = problem(r).await;
+        assert_eq!((status, code.as_str()), (401, "invalid_token"), "{name}");
+        assert!(detail.contains("lifetime"), "{name}: {detail}");
+        assert!(!detail.contains(&t), "{name}: the token is not echoed");
+    }
+    // An ordinary token, with or without `iat`, is fine.
+    for (i, extra) in [json!({}), json!({"iat": now})].iter().enumerate() {
+        let mut c = claims_for("brief");
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let r = spin(
+            &app.client,
+            &app.address,
+            &spec.id,
+            &hs256(&c),
+            &format!("k{i}"),
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{extra}");
+    }
+}
+
+#[tokio::test]
+async fn prizewheel_token_mints_only_within_the_maximum_lifetime() {
+    let run = |ttl: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_prizewheel"))
+            .args(["token", "--sub", "ops", "--ttl", ttl])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("PRIZEWHEEL_JWT_SECRET", SECRET)
+            .output()
+            .unwrap()
+    };
+    let refused = run("31536000");
+    assert!(!refused.status.success(), "a token for a year is refused");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("max_token_lifetime_secs"), "{err}");
+    let minted = run("3600");
+    assert!(minted.status.success());
+}
+
+#[tokio::test]
+async fn a_subject_with_control_characters_is_refused() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("ctlsub");
+    app.apply(&spec.yaml()).await;
+    for sub in ["nul\u{0}byte", "new\nline", "tab\tbed", "del\u{7f}", "ünï"] {
+        let t = hs256(&claims_for(sub));
+        let r = spin(&app.client, &app.address, &spec.id, &t, "k1", None).await;
+        let (status, code, detail) = problem(r).await;
+        assert_eq!((status, code.as_str()), (401, "invalid_token"), "{sub:?}");
+        assert!(detail.contains("printable ASCII"), "{sub:?}: {detail}");
     }
 }
