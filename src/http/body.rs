@@ -60,7 +60,7 @@ pub fn spin_context(req: &HttpRequest, body: &[u8]) -> Result<String, ApiError> 
     }
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-        if !ct.starts_with("application/json") {
+        if !is_json_media_type(&ct) {
             return Err(ApiError::UnsupportedMediaType(
                 "the spin body must be application/json".into(),
             ));
@@ -76,6 +76,31 @@ pub fn spin_context(req: &HttpRequest, body: &[u8]) -> Result<String, ApiError> 
     // serde_json's map is ordered by key (no `preserve_order`): re-serialising
     // gives one text per meaning. A unit test holds this.
     Ok(value.to_string())
+}
+
+/// Whether a `Content-Type` value is JSON: `application/json` or
+/// `application/<name>+json` (RFC 6839), type and subtype in any case (RFC 9110
+/// §8.3.1), optionally followed by parameters after `;` (`charset=utf-8`).
+/// `application/jsonfoo` is not JSON.
+pub fn is_json_media_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim_matches([' ', '\t']);
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    // RFC 9110 §5.6.2 `token` characters.
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !kind.eq_ignore_ascii_case("application") || !subtype.bytes().all(tchar) {
+        return false;
+    }
+    let subtype = subtype.to_ascii_lowercase();
+    subtype == "json"
+        || subtype
+            .strip_suffix("+json")
+            .is_some_and(|name| !name.is_empty())
 }
 
 /// A UTF-8 text body (campaign YAML).
@@ -96,6 +121,38 @@ mod tests {
         let b = spin_context(&req, br#"{"a":{"x":3,"y":2},"b":1}"#).unwrap();
         assert_eq!(a, b);
         assert_eq!(a, r#"{"a":{"x":3,"y":2},"b":1}"#);
+    }
+
+    #[test]
+    fn json_media_types() {
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            " application/json ",
+            "application/problem+json",
+            "application/vnd.shop.spin+JSON; v=2",
+        ] {
+            assert!(is_json_media_type(json), "{json:?}");
+        }
+        for other in [
+            "",
+            "application/jsonfoo",
+            "application/json-seq",
+            "application/jsonp",
+            "application/x-json+xml",
+            "application/+json",
+            "application/json/x",
+            "application /json",
+            "application/ json",
+            "text/json",
+            "json",
+            "application",
+            "applicationx/json",
+        ] {
+            assert!(!is_json_media_type(other), "{other:?}");
+        }
     }
 
     #[test]

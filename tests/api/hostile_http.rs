@@ -484,3 +484,48 @@ async fn a_subject_with_control_characters_is_refused() {
         assert!(detail.contains("printable ASCII"), "{sub:?}: {detail}");
     }
 }
+
+#[tokio::test]
+async fn only_json_media_types_are_taken_as_json() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("mediatype");
+    app.apply(&spec.yaml()).await;
+    let t = token("medea", &[]);
+    let post = |key: &str, content_type: &str| {
+        app.client
+            .post(format!("{}/v1/campaigns/{}/spins", app.address, spec.id))
+            .bearer_auth(&t)
+            .header("Idempotency-Key", key)
+            .header("Content-Type", content_type)
+            .body(r#"{"order_id":"o-1"}"#)
+            .send()
+    };
+    for bad in [
+        "application/jsonfoo",
+        "application/json-seq",
+        "application/x-json+xml",
+        "text/json",
+        "application/+json",
+        "application/json/x",
+    ] {
+        let (status, code, _) = problem(post("bad", bad).await.unwrap()).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (415, "unsupported_media_type"),
+            "{bad}"
+        );
+    }
+    for (i, ok) in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/json;charset=UTF-8",
+        "application/vnd.shop.spin+json",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = post(&format!("ok{i}"), ok).await.unwrap();
+        assert_eq!(r.status(), 200, "{ok}");
+    }
+}
