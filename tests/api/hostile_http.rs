@@ -529,3 +529,95 @@ async fn only_json_media_types_are_taken_as_json() {
         assert_eq!(r.status(), 200, "{ok}");
     }
 }
+
+/// Requests actix refuses before any handler runs (each answered 400, or the
+/// connection closed).
+const MALFORMED: &[&[u8]] = &[
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nBad\x01Header: 1\r\n\r\n",
+    b"GET /\x7f HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+    b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+];
+
+/// Sends `request` on a connection of its own and reads until the server closes it.
+fn send_raw(port: u16, request: &[u8]) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(request);
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+}
+
+/// The value of the series `name{labels}` in Prometheus text.
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_counted_not_logged_as_errors() {
+    use prizewheel::telemetry::connection_errors::{LINES_PER_SECOND, TARGET};
+    let db = crate::helpers::TestDb::new().await;
+    // The lines of the connection target on, to count that they are bounded.
+    let filter = format!("info,{TARGET}=debug");
+    let mut serve = crate::serve::Serve::start(
+        &crate::helpers::redis_url(),
+        &db.url,
+        &[
+            ("PRIZEWHEEL__SETTLE__ENABLED", "false"),
+            ("PRIZEWHEEL__LOG__FILTER", &filter),
+            ("RUST_LOG", &filter),
+        ],
+    );
+    assert!(serve.up().await, "serve came up: {}", serve.stop());
+    let port = serve.port;
+    let started = Instant::now();
+    let sent = 100;
+    tokio::task::spawn_blocking(move || {
+        for i in 0..sent {
+            send_raw(port, MALFORMED[i % MALFORMED.len()]);
+        }
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let metrics = crate::helpers::client()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let log = serve.stop();
+
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "error lines: {errors:#?}");
+    let counted = sample(
+        &metrics,
+        "prizewheel_http_connection_errors_total",
+        "kind=\"malformed\"",
+    );
+    assert!(
+        counted >= sent as f64,
+        "{counted} counted of {sent}:\n{metrics}"
+    );
+    // At most LINES_PER_SECOND in each second the requests took (and the one
+    // they straddle into), whatever the machine's speed.
+    let seconds = took.as_secs() + 2;
+    let passed = log.lines().filter(|l| l.contains(TARGET)).count() as u64;
+    assert!(
+        passed <= u64::from(LINES_PER_SECOND) * seconds,
+        "{passed} lines in {took:?}:\n{log}"
+    );
+    assert!(passed > 0, "the lines are passed on at DEBUG:\n{log}");
+    // Nothing else was logged for them: the rest is start-up.
+    let rest = log.lines().filter(|l| !l.contains(TARGET)).count();
+    assert!(rest <= 10, "{rest} other lines:\n{log}");
+}
