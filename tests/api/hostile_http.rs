@@ -617,7 +617,7 @@ async fn malformed_requests_are_counted_not_logged_as_errors() {
         "{passed} lines in {took:?}:\n{log}"
     );
     assert!(passed > 0, "the lines are passed on at DEBUG:\n{log}");
-    // Nothing else was logged for them: the rest is start-up.
-    let rest = log.lines().filter(|l| !l.contains(TARGET)).count();
-    assert!(rest <= 10, "{rest} other lines:\n{log}");
+    // Nothing else was logged for them: actix's own events are not printed.
+    let actix: Vec<&str> = log.lines().filter(|l| l.contains("actix_http")).collect();
+    assert!(actix.is_empty(), "actix's lines: {actix:#?}");
 }
