@@ -15,7 +15,9 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format};
 use serde::Deserialize;
+use std::num::NonZeroU64;
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +50,11 @@ pub struct HttpSettings {
     /// to finish before their connections are closed (the settler then finishes
     /// its batch).
     pub shutdown_timeout_secs: u64,
+    /// Longest the reading of a request body (spin, campaign YAML) may take,
+    /// once the handler starts reading it; then 408 `body_timeout` and the
+    /// connection is closed. actix bounds the headers (5 s) but not the body:
+    /// without this a client sending a byte now and then holds a connection.
+    pub body_timeout_ms: NonZeroU64,
 }
 
 impl Default for HttpSettings {
@@ -57,7 +64,14 @@ impl Default for HttpSettings {
             max_spin_body_bytes: 4096,
             max_campaign_bytes: crate::campaign::tree::MAX_FILE_BYTES,
             shutdown_timeout_secs: 10,
+            body_timeout_ms: NonZeroU64::new(5000).unwrap_or(NonZeroU64::MIN),
         }
+    }
+}
+
+impl HttpSettings {
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms.get())
     }
 }
 
@@ -134,6 +148,36 @@ impl Settings {
             .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), one_line(&e)))
             .context("set REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL, or run from the project folder")?;
         Ok((s.redis, s.database))
+    }
+}
+
+impl Settings {
+    /// `auth.max_token_lifetime_secs` alone (`prizewheel token` mints within
+    /// it): from `file` when it exists, and the environment.
+    pub fn load_max_token_lifetime(file: &Path) -> anyhow::Result<u64> {
+        #[derive(Deserialize)]
+        struct Auth {
+            #[serde(default = "crate::http::auth::default_max_token_lifetime")]
+            max_token_lifetime_secs: NonZeroU64,
+        }
+        #[derive(Deserialize)]
+        struct Only {
+            auth: Option<Auth>,
+        }
+        let figment = if file.exists() {
+            Self::figment(serde_saphyr::figment::Yaml::file_exact(file))
+        } else {
+            Self::figment(figment::providers::Serialized::defaults(()))
+        };
+        let only: Only = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), one_line(&e)))?;
+        Ok(only
+            .auth
+            .map_or_else(crate::http::auth::default_max_token_lifetime, |a| {
+                a.max_token_lifetime_secs
+            })
+            .get())
     }
 }
 

@@ -6,6 +6,7 @@ use crate::config::Settings;
 use crate::http::admission::{per_ip, watch_campaign_versions};
 use crate::http::auth::Verifier;
 use crate::http::observe::observe;
+use crate::http::unread_body;
 use crate::http::{
     AllowedMethods, AppState, fallback, metrics_text, openapi, openapi_json, routes,
 };
@@ -87,6 +88,8 @@ impl Application {
                 .wrap(from_fn(per_ip))
                 .wrap(from_fn(observe))
                 .wrap(TracingLogger::<RequestSpan>::new())
+                // Outermost: before anything may answer early.
+                .wrap(from_fn(unread_body::keep_payload))
                 .app_data(state.clone())
                 .app_data(verifier.clone())
                 .app_data(doc.clone())
@@ -98,6 +101,7 @@ impl Application {
                 .route("/metrics", web::get().to(metrics_text))
                 .default_service(web::to(fallback))
         })
+        .on_connect(unread_body::on_connect)
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
         .listen(listener)?;
         if settings.http.workers > 0 {

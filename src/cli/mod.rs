@@ -64,7 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Reconcile(r) => reconcile::run(r, &cli.config).await,
         Command::Recover(r) => recover::run(r, &cli.config).await,
         Command::DeadLetters(d) => dead_letters::run(d, &cli.config).await,
-        Command::Token(t) => token::run(t).map(|()| true),
+        Command::Token(t) => token::run(t, &cli.config).map(|()| true),
         Command::Healthcheck(h) => healthcheck::run(h, &cli.config).map(|()| true),
     }
 }

@@ -1,8 +1,10 @@
 //! `prizewheel token`: mint an HS256 token for development and load tests.
 
+use crate::config::Settings;
 use crate::http::auth::{Claims, sign_hs256};
 use anyhow::Context;
 use clap::Args;
+use std::path::Path;
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
@@ -12,7 +14,7 @@ pub struct TokenArgs {
     /// A role to grant (`marketing`, `finance`); repeat for several.
     #[arg(long = "role")]
     roles: Vec<String>,
-    /// Lifetime in seconds.
+    /// Lifetime in seconds; at most the service's `auth.max_token_lifetime_secs`.
     #[arg(long, default_value_t = 3600)]
     ttl: u64,
     /// `iss` claim, if the service checks one.
@@ -27,7 +29,14 @@ pub struct TokenArgs {
     count: Option<u32>,
 }
 
-pub fn run(a: TokenArgs) -> anyhow::Result<()> {
+pub fn run(a: TokenArgs, config: &Path) -> anyhow::Result<()> {
+    let max = Settings::load_max_token_lifetime(config)?;
+    if a.ttl > max {
+        anyhow::bail!(
+            "--ttl {} is longer than auth.max_token_lifetime_secs ({max} s): the service would refuse the token",
+            a.ttl
+        );
+    }
     let secret =
         std::env::var("PRIZEWHEEL_JWT_SECRET").context("PRIZEWHEEL_JWT_SECRET is not set")?;
     let now = std::time::SystemTime::now()

@@ -1,17 +1,23 @@
 //! Reading request bodies with a hard size bound, so an oversized body costs
-//! at most `limit` bytes of memory and answers 413.
+//! at most `limit` bytes of memory and answers 413, and a time bound
+//! (`http.body_timeout_ms`), so a body that trickles in answers 408.
 
+use super::AppState;
 use super::error::ApiError;
+use crate::config::HttpSettings;
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes, BytesMut};
 use futures_util::StreamExt;
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length`
-/// up front, and while streaming for chunked bodies).
+/// up front, and while streaming for chunked bodies), within
+/// `http.body_timeout_ms` of starting (else 408, and the connection closes):
+/// actix bounds the time to send the headers, not the body, and a client
+/// sending a byte now and then would hold the connection for as long as it likes.
 pub async fn read_limited(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
     let declared = req
@@ -22,6 +28,18 @@ pub async fn read_limited(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::BodyTooLarge { limit });
     }
+    let timeout = req.app_data::<web::Data<AppState>>().map_or_else(
+        || HttpSettings::default().body_timeout(),
+        |s| s.http.body_timeout(),
+    );
+    tokio::time::timeout(timeout, read_all(payload, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            timeout_ms: timeout.as_millis() as u64,
+        })?
+}
+
+async fn read_all(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
@@ -43,13 +61,38 @@ pub fn spin_context(req: &HttpRequest, body: &[u8], limit: usize) -> Result<Stri
     }
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-        if !ct.starts_with("application/json") {
+        if !is_json_media_type(&ct) {
             return Err(ApiError::UnsupportedMediaType(
                 "the spin body must be application/json".into(),
             ));
         }
     }
     crate::domain::context::canonical(body, limit).map_err(|e| ApiError::MalformedBody(e.0))
+}
+
+/// Whether a `Content-Type` value is JSON: `application/json` or
+/// `application/<name>+json` (RFC 6839), type and subtype in any case (RFC 9110
+/// §8.3.1), optionally followed by parameters after `;` (`charset=utf-8`).
+/// `application/jsonfoo` is not JSON.
+pub fn is_json_media_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim_matches([' ', '\t']);
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    // RFC 9110 §5.6.2 `token` characters.
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !kind.eq_ignore_ascii_case("application") || !subtype.bytes().all(tchar) {
+        return false;
+    }
+    let subtype = subtype.to_ascii_lowercase();
+    subtype == "json"
+        || subtype
+            .strip_suffix("+json")
+            .is_some_and(|name| !name.is_empty())
 }
 
 /// A UTF-8 text body (campaign YAML).
@@ -70,6 +113,38 @@ mod tests {
         let b = spin_context(&req, br#"{"a":{"x":3,"y":2},"b":1}"#, 4096).unwrap();
         assert_eq!(a, b);
         assert_eq!(a, r#"{"a":{"x":3,"y":2},"b":1}"#);
+    }
+
+    #[test]
+    fn json_media_types() {
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            " application/json ",
+            "application/problem+json",
+            "application/vnd.shop.spin+JSON; v=2",
+        ] {
+            assert!(is_json_media_type(json), "{json:?}");
+        }
+        for other in [
+            "",
+            "application/jsonfoo",
+            "application/json-seq",
+            "application/jsonp",
+            "application/x-json+xml",
+            "application/+json",
+            "application/json/x",
+            "application /json",
+            "application/ json",
+            "text/json",
+            "json",
+            "application",
+            "applicationx/json",
+        ] {
+            assert!(!is_json_media_type(other), "{other:?}");
+        }
     }
 
     #[test]

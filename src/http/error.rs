@@ -19,6 +19,9 @@ use serde::Serialize;
 pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
+    /// The `Authorization` header is ambiguous (e.g. sent twice).
+    #[error("{0}")]
+    InvalidAuthorization(String),
     #[error("this operation needs the `{0}` role")]
     Forbidden(&'static str),
     #[error("no campaign `{0}`")]
@@ -52,6 +55,8 @@ pub enum ApiError {
     BodyTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    BodyTimeout { timeout_ms: u64 },
     #[error("the campaign file has {} problem(s)", .0.len())]
     InvalidCampaign(Vec<Diagnostic>),
     #[error("{0}")]
@@ -102,6 +107,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthorized(_) => ("invalid_token", "Unauthorized"),
+            InvalidAuthorization(_) => ("invalid_authorization", "Invalid Authorization header"),
             Forbidden(_) => ("forbidden", "Forbidden"),
             CampaignNotFound(_) => ("campaign_not_found", "Campaign not found"),
             NotFound => ("not_found", "Not found"),
@@ -120,6 +126,7 @@ impl ApiError {
             InvalidQuery(_) => ("invalid_query", "Invalid query parameter"),
             BodyTooLarge { .. } => ("body_too_large", "Body too large"),
             UnsupportedMediaType(_) => ("unsupported_media_type", "Unsupported media type"),
+            BodyTimeout { .. } => ("body_timeout", "Body timeout"),
             InvalidCampaign(_) => ("invalid_campaign", "Invalid campaign"),
             CampaignIdMismatch(_) => ("campaign_id_mismatch", "Campaign id mismatch"),
             ApplyConflict(_) => ("apply_conflict", "Concurrent apply"),
@@ -167,9 +174,11 @@ impl ResponseError for ApiError {
             IdempotencyKeyMissing
             | IdempotencyKeyInvalid(_)
             | MalformedBody(_)
-            | InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            | InvalidQuery(_)
+            | InvalidAuthorization(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Unavailable(_) | Overloaded | Recovering | DurabilityTimeout(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -221,11 +230,25 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed(allow) = self {
             res.insert_header((header::ALLOW, allow.as_str()));
         }
-        if let ApiError::Unauthorized(_) = self {
-            res.insert_header((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            ));
+        match self {
+            ApiError::Unauthorized(_) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                ));
+            }
+            ApiError::InvalidAuthorization(_) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_request\""),
+                ));
+            }
+            // The rest of the body may never come: do not wait for it to read
+            // the next request on this connection.
+            ApiError::BodyTimeout { .. } => {
+                res.force_close();
+            }
+            _ => {}
         }
         res.body(serde_json::to_string(&problem).unwrap_or_default())
     }

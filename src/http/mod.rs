@@ -21,6 +21,8 @@ pub mod health;
 pub mod observe;
 /// The spin endpoint.
 pub mod spins;
+/// Closing connections whose request body was not read to its end.
+pub mod unread_body;
 
 use crate::config::HttpSettings;
 use crate::store::redis::RedisStore;
@@ -79,12 +81,62 @@ impl utoipa::Modify for BearerAuth {
 
 /// The OpenAPI 3.1 document of the routes above.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = actix_web::App::new()
+    let (_, mut api) = actix_web::App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(routes)
         .split_for_parts();
+    document_shared_problems(&mut api);
     api
+}
+
+/// Problems shared by every endpoint that reads a body or a token, documented
+/// here once: 408 `body_timeout` wherever a request body is documented (each is
+/// read by `body::read_limited`), 400 `invalid_authorization` wherever a token is.
+fn document_shared_problems(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{Content, Ref, RefOr, Response};
+    let problem = |description: &str| -> RefOr<Response> {
+        Response::builder()
+            .description(description)
+            .content(
+                "application/problem+json",
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            )
+            .build()
+            .into()
+    };
+    const BODY_TIMEOUT: &str = "The body did not arrive within `http.body_timeout_ms` \
+        (`body_timeout`); the connection is closed";
+    const TWO_AUTHORIZATIONS: &str = "more than one Authorization header (`invalid_authorization`)";
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let responses = &mut op.responses.responses;
+            if op.request_body.is_some() {
+                responses
+                    .entry("408".into())
+                    .or_insert_with(|| problem(BODY_TIMEOUT));
+            }
+            if op.security.is_some() {
+                match responses.get_mut("400") {
+                    Some(RefOr::T(r)) => {
+                        r.description = format!("{}; or {TWO_AUTHORIZATIONS}", r.description)
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        let described = format!("Bad request: {TWO_AUTHORIZATIONS}");
+                        responses.insert("400".into(), problem(&described));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Unknown paths answer 404 problem+json; a known path with a method it does

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub settlement_batch_duration: Histogram<f64>,
     pub dead_letters: Gauge<i64>,
     pub awaiting_recovery: Gauge<i64>,
+    pub connection_errors: Counter<u64>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -72,7 +73,18 @@ impl Metrics {
                 .with_boundaries(LATENCY_BUCKETS.to_vec())
                 .build()
         };
+        let connection_errors = m
+            .u64_counter("prizewheel.http.connection_errors")
+            .with_description(
+                "Connections actix-http closed on a client error (malformed request, timeout, I/O), by kind",
+            )
+            .build();
+        // Exposed at 0 from the start: the series exists before the first probe.
+        for kind in crate::telemetry::connection_errors::KINDS {
+            connection_errors.add(0, &[KeyValue::new("kind", *kind)]);
+        }
         Metrics {
+            connection_errors,
             http_duration: seconds(
                 &m,
                 "http.server.request.duration",
@@ -181,6 +193,12 @@ impl Metrics {
     /// A request answered by a layer in front of Redis.
     pub fn rejected(&self, layer: &'static str) {
         self.rejections.add(1, &[KeyValue::new("layer", layer)]);
+    }
+
+    /// A connection closed on a client error (`telemetry::connection_errors`).
+    pub fn connection_error(&self, kind: &'static str) {
+        self.connection_errors
+            .add(1, &[KeyValue::new("kind", kind)]);
     }
 
     pub fn script(&self, script: &'static str, seconds: f64) {

@@ -3,6 +3,7 @@
 //! configured) and metrics (Prometheus text on `GET /metrics`). Never log tokens,
 //! secrets or request bodies.
 
+pub mod connection_errors;
 pub mod metrics;
 pub mod sampler;
 pub mod traces;
@@ -13,6 +14,7 @@ use crate::config::{LogFormat, LogSettings};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::prelude::*;
 
 /// Keeps the tracer provider alive; [`Telemetry::shutdown`] flushes it.
@@ -45,11 +47,17 @@ pub fn init(settings: &LogSettings) -> Telemetry {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stdout)
             .boxed(),
-    };
+    }
+    // actix-http's connection errors are counted and passed on, rate-limited,
+    // by the layer below instead.
+    .with_filter(filter_fn(|meta| {
+        !connection_errors::is_actix_connection_event(meta)
+    }));
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(otel)
         .with(fmt)
+        .with(connection_errors::ConnectionErrors::default())
         .try_init()
         .is_ok();
     if !installed {

@@ -119,6 +119,8 @@ async fn three_replicas_on_a_cluster_never_oversell_and_settle_everything() {
     // A retry with the same key, on any replica, returns the original draw.
     let client = client();
     for ((spec, _), results) in campaigns.iter().zip(&results) {
+        let refused: Vec<_> = results.iter().filter(|(s, _)| *s != 200).take(3).collect();
+        assert!(refused.is_empty(), "every spin answered 200: {refused:?}");
         let drawn: HashMap<&str, &Value> = results
             .iter()
             .map(|(_, b)| (b["spin_id"].as_str().unwrap(), &b["prize"]["id"]))

@@ -93,6 +93,11 @@ const METRICS: &[Metric] = &[
         Kind::Gauge,
         &["campaign"],
     ),
+    m(
+        "prizewheel_http_connection_errors_total",
+        Kind::Counter,
+        &["kind"],
+    ),
 ];
 
 /// Labels Prometheus adds to every scraped series.

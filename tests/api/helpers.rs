@@ -148,6 +148,7 @@ pub fn settings_for_auth() -> AuthSettings {
         issuer: None,
         audience: Some(AUDIENCE.into()),
         leeway_seconds: 5,
+        max_token_lifetime_secs: prizewheel::http::auth::default_max_token_lifetime(),
     }
 }
 

@@ -17,6 +17,7 @@ mod finance;
 mod fuzz;
 mod healthcheck;
 mod helpers;
+mod hostile_http;
 mod ledger_poison;
 mod limits;
 mod memory;
