@@ -7,7 +7,7 @@ use super::error::{ApiError, ApiResult, Problem, RoleGatedProblems};
 use crate::campaign::apply::{ApplyReport, apply, plan_against_live};
 use crate::campaign::plan::Plan;
 use crate::campaign::{Campaign, parse_campaign};
-use crate::domain::CampaignId;
+use crate::domain::{CampaignId, truncate_for_message};
 use actix_web::{HttpRequest, get, put, route, web};
 use serde::Serialize;
 
@@ -23,7 +23,8 @@ async fn campaign_body(
     let campaign = parse_campaign(&yaml).map_err(ApiError::InvalidCampaign)?;
     if campaign.id.as_str() != id {
         return Err(ApiError::CampaignIdMismatch(format!(
-            "the path names campaign `{id}` but the file defines `{}`",
+            "the path names campaign `{}` but the file defines `{}`",
+            truncate_for_message(id),
             campaign.id
         )));
     }

@@ -8,6 +8,7 @@
 
 use crate::campaign::Diagnostic;
 use crate::campaign::apply::ApplyError;
+use crate::domain::truncate_for_message;
 use crate::draw::DrawError;
 use crate::store::redis::StoreError;
 use actix_web::http::StatusCode;
@@ -21,7 +22,8 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("this operation needs the `{0}` role")]
     Forbidden(&'static str),
-    #[error("no campaign `{0}`")]
+    /// With the id the client sent, shortened in the message.
+    #[error("no campaign `{}`", truncate_for_message(.0))]
     CampaignNotFound(String),
     #[error("no such resource")]
     NotFound,

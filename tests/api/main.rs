@@ -17,6 +17,7 @@ mod finance;
 mod fuzz;
 mod healthcheck;
 mod helpers;
+mod hostile_yaml;
 mod limits;
 mod memory;
 mod model;
