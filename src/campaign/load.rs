@@ -501,6 +501,25 @@ prizes:
     }
 
     #[test]
+    fn names_are_one_line_without_control_characters() {
+        // `\uXXXX` escapes of a double-quoted YAML string: separators YAML 1.2
+        // does not break lines at, C0/C1 controls, and NUL (PostgreSQL text
+        // cannot hold it).
+        for bad in [0x2028, 0x2029, 0x85, 0x0, 0x1b, 0x7f] {
+            let escaped = format!("\\u{bad:04X}");
+            for (line, key) in [(2, "name"), (12, "    name")] {
+                let with = format!("{key}: \"a{escaped}b\"");
+                case(line, &with, "\"", "on one line");
+                let problems =
+                    parse_campaign(&VALID.replace(VALID.lines().nth(line - 1).unwrap(), &with))
+                        .unwrap_err();
+                let shown = format!("U+{bad:04X}");
+                assert!(problems[0].message.contains(&shown), "{problems:?}");
+            }
+        }
+    }
+
+    #[test]
     fn the_optional_fields() {
         let yaml = VALID.replace(
             "timezone: UTC\n",

@@ -107,6 +107,12 @@ pub fn truncate_for_message(s: &str) -> String {
     }
 }
 
+/// A control character (C0, C1, DEL; NUL among them) or a Unicode line or
+/// paragraph separator: none belongs in one line of text.
+pub fn is_control_or_separator(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! problems, invisible line breaks and huge ids get a short, clear refusal, and
 //! parsing them never stalls the service's other requests.
 
-use crate::helpers::{Spec, TestApp, token};
+use crate::helpers::{Spec, TempDir, TestApp, token};
 use serde_json::Value;
 
 async fn send(
@@ -22,6 +22,97 @@ async fn send(
     }
     let r = req.send().await.expect("request sent");
     (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn put(app: &TestApp, id: &str, yaml: String) -> (u16, String) {
+    send(
+        app,
+        reqwest::Method::PUT,
+        &format!("/v1/admin/campaigns/{id}"),
+        &["marketing"],
+        Some(yaml),
+    )
+    .await
+}
+
+/// `campaign validate` on `yaml`: (success, stderr).
+fn validate(yaml: &str) -> (bool, String) {
+    let dir = TempDir::new();
+    let file = dir.0.join("campaign.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prizewheel"))
+        .args(["campaign", "validate", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (
+        out.status.success(),
+        err.replace(file.to_str().unwrap(), "FILE"),
+    )
+}
+
+/// The `errors` of a 422 `invalid_campaign` answer.
+fn problems(status: u16, body: &str) -> Vec<Value> {
+    assert_eq!(status, 422, "{}", &body[..body.len().min(2000)]);
+    let p: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(p["code"], "invalid_campaign", "{p}");
+    p["errors"].as_array().unwrap().clone()
+}
+
+fn position(e: &Value) -> (u64, u64) {
+    (e["line"].as_u64().unwrap(), e["column"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn names_with_line_separators_control_characters_or_nul_are_refused() {
+    let app = TestApp::spawn().await;
+    // (character, line of the `name`, its column): written raw, or as an escape
+    // in a double-quoted string.
+    for (bad, line, column) in [
+        ("\u{2028}", 2, 7),
+        ("\u{2029}", 2, 7),
+        ("\u{85}", 2, 7),
+        ("\\u2028", 13, 11),
+        ("\\0", 13, 11),
+        ("\\0", 2, 7),
+    ] {
+        let at = (line, column);
+        let spec = Spec::new("sep");
+        app.track(&prizewheel::domain::CampaignId::parse(&spec.id).unwrap());
+        let mut lines: Vec<String> = spec.yaml().lines().map(str::to_owned).collect();
+        let old = lines[line as usize - 1].clone();
+        let (key, value) = old.split_once(": ").unwrap();
+        assert!(key.ends_with("name"), "{key}");
+        lines[line as usize - 1] = if bad.starts_with('\\') {
+            format!("{key}: \"{value}{bad}x\"")
+        } else {
+            format!("{key}: {value}{bad}x")
+        };
+        let yaml = lines.join("\n") + "\n";
+        let (status, body) = put(&app, &spec.id, yaml.clone()).await;
+        let errors = problems(status, &body);
+        assert_eq!(errors.len(), 1, "{bad:?}: {errors:?}");
+        assert_eq!(position(&errors[0]), at, "{bad:?}: {errors:?}");
+        assert!(
+            errors[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("on one line"),
+            "{bad:?}: {errors:?}"
+        );
+        let (ok, err) = validate(&yaml);
+        assert!(!ok, "{bad:?}");
+        assert!(
+            err.starts_with(&format!("FILE:{}:{}: `name` must be", at.0, at.1)),
+            "{bad:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 2, "{bad:?}: {err}");
+    }
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM campaign_versions")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, 0, "nothing reached PostgreSQL");
 }
 
 #[tokio::test]
