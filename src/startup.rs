@@ -66,6 +66,7 @@ impl Application {
             stuck_after_ms: settings.settle.stuck_after_ms(),
             pg_query_limit: settings.database.query_limit(),
             settling: settings.settle.enabled,
+            campaign_parser: Default::default(),
         });
         let api = openapi();
         let allowed = web::Data::new(AllowedMethods::from_openapi(&api));

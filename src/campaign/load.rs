@@ -520,6 +520,16 @@ prizes:
     }
 
     #[test]
+    fn the_examples_load() {
+        for yaml in [
+            include_str!("../../config/campaigns/diwali-2026.yaml"),
+            include_str!("../../config/campaigns/mega-sale.yaml"),
+        ] {
+            parse_campaign(yaml).unwrap();
+        }
+    }
+
+    #[test]
     fn the_optional_fields() {
         let yaml = VALID.replace(
             "timezone: UTC\n",

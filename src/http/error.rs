@@ -67,6 +67,8 @@ pub enum ApiError {
     },
     #[error("the service is at capacity; retry shortly")]
     Overloaded,
+    #[error("campaign files are being parsed; retry shortly")]
+    CampaignParserBusy,
     #[error("Redis restarted and this campaign is being rebuilt from the ledger; retry shortly")]
     Recovering,
     #[error("a backing store is unavailable; retry shortly")]
@@ -127,6 +129,7 @@ impl ApiError {
             ApplyConflict(_) => ("apply_conflict", "Concurrent apply"),
             RateLimited { .. } => ("rate_limited", "Too many requests"),
             Overloaded => ("overloaded", "Service at capacity"),
+            CampaignParserBusy => ("campaign_parser_busy", "Campaign parser busy"),
             Recovering => ("recovering", "Campaign recovering"),
             Unavailable(_) => ("service_unavailable", "Service unavailable"),
             DurabilityTimeout(_) => ("durability_timeout", "Draw not yet durable"),
@@ -142,6 +145,7 @@ impl ApiError {
             } => Some(*retry_after_secs),
             ApiError::Unavailable(_)
             | ApiError::Overloaded
+            | ApiError::CampaignParserBusy
             | ApiError::Recovering
             | ApiError::DurabilityTimeout(_) => Some(1),
             _ => None,
@@ -172,9 +176,8 @@ impl ResponseError for ApiError {
             | InvalidQuery(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Unavailable(_) | Overloaded | Recovering | DurabilityTimeout(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Unavailable(_) | Overloaded | CampaignParserBusy | Recovering
+            | DurabilityTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

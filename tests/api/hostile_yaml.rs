@@ -4,6 +4,20 @@
 
 use crate::helpers::{Spec, TempDir, TestApp, token};
 use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// 9 anchors, each a list of 9 aliases to the one before: a few hundred bytes
+/// that expand to 9^9 values.
+fn alias_bomb(id: &str) -> String {
+    let mut y = format!("id: {id}\na: &a [x,x,x,x,x,x,x,x,x]\n");
+    for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+        let aliases = vec![format!("*{prev}"); 9].join(",");
+        y.push_str(&format!("{name}: &{name} [{aliases}]\n"));
+    }
+    y
+}
 
 async fn send(
     app: &TestApp,
@@ -61,6 +75,141 @@ fn problems(status: u16, body: &str) -> Vec<Value> {
 
 fn position(e: &Value) -> (u64, u64) {
     (e["line"].as_u64().unwrap(), e["column"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn an_alias_bomb_gets_a_quick_422_naming_the_limit() {
+    let app = TestApp::spawn().await;
+    let id = crate::helpers::unique("bomb");
+    let bomb = alias_bomb(&id);
+    assert!(bomb.len() < 400, "{}", bomb.len());
+
+    for (method, path) in [
+        (reqwest::Method::PUT, format!("/v1/admin/campaigns/{id}")),
+        (
+            reqwest::Method::GET,
+            format!("/v1/admin/campaigns/{id}/plan"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/v1/admin/campaigns/{id}/plan"),
+        ),
+    ] {
+        let started = Instant::now();
+        let (status, body) = send(
+            &app,
+            method.clone(),
+            &path,
+            &["marketing"],
+            Some(bomb.clone()),
+        )
+        .await;
+        let took = started.elapsed();
+        let errors = problems(status, &body);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let message = errors[0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("the document exceeds a limit"),
+            "{method} {message}"
+        );
+        assert!(position(&errors[0]).0 >= 2, "{errors:?}");
+        // Expanding the bomb took seconds of CPU; refusing it takes milliseconds.
+        assert!(took < Duration::from_secs(1), "{method}: {took:?}");
+    }
+
+    let (ok, err) = validate(&bomb);
+    assert!(!ok);
+    let first = err.lines().next().unwrap();
+    assert!(
+        first.starts_with("FILE:") && first.contains(": the document exceeds a limit"),
+        "{err}"
+    );
+    let (line, column) = first["FILE:".len()..]
+        .split_once(": ")
+        .unwrap()
+        .0
+        .split_once(':')
+        .unwrap();
+    assert!(
+        line.parse::<u64>().unwrap() >= 2 && column.parse::<u64>().unwrap() >= 1,
+        "{first}"
+    );
+    assert_eq!(err.lines().count(), 2, "{err}");
+}
+
+/// 32 clients keep sending alias bombs; meanwhile `/healthz` and spins answer as
+/// usual. When the bombs were parsed on the 2 HTTP workers, each answer waited
+/// behind seconds of parsing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alias_bombs_in_flight_stall_neither_healthz_nor_spins() {
+    let app = Arc::new(TestApp::spawn().await);
+    let spec = Spec::new("bomb-live");
+    app.apply(&spec.yaml()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let bombers: Vec<_> = (0..32)
+        .map(|_| {
+            let (app, stop, answered) = (app.clone(), stop.clone(), answered.clone());
+            tokio::spawn(async move {
+                let id = crate::helpers::unique("bomb");
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, body) = put(&app, &id, alias_bomb(&id)).await;
+                    let p: Value = serde_json::from_str(&body).unwrap();
+                    let code = p["code"].as_str().unwrap().to_owned();
+                    assert!(
+                        (status, code.as_str()) == (422, "invalid_campaign")
+                            || (status, code.as_str()) == (503, "campaign_parser_busy"),
+                        "{status} {body}"
+                    );
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // About 3 s of probes while the bombs keep coming.
+    let limit = Duration::from_secs(1);
+    let mut slowest = Duration::ZERO;
+    let before = answered.load(Ordering::Relaxed);
+    for n in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let health = tokio::time::timeout(Duration::from_secs(20), app.get("/healthz")).await;
+        let took = started.elapsed();
+        assert!(
+            matches!(&health, Ok(r) if r.status() == 200),
+            "healthz after {took:?}"
+        );
+        slowest = slowest.max(took);
+
+        let started = Instant::now();
+        let spin = tokio::time::timeout(
+            Duration::from_secs(20),
+            app.spin(&spec.id, "shopper", &format!("k{n}")),
+        )
+        .await;
+        let took = started.elapsed();
+        assert!(
+            matches!(&spin, Ok(r) if r.status() == 200),
+            "spin after {took:?}"
+        );
+        slowest = slowest.max(took);
+    }
+    let during = answered.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    eprintln!("{during} bombs answered while probing; slowest probe {slowest:?}");
+    for b in bombers {
+        b.await.unwrap();
+    }
+    assert!(
+        during >= 5,
+        "the bombs kept being answered while probing: {during}"
+    );
+    assert!(
+        slowest < limit,
+        "slowest healthz or spin under the bombs: {slowest:?}"
+    );
 }
 
 #[tokio::test]
