@@ -144,14 +144,24 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A problem at `pos`; a message over [`MAX_MESSAGE_CHARS`] (one quoting a
+    /// huge value) is cut there.
     pub fn at(pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
             line: pos.line,
             column: pos.column,
-            message: message.into(),
+            message: crate::domain::shorten(&message.into(), MAX_MESSAGE_CHARS),
         }
     }
 }
+
+/// Longest message of one problem, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 240;
+
+/// Most problems an answer lists (the API's `errors`, the CLI's lines), the
+/// first ones by position: enough to fix a file, and a bounded answer
+/// whatever the file.
+pub const MAX_LISTED: usize = 50;
 
 /// Largest campaign file accepted, in bytes. A campaign is a few kilobytes; the
 /// bound keeps a hostile upload from costing memory or parse time.
@@ -342,6 +352,15 @@ mod tests {
         }
         // A few aliases, as a marketer may write them, are fine.
         parse("v: &inr {amount: \"1\", currency: INR}\np: [*inr, *inr, *inr]\n").unwrap();
+    }
+
+    #[test]
+    fn long_parser_messages_are_cut() {
+        let err = parse(&format!("a: {}\n", "1".repeat(250_000))).unwrap_err();
+        assert_eq!((err.line, err.column), (1, 4), "{err:?}");
+        assert!(err.message.starts_with("non-finite float `111"), "{err:?}");
+        // Cut, then `…`.
+        assert_eq!(err.message.chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use crate::campaign::Diagnostic;
 use crate::campaign::apply::ApplyError;
+use crate::campaign::tree::MAX_LISTED;
 use crate::domain::truncate_for_message;
 use crate::draw::DrawError;
 use crate::store::redis::StoreError;
@@ -54,7 +55,8 @@ pub enum ApiError {
     BodyTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("the campaign file has {} problem(s)", .0.len())]
+    /// Every problem found; the answer lists the first [`MAX_LISTED`].
+    #[error("the campaign file has {} problem(s){}", .0.len(), listed_note(.0))]
     InvalidCampaign(Vec<Diagnostic>),
     #[error("{0}")]
     CampaignIdMismatch(String),
@@ -79,6 +81,15 @@ pub enum ApiError {
     DurabilityTimeout(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+/// Says which problems an `invalid_campaign` answer lists, when not all.
+fn listed_note(problems: &[Diagnostic]) -> String {
+    if problems.len() > MAX_LISTED {
+        format!("; the first {MAX_LISTED} are listed")
+    } else {
+        String::new()
+    }
 }
 
 /// An RFC 9457 problem document.
@@ -214,7 +225,9 @@ impl ResponseError for ApiError {
             code,
             retry_after: self.retry_after(),
             errors: match self {
-                ApiError::InvalidCampaign(errors) => Some(errors.clone()),
+                ApiError::InvalidCampaign(errors) => {
+                    Some(errors.iter().take(MAX_LISTED).cloned().collect())
+                }
                 _ => None,
             },
         };

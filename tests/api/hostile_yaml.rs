@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// An answer larger than this echoes input it should have shortened.
+const BOUND: usize = 64 * 1024;
+
 /// 9 anchors, each a list of 9 aliases to the one before: a few hundred bytes
 /// that expand to 9^9 values.
 fn alias_bomb(id: &str) -> String {
@@ -17,6 +20,39 @@ fn alias_bomb(id: &str) -> String {
         y.push_str(&format!("{name}: &{name} [{aliases}]\n"));
     }
     y
+}
+
+/// A campaign whose 64 prize ids are one 200,000-byte anchor and its aliases.
+fn anchored_huge_ids(id: &str) -> String {
+    let mut y = format!(
+        "id: {id}\nname: Big\nstarts_at: 2026-11-01T00:00:00Z\nends_at: 2026-11-05T00:00:00Z\nlimits:\n  spins_per_user: 3\nfallback: none\nprizes:\n"
+    );
+    let prize =
+        "    name: P\n    weight: 1\n    stock: 1\n    value: { amount: \"1\", currency: INR }\n";
+    y.push_str(&format!("  - id: &big {}\n{prize}", "a".repeat(200_000)));
+    for _ in 0..63 {
+        y.push_str(&format!("  - id: *big\n{prize}"));
+    }
+    y
+}
+
+/// A valid campaign whose `expected_users` (line 7, column 17) is a
+/// 250,000-digit number.
+fn huge_number(spec: &Spec) -> String {
+    spec.yaml().replace(
+        "expected_users: 10000",
+        &format!("expected_users: {}", "1".repeat(250_000)),
+    )
+}
+
+/// A valid campaign whose 2 prizes have 640 unknown keys of 60 characters
+/// each: 1,280 problems, the first at line 16, column 5.
+fn many_problems(spec: &Spec) -> String {
+    let unknown: String = (0..640)
+        .map(|k| format!("    {}{k:03}: 1\n", "k".repeat(57)))
+        .collect();
+    spec.yaml()
+        .replace("    value:", &format!("{unknown}    value:"))
 }
 
 async fn send(
@@ -209,6 +245,84 @@ async fn alias_bombs_in_flight_stall_neither_healthz_nor_spins() {
     assert!(
         slowest < limit,
         "slowest healthz or spin under the bombs: {slowest:?}"
+    );
+}
+
+#[tokio::test]
+async fn huge_values_and_many_problems_get_a_bounded_answer_naming_the_first() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("huge");
+    app.track(&prizewheel::domain::CampaignId::parse(&spec.id).unwrap());
+
+    // Expanded, the 64 ids are 12.8 MB of text: a limit, at the first alias
+    // that crosses it.
+    let yaml = anchored_huge_ids(&spec.id);
+    let (status, body) = put(&app, &spec.id, yaml.clone()).await;
+    assert!(body.len() < BOUND, "{} bytes", body.len());
+    let errors = problems(status, &body);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(position(&errors[0]).0 >= 9, "{errors:?}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the document exceeds a limit")
+    );
+    let (ok, err) = validate(&yaml);
+    assert!(!ok && err.len() < BOUND, "{} bytes", err.len());
+    assert!(
+        err.starts_with("FILE:") && err.contains(": the document exceeds a limit"),
+        "{err}"
+    );
+
+    let yaml = huge_number(&spec);
+    let (status, body) = put(&app, &spec.id, yaml.clone()).await;
+    assert!(body.len() < BOUND, "{} bytes", body.len());
+    let errors = problems(status, &body);
+    assert_eq!(position(&errors[0]), (7, 17), "{errors:?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1111111111") && message.len() < 400,
+        "{message}"
+    );
+    let (ok, err) = validate(&yaml);
+    assert!(!ok && err.len() < BOUND, "{} bytes", err.len());
+    assert!(
+        err.starts_with("FILE:7:17: "),
+        "{}",
+        &err[..err.len().min(500)]
+    );
+
+    let yaml = many_problems(&spec);
+    assert!(yaml.len() < 256 * 1024);
+    let (status, body) = put(&app, &spec.id, yaml.clone()).await;
+    assert!(body.len() < BOUND, "{} bytes", body.len());
+    let p: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        p["detail"], "the campaign file has 1280 problem(s); the first 50 are listed",
+        "{p}"
+    );
+    let errors = problems(status, &body);
+    assert_eq!(errors.len(), 50);
+    assert_eq!(position(&errors[0]), (16, 5), "{:?}", errors[0]);
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown key `kkkk")
+    );
+    let (ok, err) = validate(&yaml);
+    assert!(!ok && err.len() < BOUND, "{} bytes", err.len());
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 51, "{err}");
+    assert!(
+        lines[0].starts_with("FILE:16:5: unknown key `kkkk"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[50],
+        "FILE: 1280 problem(s), the first 50 listed above"
     );
 }
 
