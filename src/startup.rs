@@ -67,6 +67,7 @@ impl Application {
             settlement: settings.settle.thresholds(),
             pg_query_limit: settings.database.query_limit(),
             settling: settings.settle.enabled,
+            campaign_parser: Default::default(),
         });
         let api = openapi();
         let allowed = web::Data::new(AllowedMethods::from_openapi(&api));

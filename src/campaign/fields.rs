@@ -2,6 +2,7 @@
 //! stopping at the first one.
 
 use super::tree::{Diagnostic, Node, Pos, Value};
+use crate::domain::is_control_or_separator;
 
 /// Collected problems of one file.
 #[derive(Debug, Default)]
@@ -102,15 +103,24 @@ pub fn string<'a>(node: &'a Node, key: &str, p: &mut Problems) -> Option<&'a str
     }
 }
 
-/// A non-empty, single-line string of at most `max` characters.
+/// A non-empty, single-line string of at most `max` characters: free text a
+/// log line, a CSV row and a dashboard show as one line. No control character
+/// (NUL among them: PostgreSQL text cannot hold it) and no U+2028/U+2029, line
+/// breaks for JavaScript and many editors though YAML 1.2 reads them as text.
 pub fn text(node: &Node, key: &str, max: usize, p: &mut Problems) -> Option<String> {
     let s = string(node, key, p)?;
     let n = s.chars().count();
-    if n == 0 || n > max || s.chars().any(char::is_control) {
+    let rule = format!("`{key}` must be 1 to {max} characters on one line");
+    if let Some(c) = s.chars().find(|c| is_control_or_separator(*c)) {
+        let code = u32::from(c);
         p.at(
             node.pos,
-            format!("`{key}` must be 1 to {max} characters on one line"),
+            format!("{rule}, without control characters or line separators (found U+{code:04X})"),
         );
+        return None;
+    }
+    if n == 0 || n > max {
+        p.at(node.pos, rule);
         return None;
     }
     Some(s.to_owned())

@@ -4,7 +4,7 @@
 use super::fields::{Fields, Problems, boolean, integer, string, text};
 use super::model::{Campaign, Limits, MAX_EXACT, Prize, Stock};
 use super::tree::{self, Diagnostic, Node, Value};
-use crate::domain::{CampaignId, Currency, Money, PrizeId};
+use crate::domain::{CampaignId, Currency, Money, PrizeId, truncate_for_message};
 use chrono::{DateTime, Utc};
 
 const CAMPAIGN_KEYS: &[&str] = &[
@@ -62,7 +62,7 @@ fn campaign(root: &Node, p: &mut Problems) -> Option<Campaign> {
                         n.pos,
                         format!(
                             "`timezone` `{}` is not an IANA time zone name such as Asia/Kolkata",
-                            crate::domain::truncate_for_message(s)
+                            truncate_for_message(s)
                         ),
                     )
                 })
@@ -181,7 +181,10 @@ fn prizes(n: &Node, p: &mut Problems) -> Option<Vec<Prize>> {
     for item in items {
         if let Some(id) = peek_str(item, "id") {
             if seen.contains(&id) {
-                p.at(item.pos, format!("prize id `{id}` appears twice"));
+                p.at(
+                    item.pos,
+                    format!("prize id `{}` appears twice", truncate_for_message(id)),
+                );
             }
             seen.push(id);
         }
@@ -281,7 +284,7 @@ fn fallback(n: &Node, items: &[Node], p: &mut Problems) -> Option<usize> {
             n.pos,
             format!(
                 "`fallback` names `{}`, which is not one of the prizes",
-                crate::domain::truncate_for_message(s)
+                truncate_for_message(s)
             ),
         );
         return None;
@@ -289,7 +292,10 @@ fn fallback(n: &Node, items: &[Node], p: &mut Problems) -> Option<usize> {
     if peek_str(&items[i], "stock") != Some("unlimited") {
         p.at(
             n.pos,
-            format!("the fallback prize `{s}` must have `stock: unlimited`"),
+            format!(
+                "the fallback prize `{}` must have `stock: unlimited`",
+                truncate_for_message(s)
+            ),
         );
         return None;
     }
@@ -498,6 +504,50 @@ prizes:
         let problems = parse_campaign(&yaml).unwrap_err();
         let lines: Vec<u64> = problems.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![1, 13, 15], "{problems:?}");
+    }
+
+    #[test]
+    fn names_are_one_line_without_control_characters() {
+        // `\uXXXX` escapes of a double-quoted YAML string: separators YAML 1.2
+        // does not break lines at, C0/C1 controls, and NUL (PostgreSQL text
+        // cannot hold it).
+        for bad in [0x2028, 0x2029, 0x85, 0x0, 0x1b, 0x7f] {
+            let escaped = format!("\\u{bad:04X}");
+            for (line, key) in [(2, "name"), (12, "    name")] {
+                let with = format!("{key}: \"a{escaped}b\"");
+                case(line, &with, "\"", "on one line");
+                let problems =
+                    parse_campaign(&VALID.replace(VALID.lines().nth(line - 1).unwrap(), &with))
+                        .unwrap_err();
+                let shown = format!("U+{bad:04X}");
+                assert!(problems[0].message.contains(&shown), "{problems:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn echoed_values_are_short() {
+        let long = "b".repeat(50_000);
+        let yaml = VALID
+            .replace("  - id: none", &format!("  - id: {long}"))
+            .replace("  - id: gold", &format!("  - id: {long}"))
+            .replace("fallback: none", &format!("fallback: {long}"))
+            .replace("\"5.00\"", &format!("\"5.{}\"", "0".repeat(50_000)));
+        let problems = parse_campaign(&yaml).unwrap_err();
+        assert!(problems.len() >= 3, "{problems:?}");
+        for d in &problems {
+            assert!(d.message.len() < 200, "{}", d.message);
+        }
+    }
+
+    #[test]
+    fn the_examples_load() {
+        for yaml in [
+            include_str!("../../config/campaigns/diwali-2026.yaml"),
+            include_str!("../../config/campaigns/mega-sale.yaml"),
+        ] {
+            parse_campaign(yaml).unwrap();
+        }
     }
 
     #[test]

@@ -144,18 +144,88 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A problem at `pos`; a message over [`MAX_MESSAGE_CHARS`] (one quoting a
+    /// huge value) is cut there.
     pub fn at(pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
             line: pos.line,
             column: pos.column,
-            message: message.into(),
+            message: crate::domain::shorten(&message.into(), MAX_MESSAGE_CHARS),
         }
     }
 }
 
+/// Longest message of one problem, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 240;
+
+/// Most problems an answer lists (the API's `errors`, the CLI's lines), the
+/// first ones by position: enough to fix a file, and a bounded answer
+/// whatever the file.
+pub const MAX_LISTED: usize = 50;
+
 /// Largest campaign file accepted, in bytes. A campaign is a few kilobytes; the
 /// bound keeps a hostile upload from costing memory or parse time.
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
+
+/// Most values (scalars, lists and mappings) a file may hold once its aliases
+/// are expanded; 64 prizes take about 1,000. With [`MAX_FILE_BYTES`] of text
+/// after expansion, this bounds the time and memory of a parse (an alias bomb
+/// of a few hundred bytes would otherwise expand to millions of values).
+pub const MAX_NODES: usize = 4096;
+
+/// Deepest nesting of lists and mappings; a campaign nests 4 deep.
+pub const MAX_DEPTH: usize = 16;
+
+/// The parser's options: YAML 1.2 booleans, and budgets sized to a campaign.
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_NODES;
+    budget.max_events = 4 * MAX_NODES;
+    budget.max_depth = MAX_DEPTH;
+    budget.max_total_scalar_bytes = MAX_FILE_BYTES;
+    budget.max_recorded_anchor_events = 4 * MAX_NODES;
+    budget.max_recorded_anchor_bytes = MAX_FILE_BYTES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = 4 * MAX_NODES;
+    options.alias_limits.max_replay_stack_depth = MAX_DEPTH;
+    // A prize named `No` or `On` stays a string.
+    options.strict_booleans = true;
+    options
+}
+
+/// The parser's refusal of a document over the budgets of [`options`], in words.
+fn limit_exceeded(e: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::Error;
+    use serde_saphyr::budget::BudgetBreach as B;
+    let mut e = e;
+    while let Error::WithSnippet { error, .. } | Error::AliasError { error, .. } = e {
+        e = error;
+    }
+    let what = match e {
+        Error::Budget {
+            breach: B::Nodes { .. } | B::Events { .. } | B::RecordedAnchorEvents { .. },
+            ..
+        }
+        | Error::AliasReplayLimitExceeded { .. } => {
+            format!("more than {MAX_NODES} values once its aliases are expanded")
+        }
+        Error::Budget {
+            breach: B::ScalarBytes { .. } | B::RecordedAnchorBytes { .. },
+            ..
+        } => format!("more than {MAX_FILE_BYTES} bytes of text once its aliases are expanded"),
+        Error::Budget {
+            breach: B::Depth { .. },
+            ..
+        }
+        | Error::AliasReplayStackDepthExceeded { .. } => {
+            format!("lists and mappings nested more than {MAX_DEPTH} deep")
+        }
+        Error::Budget { breach, .. } => format!("a budget of the YAML reader ({breach:?})"),
+        _ => return None,
+    };
+    Some(format!("the document exceeds a limit: {what}"))
+}
 
 /// Parses YAML text into a [`Node`] tree, or the one syntax error that stopped it.
 pub fn parse(text: &str) -> Result<Node, Diagnostic> {
@@ -165,10 +235,7 @@ pub fn parse(text: &str) -> Result<Node, Diagnostic> {
             format!("file is larger than {MAX_FILE_BYTES} bytes"),
         ));
     }
-    // YAML 1.2 booleans only: a prize named `No` or `On` stays a string.
-    let mut options = serde_saphyr::Options::default();
-    options.strict_booleans = true;
-    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
+    serde_saphyr::from_str_with_options::<Node>(text, options()).map_err(|e| {
         let pos = e
             .location()
             .filter(|l| l.line() > 0)
@@ -177,7 +244,8 @@ pub fn parse(text: &str) -> Result<Node, Diagnostic> {
                 column: l.column(),
             })
             .unwrap_or(Pos { line: 1, column: 1 });
-        Diagnostic::at(pos, first_line(&e.to_string()))
+        let message = limit_exceeded(&e).unwrap_or_else(|| first_line(&e.to_string()));
+        Diagnostic::at(pos, message)
     })
 }
 
@@ -245,6 +313,54 @@ mod tests {
         assert!(matches!(&entries[0].1.value, Value::Str(s) if s == "No"));
         assert!(matches!(&entries[1].1.value, Value::Str(s) if s == "on"));
         assert!(matches!(entries[2].1.value, Value::Bool(true)));
+    }
+
+    /// 9 anchors, each a list of 9 aliases to the one before: 9^9 values.
+    fn alias_bomb() -> String {
+        let mut y = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
+        for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+            let aliases = vec![format!("*{prev}"); 9].join(",");
+            y.push_str(&format!("{name}: &{name} [{aliases}]\n"));
+        }
+        y
+    }
+
+    #[test]
+    fn an_alias_bomb_exceeds_a_limit() {
+        let err = parse(&alias_bomb()).unwrap_err();
+        assert!(
+            err.message.starts_with("the document exceeds a limit"),
+            "{err:?}"
+        );
+        assert!(err.line >= 2, "{err:?}");
+    }
+
+    #[test]
+    fn limits_on_the_expanded_document() {
+        // One big string used twice is twice its size, over the file's bound.
+        let big = format!("a: &a {}\nb: *a\n", "x".repeat(MAX_FILE_BYTES * 2 / 3));
+        // Deeper than a campaign ever nests.
+        let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        // More values than 64 prizes have.
+        let many = format!("[{}]", vec!["1"; MAX_NODES].join(","));
+        for text in [big, deep, many] {
+            let err = parse(&text).unwrap_err();
+            assert!(
+                err.message.starts_with("the document exceeds a limit"),
+                "{err:?}"
+            );
+        }
+        // A few aliases, as a marketer may write them, are fine.
+        parse("v: &inr {amount: \"1\", currency: INR}\np: [*inr, *inr, *inr]\n").unwrap();
+    }
+
+    #[test]
+    fn long_parser_messages_are_cut() {
+        let err = parse(&format!("a: {}\n", "1".repeat(250_000))).unwrap_err();
+        assert_eq!((err.line, err.column), (1, 4), "{err:?}");
+        assert!(err.message.starts_with("non-finite float `111"), "{err:?}");
+        // Cut, then `…`.
+        assert_eq!(err.message.chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `prizewheel campaign validate|plan|apply FILE`.
 
 use crate::campaign::apply::{apply, plan_against_live};
+use crate::campaign::tree::MAX_LISTED;
 use crate::campaign::{Campaign, parse_campaign};
 use crate::config::Settings;
 use crate::simulate::plot::burn_down_svg;
@@ -195,10 +196,15 @@ fn load(file: &Path) -> anyhow::Result<Option<Campaign>> {
     match parse_campaign(&text) {
         Ok(c) => Ok(Some(c)),
         Err(problems) => {
-            for d in &problems {
+            for d in problems.iter().take(MAX_LISTED) {
                 eprintln!("{}:{}:{}: {}", file.display(), d.line, d.column, d.message);
             }
-            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            let more = if problems.len() > MAX_LISTED {
+                format!(", the first {MAX_LISTED} listed above")
+            } else {
+                String::new()
+            };
+            eprintln!("{}: {} problem(s){more}", file.display(), problems.len());
             Ok(None)
         }
     }

@@ -98,13 +98,38 @@ impl UserId {
     }
 }
 
-/// Keeps echoed input short in error messages.
+/// Keeps echoed input short and on one line in error messages: at most 40
+/// characters.
 pub fn truncate_for_message(s: &str) -> String {
-    if s.chars().count() <= 40 {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(40).collect::<String>())
+    shorten(s, 40)
+}
+
+/// `s` in at most `max` characters (then `…`), with control characters and
+/// line separators written as escapes such as `\u{2028}`, so that a message
+/// quoting it stays one readable line of bounded size.
+pub fn shorten(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut len = 0;
+    for c in s.chars() {
+        let piece: String = if is_control_or_separator(c) {
+            c.escape_unicode().collect()
+        } else {
+            c.into()
+        };
+        len += piece.chars().count();
+        if len > max {
+            out.push('…');
+            break;
+        }
+        out.push_str(&piece);
     }
+    out
+}
+
+/// A control character (C0, C1, DEL; NUL among them) or a Unicode line or
+/// paragraph separator: none belongs in one line of text.
+pub fn is_control_or_separator(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]
@@ -118,6 +143,17 @@ mod tests {
         for bad in ["", "Diwali", "a b", "a{b}", "a:b", &"a".repeat(65)] {
             assert!(CampaignId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn echoed_input_is_short_and_on_one_line() {
+        assert_eq!(truncate_for_message("gold"), "gold");
+        let long = "x".repeat(10_000);
+        assert_eq!(truncate_for_message(&long), format!("{}…", "x".repeat(40)));
+        assert_eq!(
+            truncate_for_message("a\nb\u{2028}c\0"),
+            "a\\u{a}b\\u{2028}c\\u{0}"
+        );
     }
 
     #[test]

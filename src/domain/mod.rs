@@ -7,5 +7,7 @@ mod ids;
 mod money;
 
 pub use idempotency_key::IdempotencyKey;
-pub use ids::{CampaignId, PrizeId, UserId, truncate_for_message};
+pub use ids::{
+    CampaignId, PrizeId, UserId, is_control_or_separator, shorten, truncate_for_message,
+};
 pub use money::{Currency, Money};

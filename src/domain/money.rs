@@ -70,12 +70,17 @@ impl Money {
         })?;
         if amount.scale() > Self::MAX_SCALE {
             return Err(format!(
-                "amount `{s}` has more than {} decimal places",
+                "amount `{}` has more than {} decimal places",
+                super::truncate_for_message(s),
                 Self::MAX_SCALE
             ));
         }
         if amount >= Decimal::from(Self::MAX_AMOUNT) {
-            return Err(format!("amount `{s}` must be below {}", Self::MAX_AMOUNT));
+            return Err(format!(
+                "amount `{}` must be below {}",
+                super::truncate_for_message(s),
+                Self::MAX_AMOUNT
+            ));
         }
         Ok(amount)
     }

@@ -7,9 +7,12 @@ use super::error::{ApiError, ApiResult, Problem, RoleGatedProblems};
 use crate::campaign::apply::{ApplyReport, apply, plan_against_live};
 use crate::campaign::plan::Plan;
 use crate::campaign::{Campaign, parse_campaign};
-use crate::domain::CampaignId;
+use crate::domain::{CampaignId, truncate_for_message};
 use actix_web::{HttpRequest, get, put, route, web};
 use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Reads, parses and checks a YAML body against the campaign id in the path.
 async fn campaign_body(
@@ -20,14 +23,49 @@ async fn campaign_body(
 ) -> ApiResult<(Campaign, String)> {
     let body = read_limited(req, payload, state.http.max_campaign_bytes).await?;
     let yaml = text(&body)?.to_owned();
-    let campaign = parse_campaign(&yaml).map_err(ApiError::InvalidCampaign)?;
+    let (campaign, yaml) = state.campaign_parser.parse(yaml).await?;
     if campaign.id.as_str() != id {
         return Err(ApiError::CampaignIdMismatch(format!(
-            "the path names campaign `{id}` but the file defines `{}`",
+            "the path names campaign `{}` but the file defines `{}`",
+            truncate_for_message(id),
             campaign.id
         )));
     }
     Ok((campaign, yaml))
+}
+
+/// Parses campaign YAML on a blocking thread, never on an HTTP worker, one
+/// file at a time per process. A parse is CPU-bound (milliseconds within the
+/// parser's budgets, see `campaign::tree`), and no number of uploads may take
+/// the workers or the cores from the spins. A request waits up to
+/// [`PARSE_WAIT`] for its turn, then answers 503 `campaign_parser_busy`.
+pub struct CampaignParser(Arc<Semaphore>);
+
+/// Longest a request waits for the parser.
+pub const PARSE_WAIT: Duration = Duration::from_secs(2);
+
+impl Default for CampaignParser {
+    fn default() -> Self {
+        CampaignParser(Arc::new(Semaphore::new(1)))
+    }
+}
+
+impl CampaignParser {
+    /// The campaign of `yaml`, and `yaml` back.
+    pub async fn parse(&self, yaml: String) -> ApiResult<(Campaign, String)> {
+        let permit = tokio::time::timeout(PARSE_WAIT, self.0.clone().acquire_owned())
+            .await
+            .map_err(|_| ApiError::CampaignParserBusy)?
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        web::block(move || {
+            // Held until the parse ends, also when the client has gone.
+            let _permit = permit;
+            parse_campaign(&yaml).map(|c| (c, yaml))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("campaign parse: {e}")))?
+        .map_err(ApiError::InvalidCampaign)
+    }
 }
 
 /// Apply a campaign (YAML body) atomically, also while it is live.
@@ -167,4 +205,22 @@ pub async fn get_live(
         yaml: live.yaml,
         prizes,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_waits_its_turn_then_answers_503() {
+        let parser = CampaignParser::default();
+        let busy = parser.0.clone().acquire_owned().await.unwrap();
+        let started = std::time::Instant::now();
+        let err = parser.parse("id: x\n".into()).await.unwrap_err();
+        assert!(matches!(err, ApiError::CampaignParserBusy), "{err:?}");
+        assert!(started.elapsed() >= PARSE_WAIT);
+        drop(busy);
+        let err = parser.parse("id: x\n".into()).await.unwrap_err();
+        assert!(matches!(err, ApiError::InvalidCampaign(_)), "{err:?}");
+    }
 }

@@ -8,6 +8,8 @@
 
 use crate::campaign::Diagnostic;
 use crate::campaign::apply::ApplyError;
+use crate::campaign::tree::MAX_LISTED;
+use crate::domain::truncate_for_message;
 use crate::draw::DrawError;
 use crate::store::redis::StoreError;
 use actix_web::http::StatusCode;
@@ -24,7 +26,8 @@ pub enum ApiError {
     InvalidAuthorization(String),
     #[error("this operation needs the `{0}` role")]
     Forbidden(&'static str),
-    #[error("no campaign `{0}`")]
+    /// With the id the client sent, shortened in the message.
+    #[error("no campaign `{}`", truncate_for_message(.0))]
     CampaignNotFound(String),
     #[error("no such resource")]
     NotFound,
@@ -57,7 +60,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the request body did not arrive within {timeout_ms} ms")]
     BodyTimeout { timeout_ms: u64 },
-    #[error("the campaign file has {} problem(s)", .0.len())]
+    /// Every problem found; the answer lists the first [`MAX_LISTED`].
+    #[error("the campaign file has {} problem(s){}", .0.len(), listed_note(.0))]
     InvalidCampaign(Vec<Diagnostic>),
     #[error("{0}")]
     CampaignIdMismatch(String),
@@ -70,6 +74,8 @@ pub enum ApiError {
     },
     #[error("the service is at capacity; retry shortly")]
     Overloaded,
+    #[error("campaign files are being parsed; retry shortly")]
+    CampaignParserBusy,
     #[error("Redis restarted and this campaign is being rebuilt from the ledger; retry shortly")]
     Recovering,
     #[error("a backing store is unavailable; retry shortly")]
@@ -80,6 +86,15 @@ pub enum ApiError {
     DurabilityTimeout(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+/// Says which problems an `invalid_campaign` answer lists, when not all.
+fn listed_note(problems: &[Diagnostic]) -> String {
+    if problems.len() > MAX_LISTED {
+        format!("; the first {MAX_LISTED} are listed")
+    } else {
+        String::new()
+    }
 }
 
 /// An RFC 9457 problem document.
@@ -132,6 +147,7 @@ impl ApiError {
             ApplyConflict(_) => ("apply_conflict", "Concurrent apply"),
             RateLimited { .. } => ("rate_limited", "Too many requests"),
             Overloaded => ("overloaded", "Service at capacity"),
+            CampaignParserBusy => ("campaign_parser_busy", "Campaign parser busy"),
             Recovering => ("recovering", "Campaign recovering"),
             Unavailable(_) => ("service_unavailable", "Service unavailable"),
             DurabilityTimeout(_) => ("durability_timeout", "Draw not yet durable"),
@@ -147,6 +163,7 @@ impl ApiError {
             } => Some(*retry_after_secs),
             ApiError::Unavailable(_)
             | ApiError::Overloaded
+            | ApiError::CampaignParserBusy
             | ApiError::Recovering
             | ApiError::DurabilityTimeout(_) => Some(1),
             _ => None,
@@ -179,9 +196,8 @@ impl ResponseError for ApiError {
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Unavailable(_) | Overloaded | Recovering | DurabilityTimeout(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Unavailable(_) | Overloaded | CampaignParserBusy | Recovering
+            | DurabilityTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -218,7 +234,9 @@ impl ResponseError for ApiError {
             code,
             retry_after: self.retry_after(),
             errors: match self {
-                ApiError::InvalidCampaign(errors) => Some(errors.clone()),
+                ApiError::InvalidCampaign(errors) => {
+                    Some(errors.iter().take(MAX_LISTED).cloned().collect())
+                }
                 _ => None,
             },
         };

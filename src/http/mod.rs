@@ -45,6 +45,8 @@ pub struct AppState {
     pub pg_query_limit: std::time::Duration,
     /// This process runs a settler: readiness then needs PostgreSQL too.
     pub settling: bool,
+    /// Campaign YAML is parsed here, off the HTTP workers.
+    pub campaign_parser: admin::CampaignParser,
 }
 
 /// Registers every route; the same function feeds the server and the OpenAPI document.

@@ -18,6 +18,7 @@ mod fuzz;
 mod healthcheck;
 mod helpers;
 mod hostile_http;
+mod hostile_yaml;
 mod ledger_poison;
 mod limits;
 mod memory;
