@@ -7,7 +7,8 @@
 # Redis (port $PW_REDIS_PORT, default 6390, data in .data/redis), creates the
 # database, builds the release binary, applies migrations and the example
 # campaigns, then execs `prizewheel serve` on $PRIZEWHEEL_LISTEN (default
-# 127.0.0.1:8080). Safe to re-run: everything already present is reused.
+# 127.0.0.1:8080). Safe to re-run: everything already present is reused, and
+# an example campaign already in Redis is left as it is live.
 #
 # The Redis keeps running after the service exits (its AOF is the state of the
 # live campaigns). To stop it:
@@ -57,8 +58,16 @@ pw_log "applying database migrations"
 "$bin" migrate
 
 # mega-sale is live for a year from 2026-11-01, so there is something to spin.
+# Each example is applied only while it is not in Redis yet: once it is,
+# marketing may have changed it live (a stock top-up, a pause), and applying the
+# file again would silently undo that.
 for campaign in config/campaigns/mega-sale.yaml config/campaigns/diwali-2026.yaml; do
-    pw_log "applying campaign $campaign"
+    id="$(sed -n 's/^id:[[:space:]]*\([a-z0-9-]*\).*/\1/p' "$campaign" | head -n 1)"
+    if [[ -n $id && "$(pw_redis_cli "$PW_REDIS_PORT" EXISTS "pw:{$id}:meta")" == "1" ]]; then
+        pw_log "campaign $id is already applied: kept as it is live (to apply $campaign again: $bin campaign apply $campaign)"
+        continue
+    fi
+    pw_log "applying campaign $campaign (not applied yet)"
     "$bin" campaign apply "$campaign" --by serve.sh
 done
 
