@@ -1,4 +1,4 @@
--- spin.lua: one atomic draw (the seven steps of DESIGN.md).
+-- spin.lua: one atomic draw, in seven steps (docs/ARCHITECTURE.md, "A spin").
 --
 -- KEYS[1] pw:{C}:meta      campaign config (hash)
 -- KEYS[2] pw:{C}:stock     remaining units per prize id; -1 = unlimited (hash)

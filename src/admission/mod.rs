@@ -1,5 +1,5 @@
 //! Load absorption: the in-process layers that answer before Redis, cheapest
-//! first (DESIGN.md, "Load absorption").
+//! first (README.md, "Absorbing load"; docs/ARCHITECTURE.md, "A spin").
 //!
 //! 1. per client address, before the token is even verified;
 //! 2. per user (the token's `sub`);

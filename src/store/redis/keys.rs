@@ -1,4 +1,4 @@
-//! The Redis key layout of a campaign (DESIGN.md, "Redis keys").
+//! The Redis key layout of a campaign (docs/ARCHITECTURE.md, "Redis keys").
 //!
 //! Every key of campaign `C` starts with `pw:{C}:`; the `{C}` hash tag puts all of
 //! them in one cluster slot so a script can touch them together.
