@@ -409,29 +409,27 @@ async fn dead_lettered_spins(
     dead: &str,
 ) -> Result<Vec<(String, String)>, ReconcileError> {
     let mut out = Vec::new();
-    let mut start = "-".to_owned();
+    let mut after: Option<String> = None;
     while out.len() < MAX_DEAD_READ {
-        let page: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-            .arg(dead)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        let Some(last) = page.last().and_then(|(id, _)| StreamId::parse(id)) else {
+        let page = crate::settle::dead::list(conn, dead, after.as_deref(), 1000).await?;
+        let Some(last) = page.last() else {
             break;
         };
+        after = Some(last.id.clone());
         let done = page.len() < 1000;
-        out.extend(
-            page.into_iter()
-                .filter(|(_, f)| f.get("f:type").map(String::as_str) == Some("spin"))
-                .filter_map(|(_, mut f)| Some((f.remove("f:spin")?, f.remove("f:prize")?))),
-        );
+        out.extend(page.iter().filter_map(|d| {
+            let field = |k: &str| {
+                d.fields
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            };
+            (field("type")? == "spin").then_some(())?;
+            Some((field("spin")?, field("prize")?))
+        }));
         if done {
             break;
         }
-        start = format!("({last}");
     }
     Ok(out)
 }

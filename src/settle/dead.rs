@@ -4,7 +4,7 @@
 //! answered to the shopper and counted in Redis: `reconcile` counts it per prize,
 //! and [`retry`] settles it once its cause is fixed.
 
-use super::entry::{self, Entry};
+use super::entry::{self, Entry, StreamId};
 use super::ledger;
 use super::stream::{Fields, RawEntry};
 use redis::aio::ConnectionLike;
@@ -35,15 +35,8 @@ pub async fn list(
     after: Option<&str>,
     count: usize,
 ) -> redis::RedisResult<Vec<DeadLetter>> {
-    let reply: Vec<redis::Value> = redis::cmd("XRANGE")
-        .arg(dead)
-        .arg(after.map_or("-".to_owned(), |a| format!("({a}")))
-        .arg("+")
-        .arg("COUNT")
-        .arg(count)
-        .query_async(conn)
-        .await?;
-    let entries: Vec<RawEntry> = reply.into_iter().filter_map(super::stream::entry).collect();
+    let after = after.and_then(StreamId::parse);
+    let entries = super::stream::range_after(conn, dead, after, count).await?;
     Ok(entries.into_iter().map(letter).collect())
 }
 

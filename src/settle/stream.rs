@@ -68,7 +68,7 @@ pub async fn read(
 
 /// One `[id, [field, value, …]]` entry; the field list is nil for an entry
 /// deleted while pending (nothing to settle; the caller acknowledges it).
-pub(super) fn entry(v: Value) -> Option<RawEntry> {
+fn entry(v: Value) -> Option<RawEntry> {
     let Value::Array(mut parts) = v else {
         return None;
     };
