@@ -290,7 +290,7 @@ def main():
     p(f"bytes per user {per_user:.1f} ({fmt_int(users_end)} users in {meta.get('user_keys', '?')} hashes), "
       f"per record {per_record:.1f} ({fmt_int(records_end)} records in {meta.get('record_keys', '?')} hashes); "
       f"{meta.get('hashtable_buckets', '?')} hashes not in listpack encoding; "
-      f"README model (numeric ids, one spin each): 12.4 and 46.5")
+      f"capacity model of docs/operations.md (numeric ids, one spin each): 12.4 and 46.5")
     draws = codes.get("draw", 0)
     ledger, awarded = num(meta, "ledger_rows", -1), num(meta, "awarded", -2)
     judge(ledger == awarded and records_end == awarded,

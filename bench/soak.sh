@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# bench/soak.sh: the soak of issue 8 §4, in one command: a k6 run (k6/soak.js)
-# at SOAK_SHARE of the measured capacity for SOAK_MINUTES, with the service's
-# memory, Redis's memory and the settlement lag sampled throughout.
+# bench/soak.sh: the soak (docs/reliability.md, "Soak") in one command: a k6
+# run (k6/soak.js) at SOAK_SHARE of the measured capacity for SOAK_MINUTES,
+# with the service's memory, Redis's memory and the settlement lag sampled
+# throughout.
 #
 #   bash bench/soak.sh                        # 0.7 × capacity for 15 minutes
 #   SOAK_MINUTES=3 bash bench/soak.sh         # a short check

@@ -1,5 +1,6 @@
-// k6/soak.js: a long run at a steady rate below capacity (issue 8 §4). What
-// must hold for its whole length: latency flat, no answer other than draws,
+// k6/soak.js: a long run at a steady rate below capacity (about 70 %; see
+// docs/reliability.md, "Soak"). What must hold for its whole length: latency
+// flat, no answer other than draws,
 // replays and quota refusals. What the service's memory, Redis's memory and the
 // settlement lag do meanwhile is sampled outside k6 (bench/soak.sh runs this
 // script and does that); here every request carries an interval tag `iv`
