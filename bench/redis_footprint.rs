@@ -6,7 +6,8 @@
 //! Reads REDIS_URL; the campaign must be applied, open, and let each user spin.
 
 use prizewheel::domain::{CampaignId, UserId};
-use prizewheel::store::redis::{RedisSettings, RedisStore, footprint};
+use prizewheel::draw::footprint;
+use prizewheel::store::redis::{RedisSettings, RedisStore};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

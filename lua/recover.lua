@@ -1,6 +1,6 @@
 -- recover.lua: rebuilding a campaign's Redis state from the ledger after Redis
 -- lost writes (a crash inside the AOF fsync window, a failover to a replica that
--- was behind). src/recover/mod.rs drives it; README "Reliability" explains it.
+-- was behind). src/recover/mod.rs drives it; docs/reliability.md ("Redis crash recovery") explains it.
 --
 -- A campaign's `epoch` (a field of pw:{C}:meta) is the LASTSAVE value of the
 -- Redis process whose state is known to hold every settled draw. LASTSAVE is set

@@ -1,7 +1,8 @@
 //! prizewheel: a flash-sale "spin the wheel" backend.
 //!
 //! # Layout
-//! - [`campaign`]: marketing's YAML, validated with positions; plan and apply.
+//! - [`campaign`]: marketing's YAML, validated with positions.
+//! - [`rollout`]: a campaign planned against Redis and applied.
 //! - [`draw`]: the draw as the service runs it (randomness, request identity).
 //! - [`store`]: Redis (live state, Lua scripts in `lua/`) and PostgreSQL.
 //! - [`admission`]: the load-absorbing layers in front of Redis (limits, caches).
@@ -22,6 +23,7 @@ pub mod draw;
 pub mod finance;
 pub mod http;
 pub mod recover;
+pub mod rollout;
 pub mod settle;
 pub mod simulate;
 pub mod startup;

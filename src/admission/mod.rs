@@ -1,5 +1,5 @@
 //! Load absorption: the in-process layers that answer before Redis, cheapest
-//! first (README.md, "Absorbing load"; docs/ARCHITECTURE.md, "A spin").
+//! first (docs/api.md, "Absorbing load"; docs/ARCHITECTURE.md, "A spin").
 //!
 //! 1. per client address, before the token is even verified;
 //! 2. per user (the token's `sub`);
@@ -93,14 +93,6 @@ impl Admission {
                 retry_after: not_until.wait_time_from(self.clock.now()),
             }),
         }
-    }
-
-    /// Keys tracked by the per-IP and per-user limiters.
-    pub fn tracked_keys(&self) -> (usize, usize) {
-        (
-            self.per_ip.as_ref().map_or(0, KeyedLimiter::len),
-            self.per_user.as_ref().map_or(0, KeyedLimiter::len),
-        )
     }
 }
 

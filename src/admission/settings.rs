@@ -14,7 +14,7 @@ pub struct AdmissionSettings {
     /// few times a second at most; retries count.
     pub per_user: RateSettings,
     /// Spins this replica lets through to Redis per second: size it to what Redis
-    /// can serve divided by the number of replicas (see the README's capacity model).
+    /// can serve divided by the number of replicas (see docs/operations.md, "Capacity model").
     pub global: RateSettings,
     /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed. A
     /// request from anywhere else is keyed by its peer address, whatever it claims.

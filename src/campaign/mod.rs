@@ -1,13 +1,12 @@
 //! Campaigns: marketing's YAML (loading and validation with positions), its
-//! canonical form, day boundaries, and planning and applying a change.
+//! canonical form and day boundaries. Planning and applying a change against
+//! Redis is `crate::rollout`.
 
-pub mod apply;
 pub mod canonical;
 pub mod days;
 mod fields;
 pub mod load;
 pub mod model;
-pub mod plan;
 pub mod tree;
 
 pub use load::parse_campaign;

@@ -61,14 +61,6 @@ pub enum Stock {
 impl Stock {
     pub const MAX: u64 = 1_000_000_000_000;
 
-    /// The value stored in Redis: a count, or -1 for unlimited.
-    pub fn to_redis(self) -> i64 {
-        match self {
-            Stock::Limited(n) => n as i64,
-            Stock::Unlimited => -1,
-        }
-    }
-
     pub fn from_redis(v: i64) -> Self {
         if v < 0 {
             Stock::Unlimited

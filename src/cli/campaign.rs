@@ -1,9 +1,9 @@
 //! `prizewheel campaign validate|plan|apply FILE`.
 
-use crate::campaign::apply::{apply, plan_against_live};
 use crate::campaign::tree::MAX_LISTED;
 use crate::campaign::{Campaign, parse_campaign};
 use crate::config::Settings;
+use crate::rollout::apply::{apply, plan_against_live};
 use crate::simulate::plot::burn_down_svg;
 use crate::simulate::{Arrival, Options, Report, simulate, stock_text};
 use crate::store::pg;

@@ -1,12 +1,10 @@
 //! `prizewheel serve`, `prizewheel settle` and `prizewheel migrate`.
 
 use crate::config::Settings;
-use crate::settle::Settler;
 use crate::startup::Application;
+use crate::startup::settling::Settling;
 use crate::store::pg;
-use anyhow::Context;
 use std::path::Path;
-use tokio::sync::watch;
 
 /// Serves the API and, unless `settle.enabled` is false, settles in the same
 /// process (see `Application`).
@@ -30,23 +28,16 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
 pub async fn settle(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let telemetry = crate::telemetry::init(&settings.log);
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(settler(&settings)?.run(stopped));
-    tracing::info!("settling; stop with SIGTERM or Ctrl-C");
-    wait_for_signal().await?;
-    let _ = stop.send(true);
-    task.await.context("settler task")?;
-    telemetry.shutdown();
-    Ok(())
-}
-
-fn settler(settings: &Settings) -> anyhow::Result<Settler> {
-    Ok(Settler::new(
+    let settling = Settling::start(
         settings.redis.target()?,
         pg::pool(&settings.database)?,
-        settings.settle.clone(),
-        Settler::default_consumer(),
-    ))
+        &settings.settle,
+    );
+    tracing::info!("settling; stop with SIGTERM or Ctrl-C");
+    wait_for_signal().await?;
+    settling.stop().await;
+    telemetry.shutdown();
+    Ok(())
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -5,9 +5,11 @@ pub mod context;
 mod idempotency_key;
 mod ids;
 mod money;
+mod stream_id;
 
 pub use idempotency_key::IdempotencyKey;
 pub use ids::{
     CampaignId, PrizeId, UserId, is_control_or_separator, shorten, truncate_for_message,
 };
 pub use money::{Currency, Money};
+pub use stream_id::StreamId;

@@ -1,7 +1,8 @@
 //! The draw as the service runs it: request identity, randomness and the call
 //! to the draw script. The rule that maps `R` to a prize lives in lua/spin.lua
-//! and is documented in the README ("The draw rule").
+//! and is documented in docs/campaigns.md ("The draw rule").
 
+pub mod footprint;
 pub mod model;
 pub mod rng;
 

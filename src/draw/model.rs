@@ -260,6 +260,14 @@ mod tests {
     }
 
     proptest! {
+        // Failing cases are kept in the project's one folder for them.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct("proptest-regressions/draw-model.txt"),
+            )),
+            ..ProptestConfig::default()
+        })]
+
         /// An exhausted prize's turns go to the fallback and nowhere else: every
         /// other prize keeps exactly the draws it had.
         #[test]

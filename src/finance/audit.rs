@@ -4,8 +4,8 @@
 
 use crate::campaign::parse_campaign;
 use crate::domain::CampaignId;
+use crate::domain::StreamId;
 use crate::draw::model::Model;
-use crate::settle::entry::StreamId;
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::PgPool;

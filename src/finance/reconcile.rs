@@ -13,8 +13,8 @@
 //!   dead-letter stream.
 
 use crate::domain::CampaignId;
+use crate::domain::StreamId;
 use crate::settle::Thresholds;
-use crate::settle::entry::StreamId;
 use crate::settle::stream as results;
 use crate::store::redis::keys::CampaignKeys;
 use crate::store::redis::table::TableEntry;

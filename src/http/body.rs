@@ -3,8 +3,8 @@
 //! (`http.body_timeout_ms`), so a body that trickles in answers 408.
 
 use super::AppState;
+use super::HttpSettings;
 use super::error::ApiError;
-use crate::config::HttpSettings;
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes, BytesMut};

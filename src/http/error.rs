@@ -7,10 +7,10 @@
 //! `Retry-After`; anything else is an opaque 500 whose cause is logged once here.
 
 use crate::campaign::Diagnostic;
-use crate::campaign::apply::ApplyError;
 use crate::campaign::tree::MAX_LISTED;
 use crate::domain::truncate_for_message;
 use crate::draw::DrawError;
+use crate::rollout::apply::ApplyError;
 use crate::store::redis::StoreError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};

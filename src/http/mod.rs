@@ -19,15 +19,17 @@ pub mod finance;
 pub mod health;
 /// Request duration metrics and the access log.
 pub mod observe;
+/// The server's settings.
+mod settings;
 /// The spin endpoint.
 pub mod spins;
 /// Closing connections whose request body was not read to its end.
 pub mod unread_body;
 
-use crate::config::HttpSettings;
 use crate::store::redis::RedisStore;
 use actix_web::{HttpResponse, web};
 use error::ApiError;
+pub use settings::HttpSettings;
 use sqlx::PgPool;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};

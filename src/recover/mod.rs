@@ -32,9 +32,10 @@
 //! stock-bounded win.
 
 use crate::domain::CampaignId;
+use crate::domain::StreamId;
 use crate::draw::model::{Counters, day_index};
 use crate::draw::{fingerprint, record_field, user_hash};
-use crate::settle::entry::{self, Entry, StreamId};
+use crate::settle::entry::{self, Entry};
 use crate::settle::{Shutdown, ledger, stream};
 use crate::store::pg::within;
 use crate::store::redis::StoreError;

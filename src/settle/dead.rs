@@ -4,9 +4,10 @@
 //! answered to the shopper and counted in Redis: `reconcile` counts it per prize,
 //! and [`retry`] settles it once its cause is fixed.
 
-use super::entry::{self, Entry, StreamId};
+use super::entry::{self, Entry};
 use super::ledger;
 use super::stream::{Fields, RawEntry};
+use crate::domain::StreamId;
 use redis::aio::ConnectionLike;
 use sqlx::PgPool;
 use std::time::Duration;

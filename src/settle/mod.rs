@@ -139,18 +139,10 @@ impl Settler {
         format!("{}-{}", host.trim(), std::process::id())
     }
 
-    /// Follows every active campaign until `shutdown` turns true, and recovers
-    /// those that await it (src/recover).
+    /// Follows every active campaign until `shutdown` turns true. (The
+    /// recovery watch runs beside it: `startup::settling`.)
     pub async fn run(self, mut shutdown: Shutdown) {
         let mut tasks: JoinSet<()> = JoinSet::new();
-        tasks.spawn(crate::recover::watch(
-            self.client.clone(),
-            self.pg.clone(),
-            Duration::from_millis(self.settings.recovery_check_ms),
-            Duration::from_millis(self.settings.refresh_ms),
-            Duration::from_millis(self.settings.write_timeout_ms),
-            shutdown.clone(),
-        ));
         let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
         loop {
             match self.campaigns().await {

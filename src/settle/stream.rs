@@ -1,7 +1,7 @@
 //! The Redis side of settlement: the consumer group on a campaign's results
 //! stream, reading, claiming, acknowledging, dead-lettering and safe trimming.
 
-use super::entry::StreamId;
+use crate::domain::StreamId;
 use redis::Value;
 use redis::aio::ConnectionLike;
 use std::collections::HashMap;

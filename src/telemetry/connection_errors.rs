@@ -31,9 +31,6 @@ pub fn is_actix_connection_event(meta: &Metadata<'_>) -> bool {
     meta.is_event() && *meta.level() <= Level::WARN && ACTIX_TARGETS.contains(&meta.target())
 }
 
-/// The values of the metric's `kind` label.
-pub const KINDS: &[&str] = &["malformed", "timeout", "io", "other"];
-
 /// A bounded label for an actix message (its `Display` texts, e.g. `stream
 /// error: request parse error: invalid Header provided`).
 fn kind(message: &str) -> &'static str {

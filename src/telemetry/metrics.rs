@@ -21,6 +21,10 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// The values of `prizewheel_http_connection_errors_total`'s `kind` label
+/// (`connection_errors::kind` maps actix's messages to them).
+pub const CONNECTION_ERROR_KINDS: &[&str] = &["malformed", "timeout", "io", "other"];
+
 /// Every instrument of the process, and the registry `/metrics` renders.
 pub struct Metrics {
     registry: prometheus::Registry,
@@ -80,7 +84,7 @@ impl Metrics {
             )
             .build();
         // Exposed at 0 from the start: the series exists before the first probe.
-        for kind in crate::telemetry::connection_errors::KINDS {
+        for kind in CONNECTION_ERROR_KINDS {
             connection_errors.add(0, &[KeyValue::new("kind", *kind)]);
         }
         Metrics {

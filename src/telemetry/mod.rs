@@ -5,14 +5,13 @@
 
 pub mod connection_errors;
 pub mod metrics;
-pub mod sampler;
 pub mod traces;
 
 pub use metrics::metrics;
 
-use crate::config::{LogFormat, LogSettings};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::prelude::*;
@@ -69,4 +68,30 @@ pub fn init(settings: &LogSettings) -> Telemetry {
     Telemetry {
         tracer: Some(provider),
     }
+}
+
+/// Logging (`log:` in the service configuration).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// `RUST_LOG`-style filter; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }

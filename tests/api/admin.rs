@@ -1,6 +1,6 @@
 //! Marketing's admin API.
 
-use crate::helpers::{Spec, TestApp, token};
+use crate::support::helpers::{Spec, TestApp, token};
 use serde_json::Value;
 
 async fn put(app: &TestApp, id: &str, yaml: String, roles: &[&str]) -> reqwest::Response {
@@ -135,7 +135,9 @@ async fn admin_needs_the_marketing_role_and_valid_yaml() {
 /// once PostgreSQL is back records it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_on_a_vanished_postgres_answers_503_in_time_and_a_reapply_records_it() {
-    use crate::proxy::{assert_store_unavailable, lock_table, service_with_postgres_behind_proxy};
+    use crate::support::proxy::{
+        assert_store_unavailable, lock_table, service_with_postgres_behind_proxy,
+    };
     use std::time::{Duration, Instant};
     let (proxy, app) = service_with_postgres_behind_proxy(|s| {
         s.database.query_timeout_ms = std::num::NonZeroU64::new(500).unwrap()

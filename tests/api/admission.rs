@@ -3,7 +3,7 @@
 //! disabled one never trips; the quota cache refuses only what Redis refused;
 //! with Redis paused, spins are shed with 503 fast and nothing is drawn twice.
 
-use crate::helpers::{PrivateRedis, Spec, TestApp, spin, token};
+use crate::support::helpers::{PrivateRedis, Spec, TestApp, spin, token};
 use prizewheel::admission::settings::RateSettings;
 use serde_json::Value;
 use std::time::{Duration, Instant};

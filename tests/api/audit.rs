@@ -1,14 +1,14 @@
 //! `prizewheel audit`: the settled ledger replayed through the model passes, and
 //! fails loudly when a row is tampered with.
 
-use crate::helpers::{Spec, TestApp};
-use crate::settle::{draws, settle_all};
+use crate::support::helpers::{Spec, TestApp};
+use crate::support::settling::{draws, settle_all};
 use prizewheel::domain::CampaignId;
 
 fn audit(app: &TestApp, campaign: &str) -> (bool, String) {
-    crate::helpers::cli(
+    crate::support::helpers::cli(
         &["audit", campaign],
-        &crate::helpers::redis_url(),
+        &crate::support::helpers::redis_url(),
         &app.db.url,
     )
 }

@@ -1,6 +1,6 @@
 //! Bearer tokens: every bad token is 401 before any Redis call.
 
-use crate::helpers::{AUDIENCE, PrivateRedis, SECRET, Spec, TestApp, now_secs, spin};
+use crate::support::helpers::{AUDIENCE, PrivateRedis, SECRET, Spec, TestApp, now_secs, spin};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use prizewheel::http::auth::Claims;
 use serde_json::{Value, json};
@@ -118,7 +118,7 @@ async fn bad_tokens_are_401_and_never_reach_redis() {
     // Past 128 KiB of headers, actix-web refuses the request itself (431) and
     // closes the connection before any handler runs (a client of its own, so the
     // closed connection is not reused).
-    let r = crate::helpers::client()
+    let r = crate::support::helpers::client()
         .post(format!("{}/v1/campaigns/{}/spins", app.address, spec.id))
         .bearer_auth("a".repeat(200 * 1024))
         .header("Idempotency-Key", "k1")

@@ -1,6 +1,6 @@
 //! Bad requests get a documented 4xx problem, never a 500.
 
-use crate::helpers::{Spec, TestApp, token};
+use crate::support::helpers::{Spec, TestApp, token};
 use serde_json::Value;
 
 async fn problem(r: reqwest::Response) -> (u16, String) {

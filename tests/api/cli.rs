@@ -1,7 +1,7 @@
 //! The `prizewheel` command: campaign files report every problem with its
 //! position; a missing file is one line.
 
-use crate::serve::Serve;
+use crate::support::serve::Serve;
 use std::process::Command;
 
 fn prizewheel(args: &[&str]) -> (i32, String, String) {
@@ -30,7 +30,7 @@ fn validate_accepts_the_examples() {
 
 #[test]
 fn validate_prints_every_problem_with_file_line_and_column() {
-    let dir = crate::helpers::TempDir::new();
+    let dir = crate::support::helpers::TempDir::new();
     let file = dir.0.join("bad.yaml");
     std::fs::write(
         &file,
@@ -71,12 +71,12 @@ fn a_missing_file_is_one_clear_line() {
 /// DATABASE_URL and PRIZEWHEEL_JWT_SECRET, and refuses a Redis that may evict.
 #[tokio::test]
 async fn serve_reads_the_environment_and_refuses_an_evicting_redis() {
-    let db = crate::helpers::TestDb::new().await;
-    let mut serve = Serve::start(&crate::helpers::redis_url(), &db.url, &[]);
+    let db = crate::support::helpers::TestDb::new().await;
+    let mut serve = Serve::start(&crate::support::helpers::redis_url(), &db.url, &[]);
     assert!(serve.up().await, "serve listens on PRIZEWHEEL_LISTEN");
     serve.stop();
 
-    let evicting = crate::helpers::PrivateRedis::start().await;
+    let evicting = crate::support::helpers::PrivateRedis::start().await;
     evicting.config_set("maxmemory-policy", "allkeys-lru");
     let err = Serve::start(&evicting.url, &db.url, &[]).refusal().await;
     assert!(err.contains("noeviction"), "{err}");
@@ -84,7 +84,7 @@ async fn serve_reads_the_environment_and_refuses_an_evicting_redis() {
 
 #[test]
 fn simulate_reports_run_outs_costs_and_draws_the_burn_down() {
-    let dir = crate::helpers::TempDir::new();
+    let dir = crate::support::helpers::TempDir::new();
     let svg = dir.0.join("burn.svg");
     let args = [
         "campaign",

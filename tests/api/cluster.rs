@@ -2,8 +2,9 @@
 //! applies, three service replicas spin, a settler settles, and nothing is
 //! oversold, drawn twice or lost, on campaigns that live on different shards.
 
-use crate::helpers::{Spec, TestApp, client, cluster_seeds, spawn_server, spin, token};
-use crate::spins::{assert_no_oversell, burst, gold_rush};
+use crate::support::cluster::owner;
+use crate::support::helpers::{Spec, TestApp, client, cluster_seeds, spawn_server, spin, token};
+use crate::support::rush::{assert_no_oversell, burst, gold_rush};
 use prizewheel::config::Settings;
 use prizewheel::domain::CampaignId;
 use prizewheel::store::redis::keys::CampaignKeys;
@@ -14,24 +15,6 @@ use std::time::Duration;
 
 const USERS: usize = 1000;
 const SPINS: usize = 2000;
-
-/// The node (seed URL) holding the campaign's slot: the only one that answers
-/// a command on its keys instead of redirecting it with MOVED.
-pub fn owner(seeds: &[String], id: &str) -> String {
-    let meta = CampaignKeys::new(&CampaignId::parse(id).unwrap()).meta;
-    let owners: Vec<&String> = seeds
-        .iter()
-        .filter(|seed| {
-            let mut c = redis::Client::open(seed.as_str())
-                .unwrap()
-                .get_connection()
-                .unwrap();
-            redis::cmd("EXISTS").arg(&meta).query::<i64>(&mut c).is_ok()
-        })
-        .collect();
-    assert_eq!(owners.len(), 1, "exactly one primary owns {meta}");
-    owners[0].clone()
-}
 
 /// One campaign per primary, so every shard draws.
 fn one_campaign_per_shard(seeds: &[String]) -> Vec<(Spec, String)> {
@@ -79,7 +62,7 @@ async fn three_replicas_on_a_cluster_never_oversell_and_settle_everything() {
     let campaigns = one_campaign_per_shard(&seeds);
 
     // The CLI applies the first campaign, the library the others.
-    let file = crate::helpers::TempDir::new();
+    let file = crate::support::helpers::TempDir::new();
     let path = file.0.join("campaign.yaml");
     std::fs::write(&path, campaigns[0].0.yaml()).unwrap();
     let out = prizewheel(
@@ -94,7 +77,8 @@ async fn three_replicas_on_a_cluster_never_oversell_and_settle_everything() {
 
     let mut addresses = vec![app.address.clone()];
     for _ in 0..2 {
-        let mut s = crate::helpers::settings(&app.db, &crate::helpers::redis_url());
+        let mut s =
+            crate::support::helpers::settings(&app.db, &crate::support::helpers::redis_url());
         on_cluster(&mut s, &seeds);
         addresses.push(spawn_server(s).await);
     }
@@ -157,7 +141,7 @@ async fn three_replicas_on_a_cluster_never_oversell_and_settle_everything() {
         prizewheel::settle::Settler::new(
             app.redis.target().clone(),
             app.db.pool.clone(),
-            crate::settle::fast(),
+            crate::support::settling::fast(),
             "cluster".into(),
         )
         .run(stopped),

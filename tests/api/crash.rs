@@ -1,8 +1,8 @@
 //! The whole `serve` process killed with SIGKILL under HTTP load, restarted:
 //! every spin answered 200 is in PostgreSQL exactly once.
 
-use crate::helpers::{Spec, TestApp, TestDb, client, redis_url, token};
-use crate::settle::{lag, settled_ids};
+use crate::support::helpers::{Spec, TestApp, TestDb, client, redis_url, token};
+use crate::support::settling::{lag, settled_ids};
 use futures::stream::{self, StreamExt};
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -16,8 +16,11 @@ fn serve(db: &TestDb, port: u16) -> Child {
         .env("PRIZEWHEEL_LISTEN", format!("127.0.0.1:{port}"))
         .env("REDIS_URL", redis_url())
         .env("DATABASE_URL", &db.url)
-        .env("PRIZEWHEEL_JWT_SECRET", crate::helpers::SECRET)
-        .env("PRIZEWHEEL__AUTH__AUDIENCE", crate::helpers::AUDIENCE)
+        .env("PRIZEWHEEL_JWT_SECRET", crate::support::helpers::SECRET)
+        .env(
+            "PRIZEWHEEL__AUTH__AUDIENCE",
+            crate::support::helpers::AUDIENCE,
+        )
         .env("PRIZEWHEEL__SETTLE__BATCH_WAIT_MS", "50")
         .env("PRIZEWHEEL__SETTLE__CLAIM_IDLE_MS", "500")
         .env("PRIZEWHEEL__SETTLE__REFRESH_MS", "200")
@@ -148,7 +151,7 @@ async fn sigkill_of_serve_under_load_loses_no_answered_spin() {
     );
 
     // Whatever the killed process left pending is taken over; everything settles.
-    crate::settle::settle_all(&app, &spec.id, "after").await;
+    crate::support::settling::settle_all(&app, &spec.id, "after").await;
 
     let settled = settled_ids(&app.db.pool, &spec.id).await;
     let settled_set: HashSet<Uuid> = settled.iter().copied().collect();

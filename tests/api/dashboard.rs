@@ -4,9 +4,9 @@
 //! list of metrics it is held to is itself held to a running service's
 //! `/metrics`.
 
-use crate::deploy_files::{repo, yaml};
-use crate::helpers::{Spec, TestApp};
-use crate::promql::parse;
+use crate::support::helpers::{Spec, TestApp};
+use crate::support::promql::parse;
+use crate::support::repo::{repo, yaml};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -337,7 +337,7 @@ fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metric_list_is_what_a_running_service_exposes() {
     let app = TestApp::spawn_with(|s| {
-        s.settle = crate::settle::fast();
+        s.settle = crate::support::settling::fast();
         s.admission.per_user.enabled = true;
         s.admission.per_user.per_second = 1;
         s.admission.per_user.burst = 1;

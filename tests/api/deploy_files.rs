@@ -4,13 +4,15 @@
 //! command they run is a real subcommand; every file compose mounts exists.
 //! (The Grafana dashboard is checked in tests/api/dashboard.rs.)
 
-use prizewheel::config::{LogFormat, Settings};
+use crate::support::repo::{repo, yaml};
+use prizewheel::config::Settings;
+use prizewheel::telemetry::LogFormat;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// The variables the binary reads by name (see src/config.rs and the README).
+/// The variables the binary reads by name (see src/config.rs and docs/operations.md, "Configuration").
 const CONTRACT_VARS: &[&str] = &[
     "PRIZEWHEEL_LISTEN",
     "REDIS_URL",
@@ -23,15 +25,6 @@ const CONTRACT_VARS: &[&str] = &[
 
 /// Set in the child process of `environment_load_in_a_child`.
 const CHILD_MARKER: &str = "deploy-files-child: settings loaded";
-
-pub fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-pub fn yaml(path: &str) -> Value {
-    let text = std::fs::read_to_string(repo(path)).unwrap();
-    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 #[test]
 fn the_config_examples_load_with_the_service_loader() {

@@ -1,6 +1,6 @@
 //! The draw script driven directly (no HTTP), for volume and exactness.
 
-use crate::helpers::{Spec, TestApp, draw, stream_prizes};
+use crate::support::helpers::{Spec, TestApp, draw, stream_prizes};
 use futures::stream::{self, StreamExt};
 use prizewheel::domain::{CampaignId, UserId};
 
@@ -67,7 +67,7 @@ async fn a_million_draws_follow_the_weights() {
 
     let mut conn = app.redis_conn().await;
     let keys = prizewheel::store::redis::keys::CampaignKeys::new(&id);
-    let awarded = crate::helpers::hash_counts(&mut conn, &keys.awarded).await;
+    let awarded = crate::support::helpers::hash_counts(&mut conn, &keys.awarded).await;
     let total_weight: u64 = spec.prizes.iter().map(|p| p.1).sum();
     let mut chi2 = 0.0;
     for (prize, w, _) in &spec.prizes {

@@ -4,9 +4,9 @@
 //! Valkey, alone and as a cluster, and a win whose fsync is not confirmed is
 //! 503 `durability_timeout` until a retry with the same key can answer it.
 
-use crate::helpers::{PrivateRedis, Spec, TestApp, TestDb};
-use crate::private_redis::PrivateCluster;
-use crate::serve::Serve;
+use crate::support::helpers::{PrivateRedis, Spec, TestApp, TestDb};
+use crate::support::private_redis::PrivateCluster;
+use crate::support::serve::Serve;
 use prizewheel::domain::CampaignId;
 use prizewheel::store::redis::durability::Durability;
 use prizewheel::store::redis::keys::CampaignKeys;
@@ -300,7 +300,7 @@ async fn fsync_wins_on_a_cluster_waits_on_the_campaign_s_primary() {
     .await;
     let spec = mixed("fsynccluster");
     app.apply(&spec.yaml()).await;
-    let owner = crate::cluster::owner(&seeds, &spec.id);
+    let owner = crate::support::cluster::owner(&seeds, &spec.id);
 
     let mut gold = 0;
     for i in 0..30 {

@@ -1,4 +1,4 @@
-//! Network faults between the service and its stores (issue 8 §2): a
+//! Network faults between the service and its stores (docs/reliability.md, "Network faults"): a
 //! fault-injecting proxy (proxy.rs) between the service and Redis, and between a
 //! settler and PostgreSQL.
 //!
@@ -8,9 +8,9 @@
 //! nothing is drawn twice and nothing is lost; the service reconnects and the
 //! settler resumes by themselves. Each test prints its figures (`faults:`).
 
-use crate::helpers::{Spec, TestApp, redis_url};
-use crate::proxy::Proxy;
-use crate::settle::{assert_exactly, draws, fast, lag, settled_ids};
+use crate::support::helpers::{Spec, TestApp, redis_url};
+use crate::support::proxy::Proxy;
+use crate::support::settling::{assert_exactly, draws, fast, lag, settled_ids};
 use futures::stream::{self, StreamExt};
 use prizewheel::config::Settings;
 use prizewheel::domain::CampaignId;
@@ -235,7 +235,7 @@ impl Faulty {
         let counts = |key: &str| {
             let mut conn = conn.clone();
             let key = format!("pw:{{{c}}}:{key}");
-            async move { crate::helpers::hash_counts(&mut conn, &key).await }
+            async move { crate::support::helpers::hash_counts(&mut conn, &key).await }
         };
         let (initial, stock, awarded) = (
             counts("initial").await,
@@ -268,7 +268,7 @@ struct Answer {
     body: Value,
 }
 
-/// What a test injected and saw, printed for the README.
+/// What a test injected and saw, printed for docs/reliability.md ("Network faults").
 #[derive(Debug, Default)]
 struct Figures {
     faults: usize,
@@ -484,13 +484,13 @@ impl SlowLedger {
         let spec = Spec::new(prefix);
         app.apply(&spec.yaml()).await;
         let id = CampaignId::parse(&spec.id).unwrap();
-        let (proxy, pg) = crate::proxy::postgres_behind_proxy(&app.db.url).await;
+        let (proxy, pg) = crate::support::proxy::postgres_behind_proxy(&app.db.url).await;
         let settings = SettleSettings {
             write_timeout_ms: 1000,
             ..fast()
         };
         let settler = Settler::new(
-            crate::helpers::redis_target(),
+            crate::support::helpers::redis_target(),
             pg,
             settings.clone(),
             "faulty".into(),

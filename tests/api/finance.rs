@@ -1,8 +1,10 @@
 //! Finance: listing, exporting and reconciling the ledger.
 
-use crate::helpers::{Spec, TestApp, token};
-use crate::proxy::{assert_store_unavailable, lock_table, service_with_postgres_behind_proxy};
-use crate::settle::{draws, settle_all, settled_ids};
+use crate::support::helpers::{Spec, TestApp, token};
+use crate::support::proxy::{
+    assert_store_unavailable, lock_table, service_with_postgres_behind_proxy,
+};
+use crate::support::settling::{draws, settle_all, settled_ids};
 use prizewheel::domain::CampaignId;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -196,9 +198,9 @@ async fn pagination_is_stable_under_concurrent_inserts() {
         let campaign = spec.id.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let settler = prizewheel::settle::Settler::new(
-            crate::helpers::redis_target(),
+            crate::support::helpers::redis_target(),
             pg,
-            crate::settle::fast(),
+            crate::support::settling::fast(),
             "pager".into(),
         );
         (tokio::spawn(settler.run(stopped)), stop, campaign)
@@ -285,7 +287,7 @@ async fn summary_and_reconcile_agree_and_catch_tampering() {
         std::process::Command::new(env!("CARGO_BIN_EXE_prizewheel"))
             .args(["reconcile", &spec.id])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("REDIS_URL", crate::helpers::redis_url())
+            .env("REDIS_URL", crate::support::helpers::redis_url())
             .env("DATABASE_URL", &app.db.url)
             .output()
             .unwrap()

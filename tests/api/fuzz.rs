@@ -42,7 +42,14 @@ fn loads_or_explains(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+    // Failing cases are kept in the project's one folder for them.
+    #![proptest_config(ProptestConfig {
+        cases: 1500,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct("proptest-regressions/api-fuzz.txt"),
+        )),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_campaign_loader_explains_any_text(text in "(?s).{0,2000}") {
@@ -75,7 +82,7 @@ proptest! {
 
     #[test]
     fn tokens_that_are_not_ours_are_refused(token in "(?s).{0,300}", parts in "[A-Za-z0-9_-]{0,60}") {
-        let verifier = Verifier::new(&crate::helpers::settings_for_auth()).unwrap();
+        let verifier = Verifier::new(&crate::support::helpers::settings_for_auth()).unwrap();
         prop_assert!(verifier.verify(&token).is_err());
         let dotted = format!("{parts}.{parts}.{parts}");
         prop_assert!(verifier.verify(&dotted).is_err());

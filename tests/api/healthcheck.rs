@@ -2,7 +2,7 @@
 //! the running service, 1 with one line on stderr when the port is closed, the
 //! answer is not a 200 or no answer comes in time.
 
-use crate::helpers::{TempDir, TestApp};
+use crate::support::helpers::{TempDir, TestApp};
 use std::time::{Duration, Instant};
 
 /// Runs the binary's `healthcheck` with `args` and `env`; PRIZEWHEEL_LISTEN is

@@ -1,8 +1,8 @@
-//! A hostile client at the HTTP layer (issue 15): bodies that trickle in,
+//! A hostile client at the HTTP layer: bodies that trickle in,
 //! tokens and `Authorization` headers that bend the rules, media types that only
 //! look like JSON, and malformed requests that must not flood the error log.
 
-use crate::helpers::{AUDIENCE, SECRET, Spec, TestApp, now_secs, spin, token};
+use crate::support::helpers::{AUDIENCE, SECRET, Spec, TestApp, now_secs, spin, token};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use std::io::{ErrorKind, Read, Write};
@@ -563,11 +563,11 @@ fn sample(text: &str, name: &str, labels: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_are_counted_not_logged_as_errors() {
     use prizewheel::telemetry::connection_errors::{LINES_PER_SECOND, TARGET};
-    let db = crate::helpers::TestDb::new().await;
+    let db = crate::support::helpers::TestDb::new().await;
     // The lines of the connection target on, to count that they are bounded.
     let filter = format!("info,{TARGET}=debug");
-    let mut serve = crate::serve::Serve::start(
-        &crate::helpers::redis_url(),
+    let mut serve = crate::support::serve::Serve::start(
+        &crate::support::helpers::redis_url(),
         &db.url,
         &[
             ("PRIZEWHEEL__SETTLE__ENABLED", "false"),
@@ -587,7 +587,7 @@ async fn malformed_requests_are_counted_not_logged_as_errors() {
     .await
     .unwrap();
     let took = started.elapsed();
-    let metrics = crate::helpers::client()
+    let metrics = crate::support::helpers::client()
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
         .await

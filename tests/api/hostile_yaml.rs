@@ -1,8 +1,8 @@
-//! Hostile campaign YAML and ids (issue 15): alias bombs, huge values, many
+//! Hostile campaign YAML and ids: alias bombs, huge values, many
 //! problems, invisible line breaks and huge ids get a short, clear refusal, and
 //! parsing them never stalls the service's other requests.
 
-use crate::helpers::{Spec, TempDir, TestApp, token};
+use crate::support::helpers::{Spec, TempDir, TestApp, token};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -116,7 +116,7 @@ fn position(e: &Value) -> (u64, u64) {
 #[tokio::test]
 async fn an_alias_bomb_gets_a_quick_422_naming_the_limit() {
     let app = TestApp::spawn().await;
-    let id = crate::helpers::unique("bomb");
+    let id = crate::support::helpers::unique("bomb");
     let bomb = alias_bomb(&id);
     assert!(bomb.len() < 400, "{}", bomb.len());
 
@@ -187,7 +187,7 @@ async fn alias_bombs_in_flight_stall_neither_healthz_nor_spins() {
         .map(|_| {
             let (app, stop, answered) = (app.clone(), stop.clone(), answered.clone());
             tokio::spawn(async move {
-                let id = crate::helpers::unique("bomb");
+                let id = crate::support::helpers::unique("bomb");
                 while !stop.load(Ordering::Relaxed) {
                     let (status, body) = put(&app, &id, alias_bomb(&id)).await;
                     let p: Value = serde_json::from_str(&body).unwrap();

@@ -2,8 +2,8 @@
 //! API, an entry the ledger refuses anyway is dead-lettered alone while the rest
 //! settles, and settlement that is stuck is reported everywhere.
 
-use crate::helpers::{Spec, TestApp, cli, redis_url, stream_prizes, token};
-use crate::settle::{draws, fast, lag, settle_all, settled_ids};
+use crate::support::helpers::{Spec, TestApp, cli, redis_url, stream_prizes, token};
+use crate::support::settling::{draws, fast, lag, settle_all, settled_ids};
 use prizewheel::domain::{CampaignId, IdempotencyKey, UserId};
 use prizewheel::settle::SettleSettings;
 use prizewheel::settle::ledger::is_data_error;

@@ -1,7 +1,7 @@
 //! Per-user quotas: exact under concurrency, and the day follows the campaign's
 //! time zone.
 
-use crate::helpers::{Spec, TestApp, spin, token};
+use crate::support::helpers::{Spec, TestApp, spin, token};
 use futures::stream::{self, StreamExt};
 use prizewheel::domain::CampaignId;
 use prizewheel::store::redis::keys::CampaignKeys;

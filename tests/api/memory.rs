@@ -1,9 +1,9 @@
 //! Redis memory per user and per idempotency record: the cost that grows with
 //! the sale. Deterministic for a given Redis build, so the targets are asserted.
 
-use crate::helpers::{Spec, TestApp};
+use crate::support::helpers::{Spec, TestApp};
 use prizewheel::domain::{CampaignId, UserId};
-use prizewheel::store::redis::footprint;
+use prizewheel::draw::footprint;
 
 /// One spin for each of `users`; returns (bytes per user, bytes per record).
 async fn measure(app: &TestApp, prefix: &str, users: Vec<String>) -> (f64, f64) {

@@ -2,7 +2,7 @@
 //! (tiny and huge stocks and weights, limits, a live re-apply in the middle) and
 //! random spins go through Redis and through `draw::model`, and must agree.
 
-use crate::helpers::{Spec, TestApp};
+use crate::support::helpers::{Spec, TestApp};
 use prizewheel::campaign::parse_campaign;
 use prizewheel::domain::{CampaignId, IdempotencyKey, UserId};
 use prizewheel::draw::model::Model;

@@ -1,6 +1,6 @@
 //! Changing a live campaign: stock deltas, weights, idempotent re-apply, versions.
 
-use crate::helpers::{Spec, TestApp, client, hash_counts, spin, stream_prizes, token};
+use crate::support::helpers::{Spec, TestApp, client, hash_counts, spin, stream_prizes, token};
 use futures::stream::{self, StreamExt};
 use prizewheel::domain::CampaignId;
 use prizewheel::store::redis::keys::CampaignKeys;

@@ -7,9 +7,9 @@
 //! machine crash loses the unsynced AOF tail. The tests simulate that by putting
 //! back a copy of the AOF taken earlier ([`PrivateRedis::snapshot_aof`]).
 
-use crate::helpers::{Spec, TestApp, cli};
-use crate::private_redis::PrivateRedis;
-use crate::settle::fast;
+use crate::support::helpers::{Spec, TestApp, cli};
+use crate::support::private_redis::PrivateRedis;
+use crate::support::settling::fast;
 use futures::stream::{self, StreamExt};
 use prizewheel::domain::CampaignId;
 use prizewheel::settle::Settler;
@@ -61,7 +61,7 @@ async fn load_while(
         .take_while(|_| std::future::ready(!done.load(Ordering::Relaxed)))
         .map(|i| async move {
             let (user, key) = (format!("u{}", i % users), format!("k{i}"));
-            let token = crate::helpers::token(&user, &[]);
+            let token = crate::support::helpers::token(&user, &[]);
             let sent = app
                 .client
                 .post(format!("{}/v1/campaigns/{campaign}/spins", app.address))
@@ -443,7 +443,7 @@ async fn a_restart_right_after_a_first_certify_is_still_seen() {
 /// again once PostgreSQL answers, the recovery completes and draws resume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_on_a_vanished_postgres_fails_in_time_and_completes_when_run_again() {
-    use crate::proxy::{lock_table, postgres_behind_proxy};
+    use crate::support::proxy::{lock_table, postgres_behind_proxy};
     use prizewheel::recover::recover_if_needed;
     use std::time::Instant;
     let mut redis =

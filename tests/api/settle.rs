@@ -1,109 +1,16 @@
 //! Settlement: every draw lands in PostgreSQL exactly once, whatever crashes.
 
-use crate::helpers::{Spec, TestApp, draw};
-use prizewheel::domain::{CampaignId, UserId};
-use prizewheel::settle::stream::{self, Lag};
-use prizewheel::settle::{SettleSettings, Settler};
+use crate::support::helpers::{Spec, TestApp};
+use crate::support::settling::{
+    assert_exactly, draws, fast, lag, settle_all, settled_ids, settler,
+};
+use prizewheel::domain::CampaignId;
+use prizewheel::settle::Settler;
+use prizewheel::settle::stream::{self};
 use rand::RngExt;
-use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
-
-pub fn fast() -> SettleSettings {
-    SettleSettings {
-        enabled: true,
-        batch_size: 200,
-        batch_wait_ms: 50,
-        claim_idle_ms: 300,
-        refresh_ms: 100,
-        trim_every_ms: 200,
-        max_backoff_ms: 300,
-        recovery_check_ms: 100,
-        write_timeout_ms: 10_000,
-        max_lag_ms: 60_000,
-    }
-}
-
-fn settler(pg: &sqlx::PgPool, consumer: &str) -> Settler {
-    Settler::new(
-        crate::helpers::redis_target(),
-        pg.clone(),
-        fast(),
-        consumer.into(),
-    )
-}
-
-/// Runs `n` draws over `users` users; returns their spin ids.
-pub async fn draws(
-    app: &TestApp,
-    campaign: &CampaignId,
-    users: u64,
-    n: u64,
-    offset: u64,
-) -> Vec<Uuid> {
-    use futures::stream::{self, StreamExt};
-    let ids: Vec<UserId> = (0..users)
-        .map(|u| UserId::parse(&format!("s{u}")).unwrap())
-        .collect();
-    stream::iter(offset..offset + n)
-        .map(|i| {
-            let user = &ids[(i % users) as usize];
-            async move {
-                draw(
-                    app,
-                    campaign,
-                    user,
-                    i,
-                    prizewheel::draw::rng::next_r().unwrap(),
-                )
-                .await
-                .spin_id
-            }
-        })
-        .buffer_unordered(128)
-        .collect()
-        .await
-}
-
-pub async fn lag(app: &TestApp, campaign: &str) -> Lag {
-    let mut conn = app.redis.conn();
-    stream::lag(&mut conn, &format!("pw:{{{campaign}}}:results"))
-        .await
-        .unwrap()
-}
-
-pub async fn settled_ids(pg: &sqlx::PgPool, campaign: &str) -> Vec<Uuid> {
-    sqlx::query_scalar("SELECT spin_id FROM rewards WHERE campaign_id = $1")
-        .bind(campaign)
-        .fetch_all(pg)
-        .await
-        .unwrap()
-}
-
-/// Runs a settler until the campaign has nothing unsettled (bounded wait).
-pub async fn settle_all(app: &TestApp, campaign: &str, consumer: &str) {
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(settler(&app.db.pool, consumer).run(stopped));
-    // Up to 60 s: a debug build on a busy 2-core machine settles ~3,000
-    // entries a second, and the chaos test leaves ~100,000 behind.
-    for _ in 0..600 {
-        if lag(app, campaign).await.unsettled() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stop.send(true).unwrap();
-    task.await.unwrap();
-}
-
-pub(crate) fn assert_exactly(drawn: &[Uuid], settled: &[Uuid]) {
-    let drawn: HashSet<&Uuid> = drawn.iter().collect();
-    let settled_set: HashSet<&Uuid> = settled.iter().collect();
-    assert_eq!(settled.len(), settled_set.len(), "no spin twice");
-    assert_eq!(settled_set.len(), drawn.len(), "every spin settled");
-    assert!(drawn == settled_set);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settlers_killed_at_random_points_lose_and_double_nothing() {
@@ -123,7 +30,12 @@ async fn settlers_killed_at_random_points_lose_and_double_nothing() {
                 // Three process names: a restart reuses one (re-reads its own
                 // pending entries) or takes another (claims the dead one's).
                 let consumer = format!("crashy-{}", kills % 3);
-                let s = Settler::new(crate::helpers::redis_target(), pg.clone(), fast(), consumer);
+                let s = Settler::new(
+                    crate::support::helpers::redis_target(),
+                    pg.clone(),
+                    fast(),
+                    consumer,
+                );
                 let (_stop, stopped) = watch::channel(false);
                 let task = tokio::spawn(s.run(stopped));
                 tokio::time::sleep(Duration::from_millis(rng.random_range(5..150))).await;
@@ -223,7 +135,7 @@ async fn a_poison_entry_goes_to_the_dead_letter_stream_and_the_rest_settles() {
 async fn trimming_never_removes_a_pending_entry() {
     let app = TestApp::spawn().await;
     let mut conn = app.redis_conn().await;
-    let key = format!("pw:{{{}}}:results", crate::helpers::unique("trim"));
+    let key = format!("pw:{{{}}}:results", crate::support::helpers::unique("trim"));
     let add = |n: u32| {
         let key = key.clone();
         let mut conn = conn.clone();
@@ -306,7 +218,7 @@ async fn a_postgres_outage_pauses_settlement_and_never_spins() {
     app.apply(&spec.yaml()).await;
     let id = CampaignId::parse(&spec.id).unwrap();
 
-    let (proxy, pg) = crate::proxy::postgres_behind_proxy(&app.db.url).await;
+    let (proxy, pg) = crate::support::proxy::postgres_behind_proxy(&app.db.url).await;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(settler(&pg, "outage").run(stopped));
 

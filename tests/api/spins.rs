@@ -1,87 +1,9 @@
 //! Spins over HTTP: the stock bound under concurrency, replays and key scoping.
 
-use crate::helpers::{Spec, TestApp, client, spawn_server, spin, stream_prizes, token, unique};
+use crate::support::helpers::{Spec, TestApp, spawn_server, spin, stream_prizes, token, unique};
+use crate::support::rush::{assert_no_oversell, burst, gold_rush};
 use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
-
-/// Fires `total` spins from `users` users over `addresses` round-robin, at most
-/// `parallel` in flight; spin `i` is user `user-{i % users}` with key `key-{i}`.
-/// Returns (status, body) of each.
-pub async fn burst(
-    addresses: &[String],
-    campaign: &str,
-    users: usize,
-    total: usize,
-    parallel: usize,
-) -> Vec<(u16, Value)> {
-    let client = client();
-    let tokens: Vec<String> = (0..users)
-        .map(|u| token(&format!("user-{u}"), &[]))
-        .collect();
-    stream::iter(0..total)
-        .map(|i| {
-            let client = client.clone();
-            let address = addresses[i % addresses.len()].clone();
-            let token = tokens[i % users].clone();
-            let campaign = campaign.to_owned();
-            async move {
-                let res = spin(
-                    &client,
-                    &address,
-                    &campaign,
-                    &token,
-                    &format!("key-{i}"),
-                    None,
-                )
-                .await;
-                let status = res.status().as_u16();
-                (status, res.json::<Value>().await.unwrap_or(Value::Null))
-            }
-        })
-        .buffer_unordered(parallel)
-        .collect()
-        .await
-}
-
-/// Every spin answered, exactly the `gold` stock (100) awarded, and Redis's
-/// counters and outbox agree with the answers.
-pub async fn assert_no_oversell(app: &TestApp, spec: &Spec, results: &[(u16, Value)]) {
-    assert!(
-        results.iter().all(|(s, _)| *s == 200),
-        "every spin is answered 200"
-    );
-    let gold = results
-        .iter()
-        .filter(|(_, b)| b["prize"]["id"] == "gold")
-        .count();
-    assert_eq!(gold, 100, "exactly the stock is awarded");
-
-    // Through the service's own store: a single Redis or a cluster alike.
-    let mut conn = app.redis.conn();
-    let keys = prizewheel::store::redis::keys::CampaignKeys::new(
-        &prizewheel::domain::CampaignId::parse(&spec.id).unwrap(),
-    );
-    let stock = crate::helpers::hash_counts(&mut conn, &keys.stock).await;
-    let awarded = crate::helpers::hash_counts(&mut conn, &keys.awarded).await;
-    assert_eq!(stock["gold"], 0);
-    assert_eq!(awarded["gold"], 100);
-    assert_eq!(awarded["gold"] + awarded["none"], results.len() as i64);
-    let drawn = stream_prizes(&mut conn, &spec.id).await;
-    assert_eq!(drawn.len(), results.len(), "one outbox entry per spin");
-    assert_eq!(drawn.iter().filter(|(_, p)| p == "gold").count(), 100);
-    let mut ids: Vec<&String> = drawn.iter().map(|(id, _)| id).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), results.len(), "spin ids are unique");
-}
-
-/// 100 gold units that go in the first spins, then the fallback.
-pub fn gold_rush(prefix: &str) -> Spec {
-    let mut spec = Spec::new(prefix);
-    spec.prizes = vec![("gold", 1_000_000, Some(100)), ("none", 1, None)];
-    spec.spins_per_user = 10;
-    spec
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_oversell_with_5000_concurrent_spins() {
@@ -107,9 +29,9 @@ async fn no_oversell_across_three_instances() {
     let mut addresses = vec![app.address.clone()];
     for _ in 0..2 {
         addresses.push(
-            spawn_server(crate::helpers::settings(
+            spawn_server(crate::support::helpers::settings(
                 &app.db,
-                &crate::helpers::redis_url(),
+                &crate::support::helpers::redis_url(),
             ))
             .await,
         );
@@ -258,7 +180,7 @@ async fn unknown_campaigns_are_404() {
 /// fails; liveness does not.
 #[tokio::test]
 async fn redis_down_is_503_with_retry_after() {
-    let mut redis = crate::helpers::PrivateRedis::start().await;
+    let mut redis = crate::support::helpers::PrivateRedis::start().await;
     let url = redis.url.clone();
     let app = TestApp::spawn_with(|s| {
         s.redis.url = Some(url.into());

@@ -3,8 +3,8 @@
 //! per request carrying the trace id and never the token, and readiness
 //! following Redis.
 
-use crate::helpers::{Spec, TestApp, client, redis_url, token};
-use crate::proxy::Proxy;
+use crate::support::helpers::{Spec, TestApp, client, redis_url, token};
+use crate::support::proxy::Proxy;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -32,7 +32,7 @@ fn series<'a>(text: &'a str, name: &str, labels: &[&str]) -> Vec<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_expose_the_sale_with_bounded_labels() {
     let app = TestApp::spawn_with(|s| {
-        s.settle = crate::settle::fast();
+        s.settle = crate::support::settling::fast();
         s.admission.per_user.enabled = true;
         s.admission.per_user.per_second = 1;
         s.admission.per_user.burst = 3;
@@ -203,7 +203,7 @@ async fn traces_reach_otlp_and_each_request_logs_one_line_with_its_trace_id_and_
         .local_addr()
         .unwrap()
         .port();
-    let logs = crate::helpers::TempDir::new();
+    let logs = crate::support::helpers::TempDir::new();
     let log_path = logs.0.join("stdout.log");
     let mut serve = Command::new(env!("CARGO_BIN_EXE_prizewheel"))
         .arg("serve")
@@ -211,8 +211,11 @@ async fn traces_reach_otlp_and_each_request_logs_one_line_with_its_trace_id_and_
         .env("PRIZEWHEEL_LISTEN", format!("127.0.0.1:{port}"))
         .env("REDIS_URL", redis_url())
         .env("DATABASE_URL", &app.db.url)
-        .env("PRIZEWHEEL_JWT_SECRET", crate::helpers::SECRET)
-        .env("PRIZEWHEEL__AUTH__AUDIENCE", crate::helpers::AUDIENCE)
+        .env("PRIZEWHEEL_JWT_SECRET", crate::support::helpers::SECRET)
+        .env(
+            "PRIZEWHEEL__AUTH__AUDIENCE",
+            crate::support::helpers::AUDIENCE,
+        )
         .env("PRIZEWHEEL__SETTLE__ENABLED", "false")
         .env("PRIZEWHEEL__LOG__FORMAT", "json")
         .env("PRIZEWHEEL__LOG__FILTER", "info")
@@ -376,7 +379,8 @@ async fn ready_within(app: &TestApp, limit: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_answers_in_time_when_postgres_is_a_black_hole() {
     let (proxy, app) =
-        crate::proxy::service_with_postgres_behind_proxy(|s| s.settle.enabled = true).await;
+        crate::support::proxy::service_with_postgres_behind_proxy(|s| s.settle.enabled = true)
+            .await;
     let probe = || async {
         let started = std::time::Instant::now();
         let r = app.get("/readyz").await;

@@ -1,6 +1,6 @@
 //! The campaign window and pause.
 
-use crate::helpers::{Spec, TestApp};
+use crate::support::helpers::{Spec, TestApp};
 use serde_json::Value;
 
 async fn code_of(app: &TestApp, spec: &Spec) -> (u16, String) {
@@ -57,7 +57,7 @@ async fn the_client_view_shows_status_availability_and_spins_left() {
         let (c, a, id) = (app.client.clone(), app.address.clone(), spec.id.clone());
         async move {
             c.get(format!("{a}/v1/campaigns/{id}"))
-                .bearer_auth(crate::helpers::token(user, &[]))
+                .bearer_auth(crate::support::helpers::token(user, &[]))
                 .send()
                 .await
                 .unwrap()

@@ -71,7 +71,7 @@ pub fn bucket_count(expected_users: u64) -> u64 {
 /// Users per bucket hash. Redis keeps a hash in its compact listpack encoding up to
 /// `hash-max-listpack-entries` (512 in config/redis.conf); a draw scans its user's
 /// bucket, so smaller buckets are faster and larger ones cost less memory per user.
-/// See the memory figures in the README.
+/// See the memory figures in docs/operations.md ("Redis: layout, memory and durability").
 pub const USERS_PER_BUCKET: u64 = 256;
 
 #[cfg(test)]

@@ -9,7 +9,6 @@
 pub mod apply;
 pub mod connection;
 pub mod durability;
-pub mod footprint;
 pub mod keys;
 pub mod live;
 pub mod recovery;

@@ -7,7 +7,7 @@ use super::keys::CampaignKeys;
 use super::reply::Reply;
 use super::scripts::RECOVER;
 use crate::domain::CampaignId;
-use crate::settle::entry::StreamId;
+use crate::domain::StreamId;
 use redis::ScriptInvocation;
 use redis::aio::ConnectionLike;
 

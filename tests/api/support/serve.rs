@@ -26,7 +26,7 @@ impl Serve {
             .env("PRIZEWHEEL_LISTEN", format!("127.0.0.1:{port}"))
             .env("REDIS_URL", redis_url)
             .env("DATABASE_URL", db_url)
-            .env("PRIZEWHEEL_JWT_SECRET", crate::helpers::SECRET)
+            .env("PRIZEWHEEL_JWT_SECRET", crate::support::helpers::SECRET)
             .env("PRIZEWHEEL__LOG__FILTER", "warn")
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
@@ -40,7 +40,7 @@ impl Serve {
     /// True once GET /healthz answers 200 (within 10 s); false when the
     /// process exits or never answers.
     pub async fn up(&mut self) -> bool {
-        let client = crate::helpers::client();
+        let client = crate::support::helpers::client();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {

@@ -3,10 +3,10 @@
 //! bounded by what was applied), and the replica's in-flight Redis calls. Sampled
 //! every few seconds by one task per replica, off the request path.
 
-use super::metrics;
 use crate::settle::{ledger, stream};
 use crate::store::redis::RedisStore;
 use crate::store::redis::keys::CampaignKeys;
+use crate::telemetry::metrics;
 use opentelemetry::KeyValue;
 use sqlx::PgPool;
 use std::collections::HashMap;

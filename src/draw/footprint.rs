@@ -2,9 +2,9 @@
 //! and the idempotency record of each spin, summed with `MEMORY USAGE` over the
 //! campaign's bucket hashes. Used by the memory test and bench/redis_footprint.rs.
 
-use super::keys::CampaignKeys;
-use super::{RedisStore, StoreError};
 use crate::domain::{CampaignId, IdempotencyKey, UserId};
+use crate::store::redis::keys::CampaignKeys;
+use crate::store::redis::{RedisStore, StoreError};
 use futures_util::StreamExt;
 use futures_util::stream;
 
@@ -42,10 +42,10 @@ pub async fn spin_each(
         .map(|user| async move {
             let key = IdempotencyKey::parse(&uuid::Uuid::new_v4().simple().to_string())
                 .map_err(StoreError::Protocol)?;
-            match crate::draw::spin(store, campaign, &user, &key, "").await {
+            match super::spin(store, campaign, &user, &key, "").await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(r)) => Err(StoreError::Protocol(format!("spin refused: {r:?}"))),
-                Err(crate::draw::DrawError::Store(e)) => Err(e),
+                Err(super::DrawError::Store(e)) => Err(e),
                 Err(e) => Err(StoreError::Protocol(e.to_string())),
             }
         })

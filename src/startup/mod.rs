@@ -1,5 +1,10 @@
-//! Building and running the HTTP server: connect the stores, bind the listener
-//! (port 0 works, for tests), and serve until stopped.
+//! Starting the processes: `Application` builds and runs the HTTP server
+//! (connect the stores, bind the listener, port 0 works for tests, serve until
+//! stopped) with its background loops; `settling` and `sampler` are loops it
+//! starts, `settling` also for `prizewheel settle`.
+
+pub mod sampler;
+pub mod settling;
 
 use crate::admission::Admission;
 use crate::config::Settings;
@@ -10,17 +15,16 @@ use crate::http::unread_body;
 use crate::http::{
     AllowedMethods, AppState, fallback, metrics_text, openapi, openapi_json, routes,
 };
-use crate::settle::Settler;
 use crate::store::{pg, redis::RedisStore};
-use crate::telemetry::sampler::sample_forever;
 use crate::telemetry::traces::RequestSpan;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use sampler::sample_forever;
+use settling::Settling;
 use std::net::TcpListener;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
@@ -28,8 +32,8 @@ use utoipa_actix_web::AppExt;
 pub struct Application {
     port: u16,
     server: Server,
-    /// The in-process settler, when `settle.enabled`: its stop signal and task.
-    settler: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    /// The in-process settler and recovery watch, when `settle.enabled`.
+    settling: Option<Settling>,
     /// The quota cache's campaign version watcher.
     watcher: JoinHandle<()>,
     /// The sampler of store-backed gauges (stock, settlement lag).
@@ -44,18 +48,10 @@ impl Application {
         let verifier = web::Data::new(Verifier::new(&settings.auth)?);
         let redis = RedisStore::connect(&settings.redis).await?;
         let pg = pg::pool(&settings.database)?;
-        let settler = if settings.settle.enabled {
-            let (stop, stopped) = watch::channel(false);
-            let settler = Settler::new(
-                redis.target().clone(),
-                pg.clone(),
-                settings.settle.clone(),
-                Settler::default_consumer(),
-            );
-            Some((stop, tokio::spawn(settler.run(stopped))))
-        } else {
-            None
-        };
+        let settling = settings
+            .settle
+            .enabled
+            .then(|| Settling::start(redis.target().clone(), pg.clone(), &settings.settle));
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
@@ -112,7 +108,7 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
-            settler,
+            settling,
             watcher,
             sampler,
         })
@@ -129,9 +125,8 @@ impl Application {
         let served = self.server.await;
         self.watcher.abort();
         self.sampler.abort();
-        if let Some((stop, task)) = self.settler {
-            let _ = stop.send(true);
-            let _ = task.await;
+        if let Some(settling) = self.settling {
+            settling.stop().await;
         }
         served
     }

@@ -2,8 +2,8 @@
 //! printed by `campaign plan`, returned by the admin API and recorded with the
 //! version in PostgreSQL.
 
-use super::load::parse_campaign;
-use super::model::{Campaign, Stock};
+use crate::campaign::model::{Campaign, Stock};
+use crate::campaign::parse_campaign;
 use crate::store::redis::live::LiveState;
 use serde::Serialize;
 use std::fmt;
@@ -73,7 +73,7 @@ pub fn plan(new: &Campaign, live: Option<&LiveState>) -> Plan {
             changes,
         };
     };
-    let unchanged = live.hash == super::canonical::hash(new);
+    let unchanged = live.hash == crate::campaign::canonical::hash(new);
     let mut changes = Vec::new();
     match parse_campaign(&live.yaml) {
         Ok(old) => diff(&old, new, live, &mut changes),

@@ -1,9 +1,9 @@
 //! Applying a campaign: plan against the live state, one atomic Redis script,
 //! then the version record in PostgreSQL. Serves the CLI and the admin API.
 
-use super::canonical;
-use super::model::Campaign;
 use super::plan::{Plan, plan};
+use crate::campaign::Campaign;
+use crate::campaign::canonical;
 use crate::store::pg::{VersionRecord, record_version};
 use crate::store::redis::apply::{Applied, ApplyCall};
 use crate::store::redis::live::LiveState;

@@ -3,7 +3,7 @@
 //! and for a server with WAITAOF (Valkey, which scripts/test.sh installs and
 //! names in `PRIZEWHEEL_TEST_VALKEY_SERVER`). Each is killed when dropped.
 
-use crate::helpers::TempDir;
+use crate::support::helpers::TempDir;
 use std::time::Duration;
 
 /// The project's Redis settings (AOF everysec, noeviction, …): every private

@@ -246,10 +246,10 @@ pub async fn postgres_behind_proxy(db_url: &str) -> (Proxy, sqlx::PgPool) {
 /// settings shaped further by `adjust` (the test's own pool stays direct).
 pub async fn service_with_postgres_behind_proxy(
     adjust: impl FnOnce(&mut prizewheel::config::Settings),
-) -> (Proxy, crate::helpers::TestApp) {
+) -> (Proxy, crate::support::helpers::TestApp) {
     use secrecy::ExposeSecret;
     let proxy = Proxy::start(POSTGRES.into()).await;
-    let app = crate::helpers::TestApp::spawn_with(|s| {
+    let app = crate::support::helpers::TestApp::spawn_with(|s| {
         s.database.url = proxy.postgres_url(s.database.url.expose_secret()).into();
         adjust(s);
     })

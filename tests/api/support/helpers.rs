@@ -7,19 +7,21 @@
 //! one Redis) and its own database, dropped at the end.
 
 use prizewheel::admission::AdmissionSettings;
-use prizewheel::campaign::apply::{ApplyReport, apply};
 use prizewheel::campaign::parse_campaign;
-use prizewheel::config::{HttpSettings, LogSettings, Settings};
+use prizewheel::config::Settings;
 use prizewheel::domain::CampaignId;
+use prizewheel::http::HttpSettings;
 use prizewheel::http::auth::{AuthSettings, Claims, JwtAlgorithm, sign_hs256};
+use prizewheel::rollout::apply::{ApplyReport, apply};
 use prizewheel::startup::Application;
 use prizewheel::store::pg::{self, PgSettings};
 use prizewheel::store::redis::keys::CampaignKeys;
 use prizewheel::store::redis::{RedisSettings, RedisStore};
+use prizewheel::telemetry::LogSettings;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use crate::private_redis::PrivateRedis;
+pub use crate::support::private_redis::PrivateRedis;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 pub const AUDIENCE: &str = "prizewheel-tests";
