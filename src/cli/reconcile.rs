@@ -1,18 +1,17 @@
 //! `prizewheel reconcile CAMPAIGN`: drawn vs settled, prize by prize.
 
-use crate::config::Settings;
+use super::stores::{Stores, campaign_id};
 use crate::domain::CampaignId;
 use crate::finance::reconcile::{Reconciliation, reconcile};
 use crate::settle::Thresholds;
-use crate::store::pg;
-use crate::store::redis::RedisStore;
 use clap::Args;
 use std::path::Path;
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
     /// The campaign id.
-    campaign: String,
+    #[arg(value_parser = campaign_id)]
+    campaign: CampaignId,
     /// Pending entries idle longer than this count as stuck.
     #[arg(long, default_value_t = Thresholds::default().stuck_after_ms)]
     stuck_after_ms: u64,
@@ -26,14 +25,13 @@ pub struct ReconcileArgs {
 
 /// Prints the reconciliation; `Ok(false)` (exit 1) on any mismatch.
 pub async fn run(a: ReconcileArgs, config: &Path) -> anyhow::Result<bool> {
-    let campaign = CampaignId::parse(&a.campaign).map_err(anyhow::Error::msg)?;
-    let (redis, database) = Settings::load_stores(config)?;
-    let redis = RedisStore::connect(&redis).await?;
-    let pool = pg::pool(&database)?;
+    let campaign = a.campaign;
+    let stores = Stores::connect(config).await?;
+    let (redis, pool, pg_limit) = (stores.redis, stores.pg, stores.pg_limit);
     let r = reconcile(
         &redis,
         &pool,
-        database.query_limit(),
+        pg_limit,
         &campaign,
         &Thresholds {
             stuck_after_ms: a.stuck_after_ms,

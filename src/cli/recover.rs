@@ -3,18 +3,17 @@
 //! after a Redis restart; this runs it on demand, e.g. with no settler running
 //! or after restoring Redis from a backup.
 
-use crate::config::Settings;
+use super::stores::{Stores, campaign_id};
 use crate::domain::CampaignId;
 use crate::recover::{recover, recover_if_needed};
-use crate::store::pg;
-use crate::store::redis::RedisStore;
 use clap::Args;
 use std::path::Path;
 
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
     /// The campaign id.
-    campaign: String,
+    #[arg(value_parser = campaign_id)]
+    campaign: CampaignId,
     /// Only when the campaign awaits recovery (Redis restarted since its last
     /// one); without it the campaign's new draws pause while it runs.
     #[arg(long)]
@@ -25,15 +24,14 @@ pub struct RecoverArgs {
 }
 
 pub async fn run(a: RecoverArgs, config: &Path) -> anyhow::Result<bool> {
-    let campaign = CampaignId::parse(&a.campaign).map_err(anyhow::Error::msg)?;
-    let (redis, database) = Settings::load_stores(config)?;
-    let redis = RedisStore::connect(&redis).await?;
-    let pool = pg::pool(&database)?;
+    let campaign = a.campaign;
+    let stores = Stores::connect(config).await?;
+    let (redis, pool, pg_limit) = (stores.redis, stores.pg, stores.pg_limit);
     let mut conn = redis.conn();
     let report = if a.if_needed {
-        recover_if_needed(&mut conn, &pool, database.query_limit(), &campaign).await?
+        recover_if_needed(&mut conn, &pool, pg_limit, &campaign).await?
     } else {
-        Some(recover(&mut conn, &pool, database.query_limit(), &campaign).await?)
+        Some(recover(&mut conn, &pool, pg_limit, &campaign).await?)
     };
     match (report, a.json) {
         (Some(r), true) => println!("{}", serde_json::to_string_pretty(&r)?),

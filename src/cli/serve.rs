@@ -34,18 +34,10 @@ pub async fn settle(config: &Path) -> anyhow::Result<()> {
         &settings.settle,
     );
     tracing::info!("settling; stop with SIGTERM or Ctrl-C");
-    wait_for_signal().await?;
+    let signal = crate::startup::stop_signal().await?;
+    tracing::info!("{signal} received: finishing the batch in hand, then stopping");
     settling.stop().await;
     telemetry.shutdown();
-    Ok(())
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
     Ok(())
 }
 

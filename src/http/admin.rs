@@ -3,9 +3,10 @@
 use super::AppState;
 use super::auth::{Caller, Role};
 use super::body::{read_limited, text};
+use super::campaign_path::CampaignPath;
 use super::error::{ApiError, ApiResult, Problem, RoleGatedProblems};
 use crate::campaign::{Campaign, parse_campaign};
-use crate::domain::{CampaignId, truncate_for_message};
+use crate::domain::truncate_for_message;
 use crate::rollout::apply::{ApplyReport, apply, plan_against_live};
 use crate::rollout::plan::Plan;
 use actix_web::{HttpRequest, get, put, route, web};
@@ -75,11 +76,11 @@ impl CampaignParser {
     request_body(content = String, content_type = "application/yaml", description = "The campaign YAML"),
     responses(
         RoleGatedProblems,
-        (status = 200, body = ApplyReport),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Applied (or unchanged): the version, and the plan that was applied", body = ApplyReport),
+        (status = 400, description = "The body is not UTF-8 text", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another apply changed the campaign meanwhile", body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid YAML, with every problem and its position", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The YAML is larger than `http.max_campaign_bytes`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid YAML, with every problem and its position, or a file whose `id` is not the path's", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -87,12 +88,12 @@ impl CampaignParser {
 pub async fn put_campaign(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    path: CampaignPath,
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<web::Json<ApplyReport>> {
     caller.require(Role::Marketing)?;
-    let (campaign, yaml) = campaign_body(&state, &req, payload, &id).await?;
+    let (campaign, yaml) = campaign_body(&state, &req, payload, path.as_str()).await?;
     let report = apply(
         &state.redis,
         &state.pg,
@@ -115,8 +116,8 @@ pub async fn put_campaign(
     request_body(content = String, content_type = "application/yaml", description = "The campaign YAML"),
     responses(
         RoleGatedProblems,
-        (status = 200, body = Plan),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The changes applying the file would make, and warnings", body = Plan),
+        (status = 422, description = "Invalid YAML, with every problem and its position, or a file whose `id` is not the path's", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -124,14 +125,14 @@ pub async fn put_campaign(
 pub async fn plan(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    path: CampaignPath,
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<web::Json<Plan>> {
     caller.require(Role::Marketing)?;
-    let (campaign, _) = campaign_body(&state, &req, payload, &id).await?;
-    let (plan, _) = plan_against_live(&state.redis, &campaign).await?;
-    Ok(web::Json(plan))
+    let (campaign, _) = campaign_body(&state, &req, payload, path.as_str()).await?;
+    let (changes, _) = plan_against_live(&state.redis, &campaign).await?;
+    Ok(web::Json(changes))
 }
 
 /// A live campaign: its config, version and per-prize stock.
@@ -166,7 +167,7 @@ pub struct LivePrize {
     params(("id" = String, Path, description = "Campaign id")),
     responses(
         RoleGatedProblems,
-        (status = 200, body = LiveCampaign),
+        (status = 200, description = "The live campaign: version, YAML and stock per prize", body = LiveCampaign),
     ),
     security(("bearer" = []))
 )]
@@ -174,16 +175,15 @@ pub struct LivePrize {
 pub async fn get_live(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    path: CampaignPath,
 ) -> ApiResult<web::Json<LiveCampaign>> {
     caller.require(Role::Marketing)?;
-    let not_found = || ApiError::CampaignNotFound(id.to_string());
-    let campaign = CampaignId::parse(&id).map_err(|_| not_found())?;
+    let campaign = path.id()?;
     let live = state
         .redis
-        .live_state(&campaign)
+        .live_state(campaign)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| path.not_found())?;
     let unlimited_as_none = |v: Option<&i64>| v.copied().filter(|n| *n >= 0);
     let prizes = live
         .table

@@ -2,9 +2,9 @@
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult, Problem};
+use super::campaign_path::CampaignPath;
+use super::error::{ApiResult, Problem};
 use super::spins::PrizeValue;
-use crate::domain::CampaignId;
 use crate::draw::user_hash;
 use actix_web::{get, web};
 use serde::Serialize;
@@ -39,10 +39,10 @@ pub struct PrizeView {
     tag = "spins",
     params(("id" = String, Path, description = "Campaign id")),
     responses(
-        (status = 200, body = CampaignView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The campaign as this shopper sees it: window, prizes, spins left", body = CampaignView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown campaign", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -50,15 +50,14 @@ pub struct PrizeView {
 pub async fn get_campaign(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    path: CampaignPath,
 ) -> ApiResult<web::Json<CampaignView>> {
-    let not_found = || ApiError::CampaignNotFound(id.to_string());
-    let campaign = CampaignId::parse(&id).map_err(|_| not_found())?;
+    let campaign = path.id()?;
     let view = state
         .redis
-        .client_view(&campaign, &caller.user, user_hash(caller.user.as_str()))
+        .client_view(campaign, &caller.user, user_hash(caller.user.as_str()))
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| path.not_found())?;
     let cfg = &view.config;
     let text = |k: &str| {
         cfg.get(k)

@@ -3,6 +3,7 @@
 
 use super::AppState;
 use super::auth::{Caller, Role};
+use super::campaign_path::CampaignPath;
 use super::error::{ApiError, ApiResult, Problem, RoleGatedProblems};
 use crate::domain::{CampaignId, PrizeId, UserId};
 use crate::finance::reconcile::{Reconciliation, reconcile};
@@ -121,12 +122,11 @@ fn wants_csv(req: &HttpRequest) -> bool {
 pub async fn list_rewards(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    path: CampaignPath,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     caller.require(Role::Finance)?;
-    let campaign =
-        CampaignId::parse(&id).map_err(|_| ApiError::CampaignNotFound(id.to_string()))?;
+    let campaign = path.id()?.clone();
     let (filter, limit) = filters(&req)?;
     if wants_csv(&req) {
         return Ok(csv_stream(
@@ -224,7 +224,7 @@ fn csv_stream(
     params(("id" = String, Path, description = "Campaign id")),
     responses(
         RoleGatedProblems,
-        (status = 200, body = Reconciliation),
+        (status = 200, description = "Drawn against settled, prize by prize, and settlement's lag", body = Reconciliation),
     ),
     security(("bearer" = []))
 )]
@@ -232,16 +232,15 @@ fn csv_stream(
 pub async fn summary(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    path: CampaignPath,
 ) -> ApiResult<web::Json<Reconciliation>> {
     caller.require(Role::Finance)?;
-    let not_found = || ApiError::CampaignNotFound(id.to_string());
-    let campaign = CampaignId::parse(&id).map_err(|_| not_found())?;
+    let campaign = path.id()?;
     let r = reconcile(
         &state.redis,
         &state.pg,
         state.pg_query_limit,
-        &campaign,
+        campaign,
         &state.settlement,
     )
     .await
@@ -249,6 +248,6 @@ pub async fn summary(
         crate::finance::reconcile::ReconcileError::Redis(s) => s.into(),
         crate::finance::reconcile::ReconcileError::Pg(p) => pg_error(p),
     })?
-    .ok_or_else(not_found)?;
+    .ok_or_else(|| path.not_found())?;
     Ok(web::Json(r))
 }

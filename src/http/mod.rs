@@ -9,6 +9,8 @@ pub mod admission;
 pub mod auth;
 /// Size-bounded body reading and the spin body's canonical form.
 pub mod body;
+/// The campaign id of a route's `{id}`.
+pub mod campaign_path;
 /// The client's view of a campaign.
 pub mod campaigns;
 /// The one error type and its problem+json rendering.
@@ -91,7 +93,32 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .configure(routes)
         .split_for_parts();
     document_shared_problems(&mut api);
+    unique_operation_ids(&mut api);
     api
+}
+
+/// A handler serving several methods (`plan`: `GET`, and `POST` for clients
+/// that cannot send a body with `GET`) has one operationId in utoipa, and
+/// OpenAPI wants one per operation (client generators refuse a repeated one):
+/// every form but `GET` gets its method appended, e.g. `plan_by_post`.
+fn unique_operation_ids(api: &mut utoipa::openapi::OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        let get = item.get.as_ref().and_then(|op| op.operation_id.clone());
+        let others = [
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("patch", &mut item.patch),
+            ("delete", &mut item.delete),
+        ];
+        for (method, op) in others {
+            if let Some(op) = op
+                .as_mut()
+                .filter(|op| op.operation_id.is_some() && op.operation_id == get)
+            {
+                op.operation_id = get.as_ref().map(|id| format!("{id}_by_{method}"));
+            }
+        }
+    }
 }
 
 /// Problems shared by every endpoint that reads a body or a token, documented

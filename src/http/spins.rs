@@ -4,6 +4,7 @@ use super::AppState;
 use super::admission::SpinGate;
 use super::auth::Caller;
 use super::body::{read_limited, spin_context};
+use super::campaign_path::CampaignPath;
 use super::error::{ApiError, ApiResult, Problem};
 use crate::domain::{CampaignId, IdempotencyKey};
 use crate::draw;
@@ -75,21 +76,20 @@ pub struct PrizeValue {
 pub async fn create_spin(
     state: web::Data<AppState>,
     caller: Caller,
-    id: web::Path<String>,
+    path: CampaignPath,
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let campaign =
-        CampaignId::parse(&id).map_err(|_| ApiError::CampaignNotFound(id.to_string()))?;
-    let gate = SpinGate::enter(&state, &campaign, &caller.user)?;
+    let campaign = path.id()?;
+    let gate = SpinGate::enter(&state, campaign, &caller.user)?;
     let key = idempotency_key(&req)?;
     let body = read_limited(&req, payload, state.http.max_spin_body_bytes).await?;
     let context = spin_context(&req, &body, state.http.max_spin_body_bytes)?;
-    let outcome = draw::spin(&state.redis, &campaign, &caller.user, &key, &context).await?;
-    observe(&campaign, &outcome);
+    let outcome = draw::spin(&state.redis, campaign, &caller.user, &key, &context).await?;
+    observe(campaign, &outcome);
     let drawn = outcome.map_err(|r| {
-        gate.refused(&state, &campaign, &caller.user, r);
-        rejection(r, &campaign)
+        gate.refused(&state, campaign, &caller.user, r);
+        rejection(r, campaign)
     })?;
     Ok(respond(drawn, campaign))
 }
@@ -149,7 +149,7 @@ fn rejection(r: Rejection, campaign: &CampaignId) -> ApiError {
     }
 }
 
-fn respond(d: Drawn, campaign: CampaignId) -> HttpResponse {
+fn respond(d: Drawn, campaign: &CampaignId) -> HttpResponse {
     let value = PrizeValue {
         amount: d.amount,
         currency: d.currency,

@@ -55,7 +55,7 @@ pub async fn plan_against_live(
     c: &Campaign,
 ) -> Result<(Plan, Option<LiveState>), StoreError> {
     let live = redis.live_state(&c.id).await?;
-    Ok((plan(c, live.as_ref()), live))
+    Ok((plan(c, live.as_ref(), chrono::Utc::now()), live))
 }
 
 /// Applies `c` (parsed from `yaml`) on behalf of `applied_by`. Recording the

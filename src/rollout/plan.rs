@@ -5,6 +5,7 @@
 use crate::campaign::model::{Campaign, Stock};
 use crate::campaign::parse_campaign;
 use crate::store::redis::live::LiveState;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
 
@@ -16,6 +17,9 @@ pub struct Plan {
     /// True when the file equals the live config: applying changes nothing.
     pub unchanged: bool,
     pub changes: Vec<Change>,
+    /// What to know before applying that no change says, e.g. a window that
+    /// has already ended (applying it draws nothing).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -51,8 +55,9 @@ impl Change {
     }
 }
 
-/// The plan of applying `new` over `live`.
-pub fn plan(new: &Campaign, live: Option<&LiveState>) -> Plan {
+/// The plan of applying `new` over `live`, at `now`.
+pub fn plan(new: &Campaign, live: Option<&LiveState>, now: DateTime<Utc>) -> Plan {
+    let warnings = warnings(new, now);
     let Some(live) = live else {
         let mut changes = vec![Change::new("create", "campaign").note(format!(
             "{} prizes, window {} to {}",
@@ -71,6 +76,7 @@ pub fn plan(new: &Campaign, live: Option<&LiveState>) -> Plan {
             live_version: None,
             unchanged: false,
             changes,
+            warnings,
         };
     };
     let unchanged = live.hash == crate::campaign::canonical::hash(new);
@@ -86,7 +92,22 @@ pub fn plan(new: &Campaign, live: Option<&LiveState>) -> Plan {
         live_version: Some(live.version),
         unchanged,
         changes,
+        warnings,
     }
+}
+
+/// A window over before the apply: the campaign would be applied and recorded,
+/// and every spin refused as ended.
+fn warnings(new: &Campaign, now: DateTime<Utc>) -> Vec<String> {
+    let mut out = Vec::new();
+    if new.ends_at <= now {
+        out.push(format!(
+            "the window ended at {} (it is now {}): every spin will be refused as ended",
+            new.ends_at.to_rfc3339(),
+            now.format("%Y-%m-%dT%H:%M:%SZ")
+        ));
+    }
+    out
 }
 
 fn diff(old: &Campaign, new: &Campaign, live: &LiveState, out: &mut Vec<Change>) {
@@ -194,22 +215,26 @@ impl fmt::Display for Plan {
         match self.live_version {
             None => writeln!(
                 f,
-                "campaign {}: not live yet; applying creates version 1",
+                "campaign {}: not applied yet; applying creates version 1",
                 self.campaign_id
             )?,
-            Some(v) if self.unchanged => {
-                return writeln!(
-                    f,
-                    "campaign {}: version {v} is live and equal to this file; nothing to apply",
-                    self.campaign_id
-                );
-            }
+            Some(v) if self.unchanged => writeln!(
+                f,
+                "campaign {}: version {v} is live and equal to this file; nothing to apply",
+                self.campaign_id
+            )?,
             Some(v) => writeln!(
                 f,
                 "campaign {}: version {v} is live; applying creates version {}",
                 self.campaign_id,
                 v + 1
             )?,
+        }
+        for w in &self.warnings {
+            writeln!(f, "  warning: {w}")?;
+        }
+        if self.unchanged {
+            return Ok(());
         }
         if self.changes.is_empty() {
             writeln!(f, "  (no field changes; formatting only)")?;

@@ -99,6 +99,9 @@ impl Application {
                 .default_service(web::to(fallback))
         })
         .on_connect(unread_body::on_connect)
+        // Signals are ours (`run_until_stopped`): actix stops at once on
+        // SIGINT, and Ctrl-C must drain like SIGTERM.
+        .disable_signals()
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
         .listen(listener)?;
         if settings.http.workers > 0 {
@@ -118,11 +121,24 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM (actix drains gracefully on either) or until
-    /// the server handle is stopped; then the settler finishes and acknowledges
+    /// Serves until SIGINT/SIGTERM or until the server handle is stopped. On a
+    /// signal it stops accepting and gives the requests in flight up to
+    /// `http.shutdown_timeout_secs`; then the settler finishes and acknowledges
     /// the batch in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = self.server;
+        let served = tokio::select! {
+            served = &mut server => served,
+            signal = stop_signal() => {
+                match signal {
+                    Ok(name) => tracing::info!("{name} received: finishing the requests in flight, then stopping"),
+                    Err(e) => tracing::error!(error = %e, "cannot wait for signals; stopping"),
+                }
+                // The server future runs the stop: poll both.
+                tokio::join!(handle.stop(true), server).1
+            }
+        };
         self.watcher.abort();
         self.sampler.abort();
         if let Some(settling) = self.settling {
@@ -134,4 +150,16 @@ impl Application {
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM and names the one that came. Both mean
+/// an ordinary, clean stop.
+pub async fn stop_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    })
 }

@@ -61,7 +61,10 @@ impl Metrics {
             .scope_info_enabled(false)
             .build()
         {
-            Ok(exporter) => SdkMeterProvider::builder().with_reader(exporter).build(),
+            Ok(exporter) => SdkMeterProvider::builder()
+                .with_resource(super::resource())
+                .with_reader(exporter)
+                .build(),
             Err(e) => {
                 // Only a registry name clash can fail here; keep serving without metrics.
                 tracing::error!(error = %e, "metrics exporter unavailable");

@@ -30,6 +30,19 @@ impl Telemetry {
     }
 }
 
+/// `service.name` is `prizewheel` unless `OTEL_SERVICE_NAME` or
+/// `OTEL_RESOURCE_ATTRIBUTES` say otherwise.
+fn resource() -> opentelemetry_sdk::Resource {
+    let named = std::env::var("OTEL_SERVICE_NAME").is_ok()
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
+    let builder = opentelemetry_sdk::Resource::builder();
+    if named {
+        builder.build()
+    } else {
+        builder.with_service_name("prizewheel").build()
+    }
+}
+
 /// Installs the global subscriber once; later calls do nothing (tests).
 pub fn init(settings: &LogSettings) -> Telemetry {
     let filter =

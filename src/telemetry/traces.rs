@@ -19,7 +19,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The tracer provider: exporting when an OTLP endpoint is configured.
 pub fn provider() -> SdkTracerProvider {
-    let mut builder = SdkTracerProvider::builder().with_resource(resource());
+    let mut builder = SdkTracerProvider::builder().with_resource(super::resource());
     if exporting() {
         // The blocking HTTP client must not be created (or dropped) on an async
         // runtime thread; the batch processor runs it on a thread of its own.
@@ -42,19 +42,6 @@ fn exporting() -> bool {
     let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
     !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-}
-
-/// `service.name` is `prizewheel` unless `OTEL_SERVICE_NAME` or
-/// `OTEL_RESOURCE_ATTRIBUTES` say otherwise.
-fn resource() -> opentelemetry_sdk::Resource {
-    let named = std::env::var("OTEL_SERVICE_NAME").is_ok()
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
-    let builder = opentelemetry_sdk::Resource::builder();
-    if named {
-        builder.build()
-    } else {
-        builder.with_service_name("prizewheel").build()
-    }
 }
 
 /// Shuts the provider down, flushing spans, off the async runtime (see above).

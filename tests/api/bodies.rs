@@ -129,6 +129,7 @@ async fn unknown_routes_health_and_openapi() {
         .await
         .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_valid_openapi(&doc);
     let spin = &doc["paths"]["/v1/campaigns/{id}/spins"]["post"];
     for status in [
         "200", "400", "401", "404", "409", "413", "422", "429", "503",
@@ -147,4 +148,49 @@ async fn unknown_routes_health_and_openapi() {
         );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// Runs openapi-spec-validator (PyPI; scripts/test.sh installs it and names
+/// its python3 in PRIZEWHEEL_TEST_OPENAPI_PYTHON) on `doc`: (success, output).
+fn validate_openapi(doc: &Value) -> (bool, String) {
+    let python = std::env::var("PRIZEWHEEL_TEST_OPENAPI_PYTHON").expect(
+        "PRIZEWHEEL_TEST_OPENAPI_PYTHON must name a python3 with openapi-spec-validator: run bash scripts/test.sh",
+    );
+    let dir = crate::support::helpers::TempDir::new();
+    let file = dir.0.join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
+    let out = std::process::Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// The served document is valid OpenAPI 3.1 to a real validator (client
+/// generators reject an invalid one), and every operation has its own id.
+fn assert_valid_openapi(doc: &Value) {
+    let (valid, out) = validate_openapi(doc);
+    assert!(valid, "the OpenAPI document is invalid: {out}");
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "operationIds are unique: {ids:?}");
+    // The validator does refuse: the same document less one response's description.
+    let mut broken = doc.clone();
+    broken["paths"]["/v1/campaigns/{id}/spins"]["post"]["responses"]["200"]
+        .as_object_mut()
+        .unwrap()
+        .remove("description");
+    let (valid, out) = validate_openapi(&broken);
+    assert!(!valid, "a response without a description passed: {out}");
 }

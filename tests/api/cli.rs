@@ -3,6 +3,7 @@
 
 use crate::support::serve::Serve;
 use std::process::Command;
+use std::time::Duration;
 
 fn prizewheel(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_prizewheel"))
@@ -144,4 +145,114 @@ fn simulate_reports_run_outs_costs_and_draws_the_burn_down() {
         out.contains("runs out") && out.contains("cost (INR)") && out.contains("million spins/s"),
         "{out}"
     );
+}
+
+/// Ctrl-C is an ordinary stop, as clean as SIGTERM: the listener closes, and a
+/// request whose body is still arriving is answered before the process exits
+/// with success (it used to be cut: actix stops at once on SIGINT).
+#[tokio::test]
+async fn ctrl_c_drains_a_request_in_flight_like_sigterm() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = crate::support::helpers::TestDb::new().await;
+    for signal in ["INT", "TERM"] {
+        let mut serve = Serve::start(
+            &crate::support::helpers::redis_url(),
+            &db.url,
+            &[(
+                "PRIZEWHEEL__AUTH__AUDIENCE",
+                crate::support::helpers::AUDIENCE,
+            )],
+        );
+        assert!(serve.up().await, "serve came up");
+        let body = br#"{"order_id": "o-1"}"#;
+        let head = format!(
+            "POST /v1/campaigns/no-such-sale/spins HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+             Authorization: Bearer {}\r\nIdempotency-Key: k-{signal}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            crate::support::helpers::token("ann", &[]),
+            body.len()
+        );
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", serve.port))
+            .await
+            .unwrap();
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(&body[..5]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        serve.signal(signal);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            serve.exited_within(Duration::ZERO).await.is_none(),
+            "SIG{signal}: serve waited for the request in flight"
+        );
+        conn.write_all(&body[5..]).await.unwrap();
+        let mut answer = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            matches!(read, Ok(Ok(_))) && answer.starts_with("HTTP/1.1 404"),
+            "SIG{signal}: the request in flight was answered: {read:?} {answer:?}"
+        );
+        let status = serve.exited_within(Duration::from_secs(10)).await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "SIG{signal}: serve exited cleanly: {status:?} {}",
+            serve.stop()
+        );
+    }
+}
+
+/// `campaign plan` and `apply` in marketing's words: a campaign Redis has not
+/// seen is "not applied yet", and a window that has already ended is said
+/// before (plan) and while (apply) it is applied.
+#[tokio::test]
+async fn plan_and_apply_warn_of_a_window_that_has_ended() {
+    use crate::support::helpers::{Spec, TempDir, TestDb, redis_url};
+    let db = TestDb::new().await;
+    let dir = TempDir::new();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_prizewheel"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("REDIS_URL", redis_url())
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let mut spec = Spec::new("ended");
+    let now = chrono::Utc::now();
+    spec.starts_at = (now - chrono::Duration::days(3)).to_rfc3339();
+    spec.ends_at = (now - chrono::Duration::days(1)).to_rfc3339();
+    let file = dir.0.join("ended.yaml");
+    std::fs::write(&file, spec.yaml()).unwrap();
+    let path = file.to_str().unwrap();
+
+    let (code, out, err) = run(&["campaign", "plan", path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("campaign {}: not applied yet;", spec.id)),
+        "{out}"
+    );
+    assert!(out.contains("  warning: the window ended at "), "{out}");
+
+    let (code, out, err) = run(&["campaign", "apply", path, "--by", "test"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("  warning: the window ended at "), "{out}");
+    assert!(out.contains("is now at version 1"), "{out}");
+
+    let (code, out, err) = run(&["campaign", "apply", path, "--by", "test"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  warning: the window ended at ") && out.contains("unchanged"),
+        "applied again, the warning stays: {out}"
+    );
+
+    std::fs::write(&file, Spec::new("open").yaml()).unwrap();
+    let (_, out, _) = run(&["campaign", "plan", path]);
+    assert!(!out.contains("warning"), "a window still open: {out}");
 }

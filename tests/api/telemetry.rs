@@ -130,6 +130,14 @@ async fn metrics_expose_the_sale_with_bounded_labels() {
     }
     let text = metrics_text(&app).await;
     assert!(!text.contains("made-up"), "a client's id became a label");
+    let target = text
+        .lines()
+        .find(|l| l.starts_with("target_info{"))
+        .expect("target_info is exposed");
+    assert!(
+        target.contains("service_name=\"prizewheel\""),
+        "the metrics name the service: {target}"
+    );
     assert_eq!(
         series(
             &text,

@@ -83,6 +83,28 @@ impl Serve {
         err
     }
 
+    /// Sends `signal` (a name `kill` knows, e.g. `INT`, `TERM`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal}");
+    }
+
+    /// Its exit status once it has exited by itself, waiting up to `limit`.
+    pub async fn exited_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// Stops it (if still running) and returns everything it wrote: its logs
     /// (stdout), then its errors (stderr). At `warn` both stay far below a pipe's
     /// buffer, so the child never blocks on them.
