@@ -350,7 +350,42 @@ pub async fn spin(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    req.send().await.expect("request sent")
+    send(req).await
+}
+
+/// Sends `req`, and sends it again (twice at most) when it was never written.
+/// actix answers 408 on a connection that has carried no request for its
+/// `client_request_timeout` (5 s); in a burst, hyper's pool opens connections
+/// it ends up not using, and on a loaded machine one can be that old when a
+/// request is queued on it: hyper then fails that request ("received
+/// unexpected message from connection") before writing a byte of it. Any
+/// client sends it again; for a spin the Idempotency-Key would make even a
+/// repeat of a delivered request safe.
+pub async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let again = req.try_clone().expect("a request that can be sent again");
+        match again.send().await {
+            Ok(res) => return res,
+            Err(e) if attempts < 3 && never_written(&e) => {
+                eprintln!("sending again, never written: {e}");
+            }
+            Err(e) => panic!("request sent: {e:?}"),
+        }
+    }
+}
+
+/// hyper's error for bytes that arrived on an idle connection, in `e`'s chain.
+fn never_written(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        if c.to_string() == "received unexpected message from connection" {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Campaign YAML with sensible defaults, shaped by the caller.
