@@ -35,7 +35,6 @@ use crate::domain::CampaignId;
 use crate::domain::StreamId;
 use crate::draw::model::{Counters, day_index};
 use crate::draw::{fingerprint, record_field, user_hash};
-use crate::settle::entry::{self, Entry};
 use crate::settle::{Shutdown, ledger, stream};
 use crate::store::pg::within;
 use crate::store::redis::StoreError;
@@ -205,12 +204,9 @@ async fn drain(
         let Some(last) = page.last().and_then(|(id, _)| StreamId::parse(id)) else {
             return Ok(drained);
         };
-        let rows: Vec<Entry> = page
-            .iter()
-            .map(|(id, fields)| entry::parse(id, fields))
-            .collect();
-        // What the ledger refuses on its own, the settler dead-letters.
-        ledger::write_isolating(pg, pg_limit, campaign.as_str(), &rows).await?;
+        let entries = page.iter().map(|(id, fields)| (id.as_str(), fields));
+        // What does not parse or what the ledger refuses, the settler dead-letters.
+        ledger::write_stream_entries(pg, pg_limit, campaign.as_str(), entries, |_| {}).await?;
         drained += page.len() as u64;
         if page.len() < PAGE {
             return Ok(drained);

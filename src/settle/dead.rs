@@ -4,7 +4,7 @@
 //! answered to the shopper and counted in Redis: `reconcile` counts it per prize,
 //! and [`retry`] settles it once its cause is fixed.
 
-use super::entry::{self, Entry};
+use super::entry::Entry;
 use super::ledger;
 use super::stream::{Fields, RawEntry};
 use crate::domain::StreamId;
@@ -100,37 +100,23 @@ pub async fn retry(
             return Ok(report);
         };
         after = Some(last.id.clone());
-        let mut rows = Vec::with_capacity(page.len());
-        let mut sources = Vec::with_capacity(page.len());
-        for (i, d) in page.iter().enumerate() {
-            match entry::parse(&d.source_id, &d.original) {
-                Entry::Poison(reason) => report.remaining.push(remaining(d, reason)),
-                Entry::Spin(mut r) => {
-                    if drop_context {
-                        r.context.clear();
-                    }
-                    rows.push(Entry::Spin(r));
-                    sources.push(i);
-                }
-                row => {
-                    rows.push(row);
-                    sources.push(i);
-                }
+        let entries = page.iter().map(|d| (d.source_id.as_str(), &d.original));
+        let written = ledger::write_stream_entries(pg, pg_limit, campaign, entries, |e| {
+            if let (true, Entry::Spin(r)) = (drop_context, e) {
+                r.context.clear();
             }
+        })
+        .await?;
+        let mut refused = vec![false; page.len()];
+        for (i, reason) in written.refused {
+            refused[i] = true;
+            report.remaining.push(remaining(&page[i], reason));
         }
-        let written = ledger::write_isolating(pg, pg_limit, campaign, &rows).await?;
-        let mut refused = vec![false; rows.len()];
-        for (row, reason) in written.refused {
-            refused[row] = true;
-            report
-                .remaining
-                .push(remaining(&page[sources[row]], reason));
-        }
-        let settled: Vec<&str> = sources
+        let settled: Vec<&str> = page
             .iter()
             .zip(&refused)
             .filter(|(_, r)| !**r)
-            .map(|(i, _)| page[*i].id.as_str())
+            .map(|(d, _)| d.id.as_str())
             .collect();
         if !settled.is_empty() {
             let _: i64 = redis::cmd("XDEL")

@@ -4,7 +4,8 @@
 //! PostgreSQL refuses for its data is split until the refused entries stand
 //! alone ([`write_isolating`]): no entry can hold back the others.
 
-use super::entry::Entry;
+use super::entry::{self, Entry};
+use super::stream::Fields;
 use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
 use std::ops::Range;
 use std::time::Duration;
@@ -17,6 +18,48 @@ pub struct Written {
     /// Entries PostgreSQL refused on their own (index into the entries given),
     /// with its reason; everything else is written.
     pub refused: Vec<(usize, String)>,
+}
+
+/// [`write_isolating`] over entries as the streams hold them (id, fields):
+/// each is parsed (`entry::parse`) and may be changed by `edit` (e.g. a spin's
+/// context dropped); one without fields (deleted while pending) is skipped.
+/// Every entry not written, because it does not parse or because PostgreSQL
+/// refused it, comes back in `refused` with its reason, by index into `entries`,
+/// in order. Serves the settler, the dead-letter retry and recovery's drain.
+pub async fn write_stream_entries<'a>(
+    pg: &PgPool,
+    limit: Duration,
+    campaign: &str,
+    entries: impl IntoIterator<Item = (&'a str, &'a Fields)>,
+    edit: impl Fn(&mut Entry),
+) -> Result<Written, sqlx::Error> {
+    let mut rows = Vec::new();
+    // For each row, its index in `entries`.
+    let mut sources = Vec::new();
+    let mut unparsed = Vec::new();
+    for (i, (id, fields)) in entries.into_iter().enumerate() {
+        if fields.is_empty() {
+            continue;
+        }
+        match entry::parse(id, fields) {
+            Entry::Poison(reason) => unparsed.push((i, reason)),
+            mut row => {
+                edit(&mut row);
+                rows.push(row);
+                sources.push(i);
+            }
+        }
+    }
+    let mut written = write_isolating(pg, limit, campaign, &rows).await?;
+    unparsed.extend(
+        written
+            .refused
+            .drain(..)
+            .map(|(row, reason)| (sources[row], reason)),
+    );
+    unparsed.sort_by_key(|(i, _)| *i);
+    written.refused = unparsed;
+    Ok(written)
 }
 
 /// Writes `entries` (spins and applies; anything else is skipped) and commits,

@@ -17,7 +17,6 @@ pub mod stream;
 
 use crate::store::redis::connection::{RedisConn, RedisTarget, Timeouts};
 use crate::store::redis::keys::CampaignKeys;
-use entry::Entry;
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -344,34 +343,14 @@ impl CampaignSettler {
         conn: &mut RedisConn,
         batch: Vec<stream::RawEntry>,
     ) -> Result<(), StepError> {
-        let mut rows: Vec<Entry> = Vec::with_capacity(batch.len());
-        // For each row, its place in `batch`.
-        let mut sources: Vec<usize> = Vec::with_capacity(batch.len());
-        let mut poison: Vec<(usize, String)> = Vec::new();
-        for (i, (id, fields)) in batch.iter().enumerate() {
-            if fields.is_empty() {
-                continue; // deleted while pending: nothing to settle
-            }
-            match entry::parse(id, fields) {
-                Entry::Poison(reason) => poison.push((i, reason)),
-                row => {
-                    rows.push(row);
-                    sources.push(i);
-                }
-            }
-        }
         let started = Instant::now();
         // Bounded per attempt: a PostgreSQL that vanished without a reset would
         // hold this batch (and the campaign's settlement) forever.
         let limit = Duration::from_millis(self.settings.write_timeout_ms);
-        let written = ledger::write_isolating(&self.pg, limit, &self.campaign, &rows).await?;
-        poison.extend(
-            written
-                .refused
-                .into_iter()
-                .map(|(row, reason)| (sources[row], reason)),
-        );
-        for (i, reason) in &poison {
+        let entries = batch.iter().map(|(id, fields)| (id.as_str(), fields));
+        let written =
+            ledger::write_stream_entries(&self.pg, limit, &self.campaign, entries, |_| {}).await?;
+        for (i, reason) in &written.refused {
             let (id, fields) = &batch[*i];
             tracing::error!(campaign.id = %self.campaign, stream.id = %id, reason = %reason, "unsettleable entry moved to the dead-letter stream");
             stream::dead_letter(conn, &self.dead, id, reason, fields).await?;
@@ -382,7 +361,7 @@ impl CampaignSettler {
             campaign.id = %self.campaign,
             entries = ids.len(),
             inserted = written.inserted,
-            dead = poison.len(),
+            dead = written.refused.len(),
             duration_ms = started.elapsed().as_millis() as u64,
             "batch settled"
         );
