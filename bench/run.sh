@@ -3,6 +3,7 @@
 # measured in the same run (the machine is shared and noisy: read the ratios).
 #
 #   bash bench/run.sh            # CONCURRENCY=50 DURATION=15 USERS=1000000
+#   PW_BENCH_BIN=/tmp/prizewheel-before bash bench/run.sh   # another build of serve
 #
 # Builds in release mode, starts a fresh Redis with the project's settings (port
 # 6392, AOF everysec, noeviction) and PostgreSQL, then measures:
@@ -46,6 +47,9 @@ trap 'stop_server; pw_stop_redis "$port" || true' EXIT
 pw_log "building (release)"
 cargo build --release --locked -q --bin prizewheel --example redis_footprint
 bench_env "$port" "prizewheel_bench" "$listen"
+# PW_BENCH_BIN=path measures another build of the service (e.g. the commit
+# before a change, for a before/after in one sitting); the rest is this tree's.
+bin="${PW_BENCH_BIN:-$bin}"
 # All load comes from one address: the per-IP layer would be the only thing measured.
 export PRIZEWHEEL__ADMISSION__PER_IP__ENABLED=false
 

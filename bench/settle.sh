@@ -12,6 +12,8 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../scripts/services.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/services.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PW_ROOT"
 
 rows="${ROWS:-1000000}"
@@ -21,22 +23,10 @@ work="$PW_ROOT/target/bench-settle"
 mkdir -p "$work"
 psql_db=(psql -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PW_PG_PORT" -U postgres -d "$db")
 
-pw_ensure_packages
-pw_start_postgres
-pw_stop_redis "$port" 2>/dev/null || true
-rm -rf "$work/redis"
-pw_start_redis "$port" "$work/redis"
 trap 'kill "${settler_pid:-0}" 2>/dev/null || true; pw_stop_redis "$port" || true' EXIT
-psql -q -X -h 127.0.0.1 -p "$PW_PG_PORT" -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
-pw_create_database "$db"
-
-cargo build --release --locked -q
-bin="$PW_ROOT/target/release/prizewheel"
-export REDIS_URL="redis://127.0.0.1:$port"
-export DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/$db"
+bench_stores "$port" "$db" "$work"
 export PRIZEWHEEL_JWT_SECRET="bench-secret-bench-secret-bench-secret"
 export PRIZEWHEEL__LOG__FILTER="${PRIZEWHEEL__LOG__FILTER:-warn}"
-"$bin" migrate >/dev/null
 "${psql_db[@]}" -c "INSERT INTO campaigns (campaign_id, name, timezone, starts_at, ends_at, version)
                      VALUES ('bench', 'Bench', 'UTC', now(), now() + interval '30 days', 1)"
 

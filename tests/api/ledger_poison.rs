@@ -2,7 +2,7 @@
 //! API, an entry the ledger refuses anyway is dead-lettered alone while the rest
 //! settles, and settlement that is stuck is reported everywhere.
 
-use crate::support::helpers::{Spec, TestApp, cli, redis_url, stream_prizes, token};
+use crate::support::helpers::{Spec, TestApp, cli, redis_url, spin, stream_prizes, token};
 use crate::support::settling::{draws, fast, lag, settle_all, settled_ids};
 use prizewheel::domain::{CampaignId, IdempotencyKey, UserId};
 use prizewheel::settle::SettleSettings;
@@ -13,8 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// A spin with `body` sent exactly as given (reqwest's `json` would round
-/// numbers through f64).
+/// A spin with `body` sent exactly as given.
 async fn spin_raw(
     app: &TestApp,
     campaign: &str,
@@ -22,15 +21,15 @@ async fn spin_raw(
     key: &str,
     body: &str,
 ) -> reqwest::Response {
-    app.client
-        .post(format!("{}/v1/campaigns/{campaign}/spins", app.address))
-        .bearer_auth(token(user, &[]))
-        .header("Idempotency-Key", key)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("request sent")
+    spin(
+        &app.client,
+        &app.address,
+        campaign,
+        &token(user, &[]),
+        key,
+        Some(body),
+    )
+    .await
 }
 
 async fn json(r: reqwest::Response) -> (u16, serde_json::Value) {

@@ -46,16 +46,8 @@ async fn a_retry_replays_the_original_outcome() {
     let spec = Spec::new("replay");
     app.apply(&spec.yaml()).await;
     let t = token("alice", &[]);
-    let body = json!({"order_id": "o-1"});
-    let first = spin(
-        &app.client,
-        &app.address,
-        &spec.id,
-        &t,
-        "k-1",
-        Some(body.clone()),
-    )
-    .await;
+    let body = r#"{"order_id": "o-1"}"#;
+    let first = spin(&app.client, &app.address, &spec.id, &t, "k-1", Some(body)).await;
     assert_eq!(first.status(), 200);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first: Value = first.json().await.unwrap();
@@ -75,7 +67,7 @@ async fn a_retry_replays_the_original_outcome() {
         &spec.id,
         &t,
         "k-1",
-        Some(json!({"order_id": "o-2"})),
+        Some(r#"{"order_id": "o-2"}"#),
     )
     .await;
     assert_eq!(other_body.status(), 422);
@@ -89,7 +81,7 @@ async fn a_retry_replays_the_original_outcome() {
         &spec.id,
         &token("bob", &[]),
         "k-1",
-        Some(json!({"order_id": "o-1"})),
+        Some(r#"{"order_id": "o-1"}"#),
     )
     .await;
     assert_eq!(bob.status(), 200);
@@ -120,15 +112,7 @@ async fn fifty_concurrent_copies_of_one_key_make_one_draw() {
                 t.clone(),
             );
             async move {
-                let r = spin(
-                    &client,
-                    &address,
-                    &id,
-                    &t,
-                    "same-key",
-                    Some(json!({"a": 1})),
-                )
-                .await;
+                let r = spin(&client, &address, &id, &t, "same-key", Some(r#"{"a": 1}"#)).await;
                 (r.status().as_u16(), r.json::<Value>().await.unwrap())
             }
         })

@@ -335,20 +335,25 @@ pub fn token(sub: &str, roles: &[&str]) -> String {
     .unwrap()
 }
 
+/// A spin; `body` is JSON text sent exactly as given (serde_json's `Value`
+/// would round numbers through f64: a test of the canonical form needs them as
+/// written).
 pub async fn spin(
     client: &reqwest::Client,
     address: &str,
     campaign: &str,
     token: &str,
     key: &str,
-    body: Option<serde_json::Value>,
+    body: Option<&str>,
 ) -> reqwest::Response {
     let mut req = client
         .post(format!("{address}/v1/campaigns/{campaign}/spins"))
         .bearer_auth(token)
         .header("Idempotency-Key", key);
     if let Some(b) = body {
-        req = req.json(&b);
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_owned());
     }
     send(req).await
 }
