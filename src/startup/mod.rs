@@ -48,10 +48,6 @@ impl Application {
         let verifier = web::Data::new(Verifier::new(&settings.auth)?);
         let redis = RedisStore::connect(&settings.redis).await?;
         let pg = pg::pool(&settings.database)?;
-        let settling = settings
-            .settle
-            .enabled
-            .then(|| Settling::start(redis.target().clone(), pg.clone(), &settings.settle));
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
@@ -70,16 +66,7 @@ impl Application {
         let doc = web::Data::new(
             serde_json::to_string(&api).context("serialising the OpenAPI document")?,
         );
-        let watcher = tokio::spawn(watch_campaign_versions(
-            state.clone(),
-            Duration::from_millis(settings.admission.quota_cache.version_check_ms),
-        ));
-        let sampler = {
-            let state = state.clone();
-            tokio::spawn(async move {
-                sample_forever(&state.redis, &state.pg, Duration::from_secs(5)).await;
-            })
-        };
+        let background = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(per_ip))
@@ -107,6 +94,22 @@ impl Application {
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
         }
+        // The background loops start once nothing can fail any more: a refused
+        // start leaves no task behind.
+        let watcher = tokio::spawn(watch_campaign_versions(
+            background.clone(),
+            Duration::from_millis(settings.admission.quota_cache.version_check_ms),
+        ));
+        let settling = settings.settle.enabled.then(|| {
+            Settling::start(
+                background.redis.target().clone(),
+                background.pg.clone(),
+                &settings.settle,
+            )
+        });
+        let sampler = tokio::spawn(async move {
+            sample_forever(&background.redis, &background.pg, Duration::from_secs(5)).await;
+        });
         tracing::info!(http.port = port, "listening");
         Ok(Application {
             port,
