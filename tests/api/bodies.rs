@@ -79,12 +79,7 @@ async fn bad_keys_and_bodies_are_4xx_problems() {
 #[tokio::test]
 async fn unknown_routes_health_and_openapi() {
     let app = TestApp::spawn().await;
-    let r = app
-        .client
-        .get(format!("{}/nope", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/nope").await;
     assert_eq!(problem(r).await, (404, "not_found".into()));
 
     // A known path with a method it does not serve: 405 and what it does serve.
@@ -104,30 +99,12 @@ async fn unknown_routes_health_and_openapi() {
         assert_eq!(problem(r).await, (405, "method_not_allowed".into()));
     }
 
-    let r = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/healthz").await;
     assert_eq!(r.status(), 200);
-    let r = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/readyz").await;
     assert_eq!(r.status(), 200);
 
-    let doc: Value = app
-        .client
-        .get(format!("{}/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_valid_openapi(&doc);
     let spin = &doc["paths"]["/v1/campaigns/{id}/spins"]["post"];

@@ -188,18 +188,8 @@ async fn redis_down_is_503_with_retry_after() {
         "{:?}",
         started.elapsed()
     );
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
-    let live = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let live = app.get("/healthz").await;
     assert_eq!(live.status(), 200);
 }

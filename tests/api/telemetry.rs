@@ -343,12 +343,7 @@ async fn readiness_follows_redis() {
     })
     .await;
     let ready = || async {
-        let r = app
-            .client
-            .get(format!("{}/readyz", app.address))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get("/readyz").await;
         let status = r.status().as_u16();
         (status, r.json::<serde_json::Value>().await.unwrap())
     };
