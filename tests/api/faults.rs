@@ -607,12 +607,15 @@ async fn a_postgres_that_vanishes_silently_does_not_stall_the_settler() {
         .unwrap();
     drawn.extend(draws(&s.app, &s.id, 50, 300, 1_000).await);
     let started = Instant::now();
+    // Polled from the pool, not from `lock`: inside a transaction
+    // pg_stat_activity is a snapshot taken at its first read, so a poll that
+    // came before the INSERT would never see it.
     let insert: i32 = loop {
         let waiting: Option<i32> = sqlx::query_scalar(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
                AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO rewards%'",
         )
-        .fetch_optional(&mut lock)
+        .fetch_optional(&s.app.db.pool)
         .await
         .unwrap();
         if let Some(pid) = waiting {
