@@ -76,15 +76,7 @@ impl Settings {
             redis: RedisSettings,
             database: PgSettings,
         }
-        let figment = if file.exists() {
-            Self::figment(serde_saphyr::figment::Yaml::file_exact(file))
-        } else {
-            Self::figment(figment::providers::Serialized::defaults(()))
-        };
-        let s: Stores = figment
-            .extract()
-            .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), one_line(&e)))
-            .context("set REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL, or run from the project folder")?;
+        let s: Stores = Self::load_part(file).context("set REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL, or run from the project folder")?;
         Ok((s.redis, s.database))
     }
 }
@@ -102,20 +94,29 @@ impl Settings {
         struct Only {
             auth: Option<Auth>,
         }
-        let figment = if file.exists() {
-            Self::figment(serde_saphyr::figment::Yaml::file_exact(file))
-        } else {
-            Self::figment(figment::providers::Serialized::defaults(()))
-        };
-        let only: Only = figment
-            .extract()
-            .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), one_line(&e)))?;
+        let only: Only = Self::load_part(file)?;
         Ok(only
             .auth
             .map_or_else(crate::http::auth::default_max_token_lifetime, |a| {
                 a.max_token_lifetime_secs
             })
             .get())
+    }
+}
+
+impl Settings {
+    /// The sections `T` names, from `file` when it exists (a command that needs
+    /// only a part of the settings also runs on the environment alone) and the
+    /// environment.
+    fn load_part<T: serde::de::DeserializeOwned>(file: &Path) -> anyhow::Result<T> {
+        let figment = if file.exists() {
+            Self::figment(serde_saphyr::figment::Yaml::file_exact(file))
+        } else {
+            Self::figment(figment::providers::Serialized::defaults(()))
+        };
+        figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), one_line(&e)))
     }
 }
 
