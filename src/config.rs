@@ -112,7 +112,8 @@ impl Settings {
         let figment = if file.exists() {
             Self::figment(serde_saphyr::figment::Yaml::file_exact(file))
         } else {
-            Self::figment(figment::providers::Serialized::defaults(()))
+            // No file: the environment alone (an empty provider in its place).
+            Self::figment(Env::raw().only(&[]))
         };
         figment
             .extract()
