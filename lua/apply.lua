@@ -12,12 +12,17 @@
 -- ARGV[10] spins per user per day (0 = none)
 -- ARGV[11] fallback index (1-based)   ARGV[12] total weight
 -- ARGV[13] user buckets (kept from the first apply: bucket keys depend on it)
--- ARGV[14] n = number of prizes in the table, then n pairs (prize id, configured
+-- ARGV[14] earned spins: the free spins of every user, or -1 when spins are not earned
+-- ARGV[15] earned spins: when they lapse, 'campaign_end' | 'end_of_day' ('' when off).
+--          Fixed by the first apply that sets it (meta `ex`): the users' counters
+--          are kept for that rule, so a later apply with the other is refused.
+-- ARGV[16] n = number of prizes in the table, then n pairs (prize id, configured
 --          stock: >= 0, -1 unlimited, -2 retired), then the day starts in ms.
 --
 -- Stock is set to max(0, configured - awarded): a top-up or cut acts on what
 -- remains, awarded units are never resurrected and awarded counts are untouched.
--- Returns {'applied', version} | {'unchanged', version} | {'conflict', live_hash}.
+-- Returns {'applied', version} | {'unchanged', version} | {'conflict', live_hash}
+-- | {'expire_fixed', live expire rule}.
 
 local cur = redis.call('HGET', KEYS[1], 'hash')
 if ARGV[1] ~= '*' and (cur or '') ~= ARGV[1] then
@@ -27,29 +32,35 @@ if cur == ARGV[2] then
   return {'unchanged', tonumber(redis.call('HGET', KEYS[1], 'ver'))}
 end
 
+local fixed = redis.call('HGET', KEYS[1], 'ex')
+if ARGV[15] ~= '' and fixed and fixed ~= ARGV[15] then
+  return {'expire_fixed', fixed}
+end
+
 -- Check every argument before the first write.
-local n = tonumber(ARGV[14])
-for i = 5, 13 do
+local P = 16 -- ARGV index of the prize count
+local n = tonumber(ARGV[P])
+for i = 5, 14 do
   if i ~= 5 and not tonumber(ARGV[i]) then
     return redis.error_reply('apply.lua: ARGV[' .. i .. '] is not a number')
   end
 end
-if not n or #ARGV < 14 + 2 * n + 1 then
+if not n or #ARGV < P + 2 * n + 1 then
   return redis.error_reply('apply.lua: malformed prize list')
 end
 for i = 0, n - 1 do
-  if not tonumber(ARGV[16 + 2 * i]) then
-    return redis.error_reply('apply.lua: stock of ' .. ARGV[15 + 2 * i] .. ' is not a number')
+  if not tonumber(ARGV[P + 2 + 2 * i]) then
+    return redis.error_reply('apply.lua: stock of ' .. ARGV[P + 1 + 2 * i] .. ' is not a number')
   end
 end
-for i = 15 + 2 * n, #ARGV do
+for i = P + 1 + 2 * n, #ARGV do
   if not tonumber(ARGV[i]) then
     return redis.error_reply('apply.lua: day start is not a number')
   end
 end
 
 for i = 0, n - 1 do
-  local id, configured = ARGV[15 + 2 * i], tonumber(ARGV[16 + 2 * i])
+  local id, configured = ARGV[P + 1 + 2 * i], tonumber(ARGV[P + 2 + 2 * i])
   if configured == -2 then
     redis.call('HSET', KEYS[2], id, 0)
   elseif configured < 0 then
@@ -61,20 +72,23 @@ for i = 0, n - 1 do
       left = 0
     end
     redis.call('HSET', KEYS[2], id, string.format('%d', left))
-    redis.call('HSET', KEYS[4], id, ARGV[16 + 2 * i])
+    redis.call('HSET', KEYS[4], id, ARGV[P + 2 + 2 * i])
   end
 end
 
 redis.call('DEL', KEYS[5])
-for i = 15 + 2 * n, #ARGV do
+for i = P + 1 + 2 * n, #ARGV do
   redis.call('ZADD', KEYS[5], ARGV[i], ARGV[i])
 end
 
 local ver = redis.call('HINCRBY', KEYS[1], 'ver', 1)
 redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'cfg', ARGV[3], 'tbl', ARGV[4], 'yaml', ARGV[5],
   'start', ARGV[6], 'end', ARGV[7], 'paused', ARGV[8], 'lim', ARGV[9], 'dlim', ARGV[10],
-  'fb', ARGV[11], 'tw', ARGV[12])
+  'fb', ARGV[11], 'tw', ARGV[12], 'ef', ARGV[14])
 redis.call('HSETNX', KEYS[1], 'nb', ARGV[13])
+if ARGV[15] ~= '' then
+  redis.call('HSET', KEYS[1], 'ex', ARGV[15])
+end
 -- The apply takes its place in the draw order, so the ledger can be replayed.
 redis.call('XADD', KEYS[6], '*', 'type', 'apply', 'ver', ver, 'hash', ARGV[2], 't',
   redis.call('TIME')[1])

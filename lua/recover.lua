@@ -18,8 +18,12 @@
 --              1 if the campaign exists else 0}
 --   'pause'    clears the epoch: new draws wait for 'certify' (an operator's
 --              `prizewheel recover`). → {'paused'}
---   'counters' then groups of (bucket key, user, total, day count, day index):
---              raises a user's counters to the ledger's. → {'counters', n raised}
+--   'counters' then groups of (bucket key, user, total, day count, day index,
+--              earned state or ''): sets a user's state to the ledger's, unless
+--              Redis counts more spins (never lowered). → {'counters', n set}
+--   'grants'   then groups of (grant records key, grant id, record): restores a
+--              grant record the ledger proves, or marks one revoked (a record
+--              already revoked is kept). → {'grants', n set}
 --   'records'  then groups of (record key, field, record, expire at): restores
 --              idempotency records the ledger proves, never replacing one.
 --              → {'records', n restored}
@@ -69,17 +73,35 @@ if op == 'pause' then
 end
 
 if op == 'counters' then
-  local raised = 0
-  for i = 2, #ARGV, 5 do
+  local set = 0
+  for i = 2, #ARGV, 6 do
     local key, user = ARGV[i], ARGV[i + 1]
     local total = tonumber(ARGV[i + 2])
-    local packed = tonumber(redis.call('HGET', key, user) or '0')
-    if math.floor(packed / COUNT_RADIX) < total then
-      redis.call('HSET', key, user, pack_counters(total, tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])))
-      raised = raised + 1
+    local current = redis.call('HGET', key, user) or '0'
+    local packed = tonumber(string.match(current, '^(%d+)') or '0')
+    local value = pack_counters(total, tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]))
+    if ARGV[i + 5] ~= '' then
+      value = value .. ':' .. ARGV[i + 5]
+    end
+    if math.floor(packed / COUNT_RADIX) <= total and current ~= value then
+      redis.call('HSET', key, user, value)
+      set = set + 1
     end
   end
-  return {'counters', raised}
+  return {'counters', set}
+end
+
+if op == 'grants' then
+  local set = 0
+  for i = 2, #ARGV, 3 do
+    local current = redis.call('HGET', ARGV[i], ARGV[i + 1])
+    -- Byte 19 of a record is its state: 0 granted, 1 revoked (grant.lua).
+    if not current or (string.byte(current, 19) == 0 and string.byte(ARGV[i + 2], 19) == 1) then
+      redis.call('HSET', ARGV[i], ARGV[i + 1], ARGV[i + 2])
+      set = set + 1
+    end
+  end
+  return {'grants', set}
 end
 
 if op == 'records' then

@@ -5,7 +5,7 @@
 -- KEYS[3] pw:{C}:awarded   units awarded per prize id (hash)
 -- KEYS[4] pw:{C}:days      start of each campaign day in unix ms (sorted set)
 -- KEYS[5] pw:{C}:results   settlement outbox (stream)
--- Derived in the script (same {C} hash tag): pw:{C}:u:<b> user counters,
+-- Derived in the script (same {C} hash tag): pw:{C}:u:<b> user state (counters.lua),
 -- pw:{C}:i:<utc day>:<b> idempotency records, b = ARGV[2] mod meta.nb.
 --
 -- ARGV[1] user id (token subject)
@@ -43,7 +43,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local m = redis.call('HMGET', meta, 'ver', 'start', 'end', 'paused', 'lim', 'dlim', 'fb', 'tw', 'nb', 'tbl',
-  'epoch')
+  'epoch', 'ef', 'ex')
 if not m[1] then
   return {'no_campaign'}
 end
@@ -91,10 +91,10 @@ if m[4] == '1' then
   return {'paused'}
 end
 
--- 3. The user's quotas.
+-- 3. The user's quotas, then (with earned spins) the spins they have.
 local user_key = pfx .. 'u:' .. bucket
 local today = day_index(KEYS[4], now)
-local total, day_count = read_counters(user_key, ARGV[1], today)
+local total, day_count, earned = read_user(user_key, ARGV[1], today)
 local limit, daily_limit = tonumber(m[5]), tonumber(m[6])
 if total >= limit then
   return {'quota_exhausted'}
@@ -105,6 +105,15 @@ if daily_limit > 0 and day_count >= daily_limit then
     return {'daily_quota_exhausted', tonumber(next_day) - now}
   end
   return {'quota_exhausted'}
+end
+local free = tonumber(m[12])
+local eod = m[13] == 'end_of_day'
+local free_left, earned_left
+if free and free >= 0 then
+  free_left, earned_left = balance(free, eod, today, total, earned)
+  if free_left + earned_left == 0 then
+    return {'no_spins_left'}
+  end
 end
 
 -- 4. Choose: r = R mod W; walk the prize table adding weights; the first prize
@@ -144,8 +153,12 @@ redis.call('XADD', KEYS[5], '*',
   'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8])
 
 -- 7. Count the spin, remember the answer, reply.
-redis.call('HSET', user_key, ARGV[1], pack_counters(total + 1, day_count + 1, today))
 local left = spins_left(limit, daily_limit, total + 1, day_count + 1)
+if free_left then
+  spend(eod, free_left, earned_left, earned)
+  left = math.min(left, free_left + earned_left - 1)
+end
+write_user(user_key, ARGV[1], total + 1, day_count + 1, today, earned)
 redis.call('HSET', idem_key, ARGV[3], ARGV[4] .. ARGV[6] .. struct.pack('>HI4', idx, left))
 redis.call('EXPIREAT', idem_key, (utc_day + 2) * 86400 + RECORD_TTL_SLACK_S)
 return {'ok', ARGV[6], prize.id, prize.name, prize.amt, prize.cur, left, stock > 0 and 1 or 0}

@@ -8,7 +8,7 @@
 -- each prize of the table in table order (-1 = unlimited).
 
 local meta = KEYS[1]
-local m = redis.call('HMGET', meta, 'cfg', 'tbl', 'lim', 'dlim', 'nb')
+local m = redis.call('HMGET', meta, 'cfg', 'tbl', 'lim', 'dlim', 'nb', 'ef', 'ex')
 if not m[1] then
   return {}
 end
@@ -16,8 +16,14 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local bucket = tonumber(ARGV[2]) % tonumber(m[5])
 local today = day_index(KEYS[3], now)
-local total, day_count = read_counters(prefix_of(meta) .. 'u:' .. bucket, ARGV[1], today)
-local out = {now, m[1], m[2], spins_left(tonumber(m[3]), tonumber(m[4]), total, day_count)}
+local total, day_count, earned = read_user(prefix_of(meta) .. 'u:' .. bucket, ARGV[1], today)
+local left = spins_left(tonumber(m[3]), tonumber(m[4]), total, day_count)
+local free = tonumber(m[6])
+if free and free >= 0 then
+  local free_left, earned_left = balance(free, m[7] == 'end_of_day', today, total, earned)
+  left = math.min(left, free_left + earned_left)
+end
+local out = {now, m[1], m[2], left}
 for _, p in ipairs(cjson.decode(m[2])) do
   out[#out + 1] = tonumber(redis.call('HGET', KEYS[2], p.id) or '0')
 end

@@ -58,6 +58,24 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
             .map_err(|not_until| Refused::OverRate(not_until.wait_time_from(self.clock.now())))
     }
 
+    /// As [`KeyedLimiter::check`] for `n` requests at once (a batch). More than
+    /// the burst can never pass: it waits as long as a full burst takes.
+    pub fn check_n(&self, key: &K, n: u32) -> Result<(), Refused> {
+        let Some(n) = std::num::NonZeroU32::new(n) else {
+            return Ok(());
+        };
+        if self.limiter.len() >= self.max_keys && !self.prune() {
+            return Err(Refused::TableFull);
+        }
+        match self.limiter.check_key_n(key, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(Refused::OverRate(
+                not_until.wait_time_from(self.clock.now()),
+            )),
+            Err(_) => Err(Refused::OverRate(Duration::from_secs(1))),
+        }
+    }
+
     /// Keys currently tracked.
     pub fn len(&self) -> usize {
         self.limiter.len()

@@ -2,7 +2,8 @@
 //! first (docs/api.md, "Absorbing load"; docs/ARCHITECTURE.md, "A spin").
 //!
 //! 1. per client address, before the token is even verified;
-//! 2. per user (the token's `sub`);
+//! 2. per user (the token's `sub`); on the grant endpoints, per caller (the
+//!    order service's `sub`), each grant of a batch counted;
 //! 3. the quota cache: users Redis already refused, until their quota can change;
 //! 4. a global admission budget per replica, sized to what Redis can serve;
 //! 5. a bound on in-flight Redis calls ([`crate::store::redis::RedisStore`]),
@@ -32,6 +33,7 @@ use crate::domain::UserId;
 pub enum Layer {
     PerIp,
     PerUser,
+    PerGranter,
     Global,
 }
 
@@ -40,6 +42,7 @@ impl Layer {
         match self {
             Layer::PerIp => "per_ip",
             Layer::PerUser => "per_user",
+            Layer::PerGranter => "per_granter",
             Layer::Global => "global",
         }
     }
@@ -56,6 +59,7 @@ pub struct Limited {
 pub struct Admission {
     per_ip: Option<KeyedLimiter<IpKey>>,
     per_user: Option<KeyedLimiter<UserId>>,
+    per_granter: Option<KeyedLimiter<UserId>>,
     global: Option<DefaultDirectRateLimiter>,
     clock: DefaultClock,
     pub proxies: TrustedProxies,
@@ -67,6 +71,7 @@ impl Admission {
         Admission {
             per_ip: KeyedLimiter::new(&s.per_ip),
             per_user: KeyedLimiter::new(&s.per_user),
+            per_granter: KeyedLimiter::new(&s.per_granter),
             global: s
                 .global
                 .enabled
@@ -83,6 +88,15 @@ impl Admission {
 
     pub fn check_user(&self, user: &UserId) -> Result<(), Limited> {
         check_keyed(self.per_user.as_ref(), user, Layer::PerUser)
+    }
+
+    /// `grants` grants by the caller `granter` (a batch counts each).
+    pub fn check_granter(&self, granter: &UserId, grants: u32) -> Result<(), Limited> {
+        let Some(l) = &self.per_granter else {
+            return Ok(());
+        };
+        l.check_n(granter, grants)
+            .map_err(|r| refused(r, Layer::PerGranter))
     }
 
     pub fn check_global(&self) -> Result<(), Limited> {
@@ -102,11 +116,15 @@ fn check_keyed<K: std::hash::Hash + Eq + Clone>(
     layer: Layer,
 ) -> Result<(), Limited> {
     let Some(l) = limiter else { return Ok(()) };
-    l.check(key).map_err(|r| Limited {
+    l.check(key).map_err(|r| refused(r, layer))
+}
+
+fn refused(r: Refused, layer: Layer) -> Limited {
+    Limited {
         layer,
         retry_after: match r {
             Refused::OverRate(wait) => wait,
             Refused::TableFull => keyed::PRUNE_EVERY,
         },
-    })
+    }
 }

@@ -10,7 +10,12 @@
 //!   entries: each replica reads every remembered campaign's version every
 //!   `version_check_ms`, and an entry written under an older generation no longer
 //!   counts. Until that check runs (one interval at most) a raised quota is not
-//!   yet seen here.
+//!   yet seen here;
+//! - a user with no spins left (earned spins) may be granted one on any replica:
+//!   every grant moves the campaign's grants counter (meta `gv`), read with the
+//!   version, and a move forgets the campaign's `no_spins_left` entries (not the
+//!   others: a grant raises no limit). A user granted a spin is refused here for
+//!   one check interval at most.
 //!
 //! What it cannot know: a retry of an *earlier* spin's Idempotency-Key from a user
 //! it remembers is refused, where Redis would replay the earlier answer (the
@@ -34,6 +39,28 @@ const MAX_CAMPAIGNS: usize = 10_000;
 pub enum CachedRefusal {
     QuotaExhausted,
     DailyQuotaExhausted { retry_after: Duration },
+    NoSpinsLeft,
+}
+
+/// A refusal Redis gave, to remember.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    QuotaExhausted,
+    /// With the time to the day's reset Redis gave.
+    DailyQuotaExhausted {
+        reset_in: Duration,
+    },
+    NoSpinsLeft,
+}
+
+/// A campaign's generations: read before calling Redis, handed back with
+/// Redis's answer to [`QuotaCache::remember`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Generation {
+    /// Moves with each new version of the campaign.
+    pub config: u64,
+    /// Moves when any grant was made.
+    pub grants: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,15 +71,19 @@ struct Entry {
     /// A daily refusal: when the campaign's day resets, as Redis said. A
     /// cached answer's `Retry-After` is the time to it, as Redis's would be.
     reset: Option<Instant>,
-    generation: u64,
+    generation: Generation,
+    /// A `no_spins_left` refusal (it also ends with the grants generation).
+    no_spins: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Watched {
-    generation: u64,
+    generation: Generation,
     /// The campaign's `ver` in Redis when last read (`Some(None)`: no campaign);
     /// `None` before the first read.
     version: Option<Option<i64>>,
+    /// The campaign's grants counter `gv` when last read, likewise.
+    grants: Option<Option<i64>>,
 }
 
 pub struct QuotaCache {
@@ -99,44 +130,54 @@ impl QuotaCache {
 
     /// The campaign's current generation; read it before calling Redis and hand
     /// it back to [`QuotaCache::remember`].
-    pub fn generation(&self, campaign: &CampaignId) -> u64 {
+    pub fn generation(&self, campaign: &CampaignId) -> Generation {
         self.campaigns
             .read()
             .ok()
             .and_then(|m| m.get(campaign).map(|w| w.generation))
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 
     /// The refusal Redis gave this user, if it still holds.
     pub fn lookup(&self, campaign: &CampaignId, user: &UserId) -> Option<CachedRefusal> {
         let e = self.users.get(&cache_key(campaign, user))?;
         let left = e.until.checked_duration_since(Instant::now())?;
-        if left.is_zero() || e.generation != self.generation(campaign) {
+        let now = self.generation(campaign);
+        if left.is_zero()
+            || e.generation.config != now.config
+            || (e.no_spins && e.generation.grants != now.grants)
+        {
             return None;
         }
         Some(match e.reset {
             Some(reset) => CachedRefusal::DailyQuotaExhausted {
                 retry_after: reset.saturating_duration_since(Instant::now()),
             },
+            None if e.no_spins => CachedRefusal::NoSpinsLeft,
             None => CachedRefusal::QuotaExhausted,
         })
     }
 
     /// Remembers Redis's refusal of a request that started at `started` under
-    /// `generation`. `daily_reset_in` is the time to the day's reset Redis gave.
+    /// `generation`.
     pub fn remember(
         &self,
         campaign: &CampaignId,
         user: &UserId,
-        generation: u64,
+        generation: Generation,
         started: Instant,
-        daily_reset_in: Option<Duration>,
+        refusal: Refusal,
     ) {
+        let daily_reset_in = match refusal {
+            Refusal::DailyQuotaExhausted { reset_in } => Some(reset_in),
+            _ => None,
+        };
         let ttl = daily_reset_in.map_or(self.max_ttl, |d| d.min(self.max_ttl));
         let entry = Entry {
             until: started + ttl,
             reset: daily_reset_in.map(|d| started + d),
             generation,
+            no_spins: refusal == Refusal::NoSpinsLeft,
         };
         self.watch(campaign);
         self.users.insert(cache_key(campaign, user), entry);
@@ -161,17 +202,24 @@ impl QuotaCache {
             .unwrap_or_default()
     }
 
-    /// Records the version read from Redis (`None`: the campaign is gone). A
-    /// change, or the first reading, forgets every entry of the campaign.
-    pub fn observe(&self, campaign: &CampaignId, version: Option<i64>) {
+    /// Records the version and grants counter read from Redis (`None`: the
+    /// campaign is gone, or has had no grant). A new version, or the first
+    /// reading, forgets every entry of the campaign; a new grants counter its
+    /// `no_spins_left` entries.
+    pub fn observe(&self, campaign: &CampaignId, version: Option<i64>, grants: Option<i64>) {
         let Ok(mut m) = self.campaigns.write() else {
             return;
         };
-        if let Some(w) = m.get_mut(campaign)
-            && w.version != Some(version)
-        {
+        let Some(w) = m.get_mut(campaign) else {
+            return;
+        };
+        if w.version != Some(version) {
             w.version = Some(version);
-            w.generation += 1;
+            w.generation.config += 1;
+        }
+        if w.grants != Some(grants) {
+            w.grants = Some(grants);
+            w.generation.grants += 1;
         }
     }
 
@@ -210,7 +258,9 @@ mod tests {
             &u,
             q.generation(&c),
             started,
-            Some(Duration::from_millis(300)),
+            Refusal::DailyQuotaExhausted {
+                reset_in: Duration::from_millis(300),
+            },
         );
         match q.lookup(&c, &u) {
             Some(CachedRefusal::DailyQuotaExhausted { retry_after }) => {
@@ -229,7 +279,13 @@ mod tests {
         let q = cache(100);
         let (c, u) = ids("c", "u");
         let reset_in = Duration::from_secs(80_474);
-        q.remember(&c, &u, q.generation(&c), Instant::now(), Some(reset_in));
+        q.remember(
+            &c,
+            &u,
+            q.generation(&c),
+            Instant::now(),
+            Refusal::DailyQuotaExhausted { reset_in },
+        );
         match q.lookup(&c, &u) {
             Some(CachedRefusal::DailyQuotaExhausted { retry_after }) => assert!(
                 retry_after > reset_in - Duration::from_secs(5) && retry_after <= reset_in,
@@ -244,18 +300,36 @@ mod tests {
         let q = cache(100);
         let (c, u) = ids("c", "u");
         let (other, _) = ids("other", "u");
-        q.remember(&c, &u, q.generation(&c), Instant::now(), None);
-        q.remember(&other, &u, q.generation(&other), Instant::now(), None);
+        q.remember(
+            &c,
+            &u,
+            q.generation(&c),
+            Instant::now(),
+            Refusal::QuotaExhausted,
+        );
+        q.remember(
+            &other,
+            &u,
+            q.generation(&other),
+            Instant::now(),
+            Refusal::QuotaExhausted,
+        );
         assert_eq!(q.lookup(&c, &u), Some(CachedRefusal::QuotaExhausted));
         // The first reading of a version counts as a change: entries written
         // before anyone looked may predate a re-apply.
-        q.observe(&c, Some(3));
+        q.observe(&c, Some(3), None);
         assert_eq!(q.lookup(&c, &u), None);
         assert_eq!(q.lookup(&other, &u), Some(CachedRefusal::QuotaExhausted));
-        q.remember(&c, &u, q.generation(&c), Instant::now(), None);
-        q.observe(&c, Some(3));
+        q.remember(
+            &c,
+            &u,
+            q.generation(&c),
+            Instant::now(),
+            Refusal::QuotaExhausted,
+        );
+        q.observe(&c, Some(3), None);
         assert_eq!(q.lookup(&c, &u), Some(CachedRefusal::QuotaExhausted));
-        q.observe(&c, Some(4));
+        q.observe(&c, Some(4), None);
         assert_eq!(q.lookup(&c, &u), None);
     }
 
@@ -263,12 +337,58 @@ mod tests {
     fn a_refusal_read_under_an_old_generation_does_not_count() {
         let q = cache(100);
         let (c, u) = ids("c", "u");
-        q.remember(&c, &u, 0, Instant::now(), None);
-        q.observe(&c, Some(1));
-        let before = q.generation(&c) - 1;
+        q.remember(
+            &c,
+            &u,
+            Generation::default(),
+            Instant::now(),
+            Refusal::QuotaExhausted,
+        );
+        q.observe(&c, Some(1), None);
+        let mut before = q.generation(&c);
+        before.config -= 1;
         // Redis answered under the old config, but the answer arrives late.
-        q.remember(&c, &u, before, Instant::now(), None);
+        q.remember(&c, &u, before, Instant::now(), Refusal::QuotaExhausted);
         assert_eq!(q.lookup(&c, &u), None);
+    }
+
+    #[test]
+    fn a_grant_anywhere_forgets_no_spins_left_and_nothing_else() {
+        let q = cache(100);
+        let (c, broke) = ids("c", "broke");
+        let (_, capped) = ids("c", "capped");
+        q.remember(
+            &c,
+            &broke,
+            q.generation(&c),
+            Instant::now(),
+            Refusal::QuotaExhausted,
+        );
+        q.observe(&c, Some(1), Some(7));
+        q.remember(
+            &c,
+            &broke,
+            q.generation(&c),
+            Instant::now(),
+            Refusal::NoSpinsLeft,
+        );
+        q.remember(
+            &c,
+            &capped,
+            q.generation(&c),
+            Instant::now(),
+            Refusal::QuotaExhausted,
+        );
+        q.observe(&c, Some(1), Some(7));
+        assert_eq!(q.lookup(&c, &broke), Some(CachedRefusal::NoSpinsLeft));
+        // A grant on some replica: the counter moved.
+        q.observe(&c, Some(1), Some(8));
+        assert_eq!(q.lookup(&c, &broke), None, "may have been granted a spin");
+        assert_eq!(
+            q.lookup(&c, &capped),
+            Some(CachedRefusal::QuotaExhausted),
+            "a grant raises no cap"
+        );
     }
 
     #[test]
@@ -277,7 +397,13 @@ mod tests {
         let (c, _) = ids("c", "u");
         for i in 0..50_000 {
             let u = UserId::parse(&format!("user-{i}")).unwrap();
-            q.remember(&c, &u, 0, Instant::now(), None);
+            q.remember(
+                &c,
+                &u,
+                Generation::default(),
+                Instant::now(),
+                Refusal::QuotaExhausted,
+            );
         }
         assert!(q.entry_count() <= 1_000, "{} entries", q.entry_count());
     }

@@ -13,6 +13,10 @@ pub struct AdmissionSettings {
     /// Per user (the token's `sub`) on the spin endpoint: a person spins a wheel a
     /// few times a second at most; retries count.
     pub per_user: RateSettings,
+    /// Per caller (the token's `sub`) on the grant endpoints: the order service's
+    /// grants per second, each item of a batch counted. A batch larger than the
+    /// burst never passes.
+    pub per_granter: RateSettings,
     /// Spins this replica lets through to Redis per second: size it to what Redis
     /// can serve divided by the number of replicas (see docs/operations.md, "Capacity model").
     pub global: RateSettings,
@@ -36,6 +40,12 @@ impl Default for AdmissionSettings {
                 per_second: 2,
                 burst: 10,
                 max_keys: 200_000,
+            },
+            per_granter: RateSettings {
+                enabled: true,
+                per_second: 20_000,
+                burst: 20_000,
+                max_keys: 1_000,
             },
             global: RateSettings {
                 enabled: true,

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 /// The campaign as canonical JSON (keys sorted, amounts as strings).
 pub fn to_json(c: &Campaign) -> Value {
-    json!({
+    let mut v = json!({
         "id": c.id.as_str(),
         "name": c.name,
         "timezone": c.timezone.name(),
@@ -31,7 +31,16 @@ pub fn to_json(c: &Campaign) -> Value {
             },
             "value": { "amount": p.value.amount.to_string(), "currency": p.value.currency.as_str() },
         })).collect::<Vec<_>>(),
-    })
+    });
+    // Only when set: the hash of a campaign without earned spins stays what it
+    // was before they existed, so re-applying its file changes nothing.
+    if let (Some(e), Some(map)) = (c.earned_spins, v.as_object_mut()) {
+        map.insert(
+            "earned_spins".into(),
+            json!({ "free": e.free, "expire": e.expire.as_str() }),
+        );
+    }
+    v
 }
 
 /// Hex SHA-256 of the canonical JSON.

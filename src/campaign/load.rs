@@ -2,7 +2,7 @@
 //! each with its line and column.
 
 use super::fields::{Fields, Problems, boolean, integer, string, text};
-use super::model::{Campaign, Limits, MAX_EXACT, Prize, Stock};
+use super::model::{Campaign, EarnedSpins, Expiry, Limits, MAX_EXACT, Prize, Stock};
 use super::tree::{self, Diagnostic, Node, Value};
 use crate::domain::{CampaignId, Currency, Money, PrizeId, truncate_for_message};
 use chrono::{DateTime, Utc};
@@ -15,11 +15,13 @@ const CAMPAIGN_KEYS: &[&str] = &[
     "ends_at",
     "paused",
     "limits",
+    "earned_spins",
     "fallback",
     "prizes",
     "expected_users",
 ];
 const LIMIT_KEYS: &[&str] = &["spins_per_user", "spins_per_user_per_day"];
+const EARNED_KEYS: &[&str] = &["free", "expire"];
 const PRIZE_KEYS: &[&str] = &["id", "name", "weight", "stock", "value"];
 const VALUE_KEYS: &[&str] = &["amount", "currency"];
 
@@ -92,6 +94,10 @@ fn campaign(root: &Node, p: &mut Problems) -> Option<Campaign> {
         .get("paused")
         .map_or(Some(false), |n| boolean(n, "paused", p));
     let limits = f.required("limits", p).and_then(|n| limits(n, p));
+    let earned_spins = match f.get("earned_spins") {
+        None => Some(None),
+        Some(n) => earned_spins(n, p).map(Some),
+    };
     let expected_users = f
         .get("expected_users")
         .map_or(Some(DEFAULT_EXPECTED_USERS), |n| {
@@ -117,6 +123,7 @@ fn campaign(root: &Node, p: &mut Problems) -> Option<Campaign> {
         ends_at: ends_at?,
         paused: paused?,
         limits: limits?,
+        earned_spins: earned_spins?,
         fallback: fallback?,
         prizes: prizes?,
         expected_users: expected_users?,
@@ -156,6 +163,34 @@ fn limits(n: &Node, p: &mut Problems) -> Option<Limits> {
     Some(Limits {
         spins_per_user: total? as u32,
         spins_per_user_per_day: per_day?.map(|d| d as u32),
+    })
+}
+
+fn earned_spins(n: &Node, p: &mut Problems) -> Option<EarnedSpins> {
+    let f = Fields::of(n, "`earned_spins`", EARNED_KEYS, p)?;
+    let free = f.get("free").map_or(Some(0), |n| {
+        integer(n, "free", 0, Limits::MAX_TOTAL.into(), p)
+    });
+    let expire = match f.get("expire") {
+        None => Some(Expiry::CampaignEnd),
+        Some(n) => string(n, "expire", p).and_then(|s| match s {
+            "campaign_end" => Some(Expiry::CampaignEnd),
+            "end_of_day" => Some(Expiry::EndOfDay),
+            other => {
+                p.at(
+                    n.pos,
+                    format!(
+                        "`expire` must be campaign_end or end_of_day, found `{}`",
+                        truncate_for_message(other)
+                    ),
+                );
+                None
+            }
+        }),
+    };
+    Some(EarnedSpins {
+        free: free? as u32,
+        expire: expire?,
     })
 }
 
@@ -548,6 +583,39 @@ prizes:
         ] {
             parse_campaign(yaml).unwrap();
         }
+    }
+
+    #[test]
+    fn earned_spins_are_optional_and_checked() {
+        assert_eq!(parse_campaign(VALID).unwrap().earned_spins, None);
+        let with =
+            |block: &str| VALID.replace("fallback: none\n", &format!("{block}fallback: none\n"));
+        let c = parse_campaign(&with("earned_spins:\n  free: 2\n  expire: end_of_day\n")).unwrap();
+        assert_eq!(
+            c.earned_spins,
+            Some(EarnedSpins {
+                free: 2,
+                expire: Expiry::EndOfDay
+            })
+        );
+        let c = parse_campaign(&with("earned_spins: {}\n")).unwrap();
+        assert_eq!(
+            c.earned_spins,
+            Some(EarnedSpins {
+                free: 0,
+                expire: Expiry::CampaignEnd
+            })
+        );
+        let problems =
+            parse_campaign(&with("earned_spins:\n  free: -1\n  expire: tomorrow\n")).unwrap_err();
+        let found: Vec<(u64, u64)> = problems.iter().map(|d| (d.line, d.column)).collect();
+        assert_eq!(found, vec![(10, 9), (11, 11)], "{problems:?}");
+        assert!(problems[1].message.contains("campaign_end or end_of_day"));
+        let problems = parse_campaign(&with("earned_spins:\n  spare: 1\n")).unwrap_err();
+        assert!(
+            problems[0].message.contains("unknown key `spare`"),
+            "{problems:?}"
+        );
     }
 
     #[test]

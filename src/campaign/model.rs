@@ -18,6 +18,9 @@ pub struct Campaign {
     /// A paused campaign answers spins with 409 `campaign_paused` and keeps its state.
     pub paused: bool,
     pub limits: Limits,
+    /// Spins earned by orders (granted by the order service); `None`: every
+    /// user has `limits.spins_per_user` spins, as without grants.
+    pub earned_spins: Option<EarnedSpins>,
     /// Index into `prizes` of the prize that takes the weight of exhausted ones.
     pub fallback: usize,
     /// In file order; the draw walks them in the order of the live prize table
@@ -40,6 +43,40 @@ impl Limits {
     pub const MAX_TOTAL: u32 = 1_000_000;
     /// The per-user counter packs the day's count in 10 bits.
     pub const MAX_PER_DAY: u32 = 1000;
+}
+
+/// With earned spins a user may spin `free` times plus what the order service
+/// granted and did not revoke, within `limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct EarnedSpins {
+    /// Spins every user has without earning any.
+    pub free: u32,
+    pub expire: Expiry,
+}
+
+/// When unused earned spins lapse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Expiry {
+    /// They last as long as the campaign; a spin spends free spins first.
+    CampaignEnd,
+    /// Spins earned on a campaign day (in `timezone`) lapse when that day ends;
+    /// a spin spends them before the free ones.
+    EndOfDay,
+}
+
+impl Expiry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expiry::CampaignEnd => "campaign_end",
+            Expiry::EndOfDay => "end_of_day",
+        }
+    }
+}
+
+impl EarnedSpins {
+    /// The most spins one grant may give.
+    pub const MAX_PER_GRANT: u32 = 100;
 }
 
 #[derive(Debug, Clone, PartialEq)]

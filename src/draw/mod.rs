@@ -3,6 +3,7 @@
 //! and is documented in docs/campaigns.md ("The draw rule").
 
 pub mod footprint;
+pub mod grants;
 pub mod model;
 pub mod rng;
 

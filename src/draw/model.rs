@@ -2,10 +2,12 @@
 //! function with no I/O. The script is held to it by a differential test; the
 //! audit replays the ledger through it; simulations run on it.
 //!
-//! It covers the decision (window, quotas, the prize for `R`, the stock), not
+//! It covers the decision (window, quotas, earned spins, the prize for `R`, the
+//! stock) and grants and their revocation (lua/grant.lua, lua/revoke.lua), not
 //! idempotent replay, which only repeats an earlier decision.
 
-use crate::campaign::model::{Campaign, Stock};
+use crate::campaign::model::{Campaign, EarnedSpins, Expiry, Stock};
+use crate::store::redis::grant::{GrantRejection, Revoked};
 use crate::store::redis::spin::Rejection;
 use crate::store::redis::table::{StockSetting, TableEntry, merge};
 use std::collections::HashMap;
@@ -44,12 +46,39 @@ pub struct PrizeState {
     pub awarded: u64,
 }
 
-/// A user's counters.
+/// A user's counters (lua/counters.lua packs the same state).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub total: u32,
     pub day_count: u32,
     pub day_index: i64,
+    /// Once the user is granted a spin.
+    pub earned: Option<Earned>,
+}
+
+/// A user's pool of earned spins, and the free spins they spent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Earned {
+    /// Granted minus revoked, in the pool.
+    pub granted: u32,
+    /// Spent from the pool.
+    pub used: u32,
+    /// The campaign day the pool was earned on (under end_of_day it lapses
+    /// when that day ends).
+    pub day: i64,
+    pub free_used: u32,
+}
+
+impl Earned {
+    /// The state of a user's first grant, after `total` free spins on `today`.
+    fn first(total: u32, today: i64) -> Self {
+        Earned {
+            granted: 0,
+            used: 0,
+            day: today,
+            free_used: total,
+        }
+    }
 }
 
 impl Counters {
@@ -77,6 +106,125 @@ impl Counters {
         }
         u64::from(left)
     }
+
+    /// Spins left on campaign day `today` under the limits and, with earned
+    /// spins, the user's free and earned spins.
+    pub fn spins_left_on(
+        &self,
+        limit: u32,
+        daily: Option<u32>,
+        earned: Option<EarnedSpins>,
+        today: i64,
+    ) -> u64 {
+        let at_today = Counters {
+            day_count: self.on_day(today),
+            ..*self
+        };
+        let left = at_today.spins_left(limit, daily);
+        match earned {
+            Some(e) => {
+                let (free, pool) = self.balance(e, today);
+                left.min(u64::from(free + pool))
+            }
+            None => left,
+        }
+    }
+
+    /// The free and the earned spins the user may still spend on `today`, before
+    /// the caps (lua/counters.lua `balance`).
+    pub fn balance(&self, e: EarnedSpins, today: i64) -> (u32, u32) {
+        match self.earned {
+            None => (e.free.saturating_sub(self.total), 0),
+            Some(p) => {
+                let pool = if e.expire == Expiry::CampaignEnd || p.day == today {
+                    p.granted.saturating_sub(p.used)
+                } else {
+                    0
+                };
+                (e.free.saturating_sub(p.free_used), pool)
+            }
+        }
+    }
+
+    /// Counts a spin on `today` and, with earned spins, spends the one that
+    /// lapses first (spin.lua step 7).
+    pub fn record_spin(&mut self, today: i64, earned: Option<EarnedSpins>) {
+        let balance = earned.map(|e| (e.expire, self.balance(e, today)));
+        self.count(today);
+        if let Some((expire, (free, pool))) = balance {
+            self.spend(expire, free, pool);
+        }
+    }
+
+    /// Spends one spin: the one that lapses first (lua/counters.lua `spend`).
+    fn spend(&mut self, expire: Expiry, free_left: u32, pool_left: u32) {
+        if let Some(p) = self.earned.as_mut() {
+            let from_pool = match expire {
+                Expiry::EndOfDay => pool_left > 0,
+                Expiry::CampaignEnd => free_left == 0,
+            };
+            if from_pool {
+                p.used += 1;
+            } else {
+                p.free_used += 1;
+            }
+        }
+    }
+
+    /// Adds a grant of `spins` on `today` to the pool (a pool of an earlier day
+    /// has lapsed under end_of_day).
+    pub fn grant(&mut self, expire: Expiry, spins: u32, today: i64) {
+        let mut p = self
+            .earned
+            .unwrap_or_else(|| Earned::first(self.total, today));
+        if expire == Expiry::EndOfDay && p.day != today {
+            p = Earned {
+                granted: 0,
+                used: 0,
+                day: today,
+                free_used: p.free_used,
+            };
+        }
+        p.granted += spins;
+        self.earned = Some(p);
+    }
+
+    /// Takes back a grant of `spins` made on `grant_day` (lua/revoke.lua).
+    pub fn revoke(&mut self, expire: Expiry, spins: u32, grant_day: i64, today: i64) -> Revoked {
+        let eod = expire == Expiry::EndOfDay;
+        match self.earned.as_mut() {
+            Some(p) if !eod || p.day == grant_day => {
+                let take = spins.min(p.granted.saturating_sub(p.used));
+                let (revoked, lapsed) = if !eod || grant_day == today {
+                    (take, 0)
+                } else {
+                    (0, take)
+                };
+                let used = spins - take;
+                p.granted = p.granted.saturating_sub(spins);
+                p.used = p.used.saturating_sub(used);
+                Revoked {
+                    revoked,
+                    already_used: used,
+                    lapsed,
+                }
+            }
+            _ => Revoked {
+                revoked: 0,
+                already_used: 0,
+                lapsed: spins,
+            },
+        }
+    }
+}
+
+/// A grant as the model remembers it, for its revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantState {
+    pub user: String,
+    pub spins: u32,
+    pub day: i64,
+    pub revoked: Option<Revoked>,
 }
 
 /// The campaign day of `now_ms` given the sorted day starts: how many starts lie
@@ -99,7 +247,13 @@ pub struct Model {
     pub ends_ms: i64,
     pub paused: bool,
     pub day_starts: Vec<i64>,
+    /// Earned spins as configured now.
+    pub earned: Option<EarnedSpins>,
+    /// The `expire` rule first applied: it holds for good (lua/apply.lua
+    /// refuses another), also while earned spins are turned off.
+    pub fixed_expire: Option<Expiry>,
     pub users: HashMap<String, Counters>,
+    pub grants: HashMap<String, GrantState>,
 }
 
 /// What the model decided for one spin.
@@ -124,7 +278,10 @@ impl Model {
             ends_ms: 0,
             paused: false,
             day_starts: Vec::new(),
+            earned: None,
+            fixed_expire: None,
             users: HashMap::new(),
+            grants: HashMap::new(),
         };
         m.apply(c);
         m
@@ -165,6 +322,10 @@ impl Model {
         self.ends_ms = c.ends_at.timestamp_millis();
         self.paused = c.paused;
         self.day_starts = crate::campaign::days::day_starts(c);
+        self.earned = c.earned_spins;
+        if self.fixed_expire.is_none() {
+            self.fixed_expire = c.earned_spins.map(|e| e.expire);
+        }
     }
 
     /// The prize index `R` draws with the current stock (no state change).
@@ -232,13 +393,83 @@ impl Model {
                 None => Err(Rejection::QuotaExhausted),
             };
         }
+        if let Some(e) = self.earned {
+            let (free, pool) = c.balance(e, today);
+            if free + pool == 0 {
+                return Err(Rejection::NoSpinsLeft);
+            }
+        }
         let i = self.choose(r);
         self.award(i);
-        c.count(today);
+        c.record_spin(today, self.earned);
         Ok((
             i,
-            c.spins_left(self.spins_per_user, self.spins_per_user_per_day),
+            c.spins_left_on(
+                self.spins_per_user,
+                self.spins_per_user_per_day,
+                self.earned,
+                today,
+            ),
         ))
+    }
+
+    /// A grant of `spins` to `user` at `now_ms` under the new id `grant_id`, as
+    /// lua/grant.lua decides it: the user's spins left after it.
+    pub fn grant(
+        &mut self,
+        user: &str,
+        grant_id: &str,
+        spins: u32,
+        now_ms: i64,
+    ) -> Result<u64, GrantRejection> {
+        let Some(e) = self.earned else {
+            return Err(GrantRejection::NotEnabled);
+        };
+        if now_ms >= self.ends_ms {
+            return Err(GrantRejection::Ended);
+        }
+        if e.expire == Expiry::EndOfDay && now_ms < self.starts_ms {
+            return Err(GrantRejection::NotStarted);
+        }
+        let today = day_index(&self.day_starts, now_ms);
+        let c = self.users.entry(user.to_owned()).or_default();
+        c.grant(e.expire, spins, today);
+        let left = c.spins_left_on(
+            self.spins_per_user,
+            self.spins_per_user_per_day,
+            Some(e),
+            today,
+        );
+        self.grants.insert(
+            grant_id.to_owned(),
+            GrantState {
+                user: user.to_owned(),
+                spins,
+                day: today,
+                revoked: None,
+            },
+        );
+        Ok(left)
+    }
+
+    /// Revokes `grant_id` at `now_ms` (lua/revoke.lua); `None` for an unknown
+    /// grant. A second revocation answers as the first.
+    pub fn revoke(&mut self, grant_id: &str, now_ms: i64) -> Option<Revoked> {
+        let today = day_index(&self.day_starts, now_ms);
+        let expire = self.expire();
+        let g = self.grants.get_mut(grant_id)?;
+        if let Some(done) = g.revoked {
+            return Some(done);
+        }
+        let c = self.users.entry(g.user.clone()).or_default();
+        let done = c.revoke(expire, g.spins, g.day, today);
+        g.revoked = Some(done);
+        Some(done)
+    }
+
+    /// The rule by which earned spins lapse (campaign_end when none was ever set).
+    pub fn expire(&self) -> Expiry {
+        self.fixed_expire.unwrap_or(Expiry::CampaignEnd)
     }
 }
 

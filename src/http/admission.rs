@@ -4,7 +4,7 @@
 
 use super::AppState;
 use super::error::{ApiError, whole_seconds};
-use crate::admission::quota_cache::CachedRefusal;
+use crate::admission::quota_cache::{CachedRefusal, Generation, Refusal};
 use crate::domain::{CampaignId, UserId};
 use crate::store::redis::spin::Rejection;
 use actix_web::body::MessageBody;
@@ -39,7 +39,7 @@ pub async fn per_ip(
 /// What the spin gate hands to the Redis call and back to [`SpinGate::refused`].
 pub struct SpinGate {
     started: Instant,
-    generation: u64,
+    generation: Generation,
 }
 
 impl SpinGate {
@@ -48,7 +48,7 @@ impl SpinGate {
     pub fn enter(state: &AppState, campaign: &CampaignId, user: &UserId) -> Result<Self, ApiError> {
         let started = Instant::now();
         state.admission.check_user(user)?;
-        let mut generation = 0;
+        let mut generation = Generation::default();
         if let Some(cache) = &state.admission.quota_cache {
             generation = cache.generation(campaign);
             if let Some(refusal) = cache.lookup(campaign, user) {
@@ -60,6 +60,7 @@ impl SpinGate {
                             retry_after_secs: whole_seconds(retry_after),
                         }
                     }
+                    CachedRefusal::NoSpinsLeft => ApiError::NoSpinsLeft,
                 });
             }
         }
@@ -75,20 +76,15 @@ impl SpinGate {
         let Some(cache) = &state.admission.quota_cache else {
             return;
         };
-        let daily_reset_in = match r {
-            Rejection::QuotaExhausted => None,
-            Rejection::DailyQuotaExhausted { retry_after_ms } => {
-                Some(Duration::from_millis(retry_after_ms))
-            }
+        let refusal = match r {
+            Rejection::QuotaExhausted => Refusal::QuotaExhausted,
+            Rejection::DailyQuotaExhausted { retry_after_ms } => Refusal::DailyQuotaExhausted {
+                reset_in: Duration::from_millis(retry_after_ms),
+            },
+            Rejection::NoSpinsLeft => Refusal::NoSpinsLeft,
             _ => return,
         };
-        cache.remember(
-            campaign,
-            user,
-            self.generation,
-            self.started,
-            daily_reset_in,
-        );
+        cache.remember(campaign, user, self.generation, self.started, refusal);
     }
 }
 
@@ -108,8 +104,8 @@ pub async fn watch_campaign_versions(state: web::Data<AppState>, every: Duration
         }
         match state.redis.versions(&ids).await {
             Ok(versions) => {
-                for (id, v) in ids.iter().zip(versions) {
-                    cache.observe(id, v);
+                for (id, (version, grants)) in ids.iter().zip(versions) {
+                    cache.observe(id, version, grants);
                 }
             }
             Err(e) => tracing::debug!(error = %e, "cannot read campaign versions"),

@@ -73,11 +73,13 @@ impl From<JwtAlgorithm> for Algorithm {
     }
 }
 
-/// Roles that open the admin and finance endpoints.
+/// Roles that open the admin, finance and grant endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Marketing,
     Finance,
+    /// The order service: grants and revokes earned spins.
+    Grants,
 }
 
 impl Role {
@@ -85,6 +87,7 @@ impl Role {
         match self {
             Role::Marketing => "marketing",
             Role::Finance => "finance",
+            Role::Grants => "grants",
         }
     }
 }

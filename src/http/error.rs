@@ -44,6 +44,14 @@ pub enum ApiError {
     QuotaExhausted,
     #[error("no spins left today; more after the day resets")]
     DailyQuotaExhausted { retry_after_secs: u64 },
+    #[error("no spins left: earn more, e.g. with an order")]
+    NoSpinsLeft,
+    #[error("this campaign has no earned spins (`earned_spins` is not set): grants are refused")]
+    GrantsNotEnabled,
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("no grant `{}` in this campaign", truncate_for_message(.0))]
+    GrantNotFound(String),
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
     #[error("the Idempotency-Key header is required")]
@@ -67,6 +75,8 @@ pub enum ApiError {
     CampaignIdMismatch(String),
     #[error("{0}")]
     ApplyConflict(String),
+    #[error("{0}")]
+    ApplyRefused(String),
     #[error("too many requests ({} limit); retry after {retry_after_secs} s", .layer.as_str())]
     RateLimited {
         layer: crate::admission::Layer,
@@ -134,6 +144,10 @@ impl ApiError {
             DailyQuotaExhausted { .. } => {
                 ("daily_spin_quota_exhausted", "Daily spin quota exhausted")
             }
+            NoSpinsLeft => ("no_spins_left", "No spins left"),
+            GrantsNotEnabled => ("grants_not_enabled", "Campaign without earned spins"),
+            InvalidGrant(_) => ("invalid_grant", "Invalid grant"),
+            GrantNotFound(_) => ("grant_not_found", "Grant not found"),
             IdempotencyKeyReused => ("idempotency_key_reused", "Idempotency key reused"),
             IdempotencyKeyMissing => ("idempotency_key_missing", "Idempotency key missing"),
             IdempotencyKeyInvalid(_) => ("idempotency_key_invalid", "Idempotency key invalid"),
@@ -145,6 +159,7 @@ impl ApiError {
             InvalidCampaign(_) => ("invalid_campaign", "Invalid campaign"),
             CampaignIdMismatch(_) => ("campaign_id_mismatch", "Campaign id mismatch"),
             ApplyConflict(_) => ("apply_conflict", "Concurrent apply"),
+            ApplyRefused(_) => ("apply_refused", "Change not allowed on a live campaign"),
             RateLimited { .. } => ("rate_limited", "Too many requests"),
             Overloaded => ("overloaded", "Service at capacity"),
             CampaignParserBusy => ("campaign_parser_busy", "Campaign parser busy"),
@@ -177,12 +192,11 @@ impl ResponseError for ApiError {
         match self {
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) => StatusCode::FORBIDDEN,
-            CampaignNotFound(_) | NotFound => StatusCode::NOT_FOUND,
+            CampaignNotFound(_) | NotFound | GrantNotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            CampaignNotStarted | CampaignEnded | CampaignPaused | ApplyConflict(_) => {
-                StatusCode::CONFLICT
-            }
-            QuotaExhausted | DailyQuotaExhausted { .. } | RateLimited { .. } => {
+            CampaignNotStarted | CampaignEnded | CampaignPaused | ApplyConflict(_)
+            | ApplyRefused(_) | GrantsNotEnabled => StatusCode::CONFLICT,
+            QuotaExhausted | DailyQuotaExhausted { .. } | NoSpinsLeft | RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             IdempotencyKeyReused | InvalidCampaign(_) | CampaignIdMismatch(_) => {
@@ -191,6 +205,7 @@ impl ResponseError for ApiError {
             IdempotencyKeyMissing
             | IdempotencyKeyInvalid(_)
             | MalformedBody(_)
+            | InvalidGrant(_)
             | InvalidQuery(_)
             | InvalidAuthorization(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -310,6 +325,7 @@ impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
         match e {
             ApplyError::Conflict { .. } => ApiError::ApplyConflict(e.to_string()),
+            ApplyError::ExpireFixed { .. } => ApiError::ApplyRefused(e.to_string()),
             ApplyError::Redis(s) => s.into(),
             ApplyError::NotRecorded { .. } | ApplyError::NotRecovered { .. } => {
                 ApiError::Unavailable(e.into())

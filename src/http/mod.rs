@@ -17,6 +17,8 @@ pub mod campaigns;
 pub mod error;
 /// Finance's endpoints (rewards listing and export, reconciliation summary).
 pub mod finance;
+/// The order service's grants and revocations of earned spins.
+pub mod grants;
 /// Liveness and readiness.
 pub mod health;
 /// Request duration metrics and the access log.
@@ -60,6 +62,9 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(admin::put_campaign)
         .service(admin::get_live)
         .service(admin::plan)
+        .service(grants::create_grant)
+        .service(grants::create_grants)
+        .service(grants::revoke_grant)
         .service(finance::list_rewards)
         .service(finance::summary)
         .service(health::healthz)

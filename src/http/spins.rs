@@ -113,6 +113,7 @@ fn observe(campaign: &CampaignId, outcome: &Result<Drawn, Rejection>) {
         Err(Rejection::Ended) => "ended",
         Err(Rejection::Paused) => "paused",
         Err(Rejection::QuotaExhausted) => "quota_exhausted",
+        Err(Rejection::NoSpinsLeft) => "no_spins_left",
         Err(Rejection::DailyQuotaExhausted { .. }) => "daily_quota_exhausted",
         Err(Rejection::KeyReused) => "key_reused",
         Err(Rejection::Recovering) => "recovering",
@@ -123,7 +124,7 @@ fn observe(campaign: &CampaignId, outcome: &Result<Drawn, Rejection>) {
     span.record("outcome", kind);
 }
 
-fn idempotency_key(req: &HttpRequest) -> ApiResult<IdempotencyKey> {
+pub(super) fn idempotency_key(req: &HttpRequest) -> ApiResult<IdempotencyKey> {
     let raw = req
         .headers()
         .get("idempotency-key")
@@ -141,6 +142,7 @@ fn rejection(r: Rejection, campaign: &CampaignId) -> ApiError {
         Rejection::Ended => ApiError::CampaignEnded,
         Rejection::Paused => ApiError::CampaignPaused,
         Rejection::QuotaExhausted => ApiError::QuotaExhausted,
+        Rejection::NoSpinsLeft => ApiError::NoSpinsLeft,
         Rejection::DailyQuotaExhausted { retry_after_ms } => ApiError::DailyQuotaExhausted {
             retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
         },

@@ -16,8 +16,11 @@
 //!    so nothing is in flight any more);
 //! 2. found the settled draws Redis forgot: ledger rows after the stream's last
 //!    generated id (Redis keeps a prefix of its history, and stream ids only grow);
-//! 3. raised those users' counters to what the ledger counts and restored their
-//!    idempotency records, so a retry replays instead of drawing again;
+//! 3. replayed those users' draws, grants and revocations, in draw order, to
+//!    the state the ledger proves (counters and earned spins), and restored the
+//!    idempotency records of their forgotten draws and the records of their
+//!    forgotten grants and revocations, so a retry replays instead of drawing
+//!    or granting again;
 //! 4. certified: awarded raised to the ledger's count, stock lowered to
 //!    max(0, configured − awarded), the stream's last id moved past the ledger's,
 //!    epoch set. Draws resume.
@@ -31,8 +34,10 @@
 //! to the AOF nor settled. Under durability `fsync-wins` no such draw is a
 //! stock-bounded win.
 
+use crate::campaign::model::{EarnedSpins, Expiry};
 use crate::domain::CampaignId;
 use crate::domain::StreamId;
+use crate::draw::grants::{grant_fingerprint, grant_hash};
 use crate::draw::model::{Counters, day_index};
 use crate::draw::{fingerprint, record_field, user_hash};
 use crate::settle::{Shutdown, ledger, stream};
@@ -40,7 +45,9 @@ use crate::store::pg::within;
 use crate::store::redis::StoreError;
 use crate::store::redis::connection::{RedisConn, RedisTarget, Timeouts};
 use crate::store::redis::keys::CampaignKeys;
-use crate::store::redis::recovery::{self, Certified, CounterFix, RecordFix, RecoveryState};
+use crate::store::redis::recovery::{
+    self, Certified, CounterFix, GrantRecordFix, RecordFix, RecoveryState,
+};
 use crate::store::redis::table::TableEntry;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -84,6 +91,8 @@ pub struct Report {
     pub counters: i64,
     /// Idempotency records restored.
     pub records: i64,
+    /// Grant records restored or marked revoked.
+    pub grant_records: i64,
     /// Units added to awarded counts.
     pub awarded_raised: i64,
     /// Units taken from remaining stock.
@@ -94,12 +103,13 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "campaign {}: recovered ({} stream entries settled first; {} settled draws Redis had forgotten: {} users' counters raised, {} idempotency records restored, awarded +{}, stock -{})",
+            "campaign {}: recovered ({} stream entries settled first; {} settled draws, grants and revocations Redis had forgotten: {} users' counters restored, {} idempotency records and {} grant records restored, awarded +{}, stock -{})",
             self.campaign,
             self.drained,
             self.forgotten,
             self.counters,
             self.records,
+            self.grant_records,
             self.awarded_raised,
             self.stock_lowered
         )
@@ -165,15 +175,27 @@ async fn rebuild(
         Box::pin(async move { ledger_view(c, &id, known).await })
     })
     .await?;
+    let versions = if forgotten_users.is_empty() {
+        Vec::new()
+    } else {
+        earned_versions(pg, pg_limit, campaign).await?
+    };
     for users in forgotten_users.chunks(USERS_PER_QUERY) {
-        let rows = user_draws(pg, pg_limit, campaign, users).await?;
-        let (counters, records) = live.fixes(campaign, &rows, known);
-        report.forgotten += rows.iter().filter(|r| r.stream() > known).count() as u64;
-        for chunk in counters.chunks(FIXES_PER_CALL) {
+        let events = user_events(pg, pg_limit, campaign, users).await?;
+        let fixes = live.fixes(campaign, &events, known, &versions);
+        report.forgotten += events
+            .in_order()
+            .iter()
+            .filter(|e| e.stream() > known)
+            .count() as u64;
+        for chunk in fixes.counters.chunks(FIXES_PER_CALL) {
             report.counters += recovery::restore_counters(conn, campaign, chunk).await?;
         }
-        for chunk in records.chunks(FIXES_PER_CALL) {
+        for chunk in fixes.records.chunks(FIXES_PER_CALL) {
             report.records += recovery::restore_records(conn, campaign, chunk).await?;
+        }
+        for chunk in fixes.grants.chunks(FIXES_PER_CALL) {
+            report.grant_records += recovery::restore_grant_records(conn, campaign, chunk).await?;
         }
     }
 
@@ -219,9 +241,10 @@ async fn drain(
 struct LedgerView {
     /// Units per prize.
     settled: Vec<(String, i64)>,
-    /// The last stream id settled, if any.
+    /// The last stream id settled (draws, grants, revocations), if any.
     ledger_last: Option<(i64, i64)>,
-    /// Users with a settled draw after `known` (Redis's last stream id).
+    /// Users with a settled draw, grant or revocation after `known` (Redis's
+    /// last stream id).
     forgotten_users: Vec<String>,
 }
 
@@ -237,15 +260,23 @@ async fn ledger_view(
     .fetch_all(&mut *c)
     .await?;
     let ledger_last = sqlx::query_as(
-        "SELECT stream_ms, stream_seq FROM rewards WHERE campaign_id = $1
-         ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1",
+        "SELECT stream_ms, stream_seq FROM (
+             SELECT stream_ms, stream_seq FROM rewards WHERE campaign_id = $1
+             UNION ALL SELECT stream_ms, stream_seq FROM grants WHERE campaign_id = $1
+             UNION ALL SELECT stream_ms, stream_seq FROM grant_revocations WHERE campaign_id = $1
+         ) settled ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1",
     )
     .bind(campaign)
     .fetch_optional(&mut *c)
     .await?;
     let forgotten_users = sqlx::query_scalar(
-        "SELECT DISTINCT user_id FROM rewards
-         WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)",
+        "SELECT user_id FROM rewards
+         WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)
+         UNION SELECT user_id FROM grants
+         WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)
+         UNION SELECT g.user_id FROM grant_revocations r
+         JOIN grants g USING (campaign_id, grant_id)
+         WHERE r.campaign_id = $1 AND (r.stream_ms, r.stream_seq) > ($2, $3)",
     )
     .bind(campaign)
     .bind(known.ms)
@@ -272,44 +303,160 @@ struct Draw {
     stream_seq: i64,
 }
 
-impl Draw {
+/// One settled grant of such a user, with its revocation if it was revoked.
+#[derive(Debug, sqlx::FromRow)]
+struct GrantRow {
+    user_id: String,
+    grant_id: String,
+    spins: i32,
+    reason: Option<String>,
+    grant_day: i32,
+    stream_ms: i64,
+    stream_seq: i64,
+    revoked: Option<i32>,
+    already_used: Option<i32>,
+    lapsed: Option<i32>,
+    revoked_ms: Option<i64>,
+    revoke_ms: Option<i64>,
+    revoke_seq: Option<i64>,
+}
+
+/// A user's settled event, in draw order.
+#[derive(Debug)]
+enum Event<'a> {
+    Draw(&'a Draw),
+    Grant(&'a GrantRow),
+    /// The revocation of the grant, at its own place in the draw order.
+    Revoke(&'a GrantRow, StreamId),
+}
+
+impl Event<'_> {
+    fn user(&self) -> &str {
+        match self {
+            Event::Draw(d) => &d.user_id,
+            Event::Grant(g) | Event::Revoke(g, _) => &g.user_id,
+        }
+    }
+
     fn stream(&self) -> StreamId {
-        StreamId {
-            ms: self.stream_ms,
-            seq: self.stream_seq,
+        match self {
+            Event::Draw(d) => StreamId {
+                ms: d.stream_ms,
+                seq: d.stream_seq,
+            },
+            Event::Grant(g) => StreamId {
+                ms: g.stream_ms,
+                seq: g.stream_seq,
+            },
+            Event::Revoke(_, at) => *at,
         }
     }
 }
 
-/// Every draw of `users`, per user in draw order.
-async fn user_draws(
+/// Every settled draw, grant and revocation of `users`.
+struct UserEvents {
+    draws: Vec<Draw>,
+    grants: Vec<GrantRow>,
+}
+
+impl UserEvents {
+    /// All of them, per user in draw order.
+    fn in_order(&self) -> Vec<Event<'_>> {
+        let mut events: Vec<Event> = self.draws.iter().map(Event::Draw).collect();
+        for g in &self.grants {
+            events.push(Event::Grant(g));
+            if let (Some(ms), Some(seq)) = (g.revoke_ms, g.revoke_seq) {
+                events.push(Event::Revoke(g, StreamId { ms, seq }));
+            }
+        }
+        events.sort_by(|a, b| (a.user(), a.stream()).cmp(&(b.user(), b.stream())));
+        events
+    }
+}
+
+async fn user_events(
     pg: &PgPool,
     pg_limit: Duration,
     campaign: &CampaignId,
     users: &[String],
-) -> Result<Vec<Draw>, sqlx::Error> {
+) -> Result<UserEvents, sqlx::Error> {
     let (id, users) = (campaign.to_string(), users.to_vec());
     within(pg, pg_limit, move |c| {
         Box::pin(async move {
-            sqlx::query_as(
+            let draws = sqlx::query_as(
                 "SELECT user_id, spin_id, prize_id, idempotency_key, context::text AS context,
                         (extract(epoch FROM spun_at) * 1000)::bigint AS spun_ms, stream_ms, stream_seq
-                 FROM rewards WHERE campaign_id = $1 AND user_id = ANY($2)
-                 ORDER BY user_id, stream_ms, stream_seq",
+                 FROM rewards WHERE campaign_id = $1 AND user_id = ANY($2)",
             )
             .bind(&id)
             .bind(&users)
+            .fetch_all(&mut *c)
+            .await?;
+            let grants = sqlx::query_as(
+                "SELECT g.user_id, g.grant_id, g.spins, g.reason::text AS reason, g.grant_day,
+                        g.stream_ms, g.stream_seq, r.revoked, r.already_used, r.lapsed,
+                        (extract(epoch FROM r.revoked_at) * 1000)::bigint AS revoked_ms,
+                        r.stream_ms AS revoke_ms, r.stream_seq AS revoke_seq
+                 FROM grants g LEFT JOIN grant_revocations r USING (campaign_id, grant_id)
+                 WHERE g.campaign_id = $1 AND g.user_id = ANY($2)",
+            )
+            .bind(&id)
+            .bind(&users)
+            .fetch_all(&mut *c)
+            .await?;
+            Ok(UserEvents { draws, grants })
+        })
+    })
+    .await
+}
+
+/// The earned spins of each version in the draw order: (where the apply sits,
+/// its `earned_spins`). A spin spends a free or an earned spin by the free
+/// spins of the version that held.
+async fn earned_versions(
+    pg: &PgPool,
+    pg_limit: Duration,
+    campaign: &CampaignId,
+) -> Result<Vec<(StreamId, Option<EarnedSpins>)>, sqlx::Error> {
+    let id = campaign.to_string();
+    let rows: Vec<(i64, i64, String)> = within(pg, pg_limit, move |c| {
+        Box::pin(async move {
+            sqlx::query_as(
+                "SELECT a.stream_ms, a.stream_seq, v.yaml FROM ledger_applies a
+                 JOIN campaign_versions v USING (campaign_id, version)
+                 WHERE a.campaign_id = $1 ORDER BY a.stream_ms, a.stream_seq",
+            )
+            .bind(&id)
             .fetch_all(c)
             .await
         })
     })
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(ms, seq, yaml)| {
+            let c = crate::campaign::parse_campaign(&yaml).ok()?;
+            Some((StreamId { ms, seq }, c.earned_spins))
+        })
+        .collect())
+}
+
+/// What the rebuild writes for a group of users.
+#[derive(Default)]
+struct Fixes {
+    counters: Vec<CounterFix>,
+    records: Vec<RecordFix>,
+    grants: Vec<GrantRecordFix>,
 }
 
 /// What the rebuild needs from the campaign's live config.
 struct Live {
     limit: u32,
     daily_limit: Option<u32>,
+    /// Earned spins as configured now (for a draw before any recorded apply).
+    earned: Option<EarnedSpins>,
+    /// The rule earned spins lapse by (meta `ex`, fixed once set).
+    expire: Expiry,
     buckets: u64,
     /// 1-based position of each prize id in the draw table (what records hold).
     position: HashMap<String, u16>,
@@ -318,12 +465,19 @@ struct Live {
 
 impl Live {
     async fn read(conn: &mut RedisConn, k: &CampaignKeys) -> Result<Option<Live>, RecoverError> {
-        type Meta = (Option<u32>, Option<u32>, Option<u64>, Option<String>);
-        let ((limit, daily, buckets, table), days): (Meta, Vec<i64>) = redis::pipe()
+        type Meta = (
+            Option<u32>,
+            Option<u32>,
+            Option<u64>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+        );
+        let ((limit, daily, buckets, table, free, expire), days): (Meta, Vec<i64>) = redis::pipe()
             .atomic()
             .cmd("HMGET")
             .arg(&k.meta)
-            .arg(&["lim", "dlim", "nb", "tbl"])
+            .arg(&["lim", "dlim", "nb", "tbl", "ef", "ex"])
             .zrange(&k.days, 0, -1)
             .query_async(conn)
             .await?;
@@ -334,9 +488,17 @@ impl Live {
         let table: Vec<TableEntry> = serde_json::from_str(&table).map_err(|e| {
             StoreError::Protocol(format!("{}: `tbl` is not a prize table: {e}", k.meta))
         })?;
+        let expire = match expire.as_deref() {
+            Some("end_of_day") => Expiry::EndOfDay,
+            _ => Expiry::CampaignEnd,
+        };
         Ok(Some(Live {
             limit,
             daily_limit: (daily > 0).then_some(daily),
+            earned: free
+                .and_then(|f| u32::try_from(f).ok())
+                .map(|free| EarnedSpins { free, expire }),
+            expire,
             buckets: buckets.max(1),
             position: table
                 .into_iter()
@@ -347,53 +509,125 @@ impl Live {
         }))
     }
 
-    /// The counters of each user of `rows` (all their draws, in order) and the
-    /// records of their draws after `known`, the last stream id Redis kept.
+    /// Each user's state replayed from `events` (all their draws, grants and
+    /// revocations, in order, under the earned spins of the `versions` that
+    /// held), and the records of what came after `known`, the last stream id
+    /// Redis kept.
     fn fixes(
         &self,
         campaign: &CampaignId,
-        rows: &[Draw],
+        events: &UserEvents,
         known: StreamId,
-    ) -> (Vec<CounterFix>, Vec<RecordFix>) {
+        versions: &[(StreamId, Option<EarnedSpins>)],
+    ) -> Fixes {
         let today_utc = chrono::Utc::now().timestamp_millis().div_euclid(DAY_MS);
-        let mut counters: Vec<CounterFix> = Vec::new();
-        let mut records = Vec::new();
+        let mut out = Fixes::default();
+        let events = events.in_order();
         let mut c = Counters::default();
-        for (i, d) in rows.iter().enumerate() {
-            if i == 0 || rows[i - 1].user_id != d.user_id {
+        // Spins left after each grant of the user, for its record.
+        let mut granted_left: HashMap<&str, u64> = HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            if i == 0 || events[i - 1].user() != e.user() {
                 c = Counters::default();
             }
-            c.count(day_index(&self.day_starts, d.spun_ms));
-            let utc_day = d.spun_ms.div_euclid(DAY_MS);
-            let bucket = u64::from(user_hash(&d.user_id)) % self.buckets;
-            // Records older than yesterday have expired anyway.
-            if d.stream() > known
-                && utc_day >= today_utc - 1
-                && let Some(&position) = self.position.get(&d.prize_id)
-            {
-                records.push(RecordFix {
-                    key: CampaignKeys::records(campaign, utc_day, bucket),
-                    field: record_field(&d.user_id, &d.idempotency_key),
-                    record: pack_record(
-                        &fingerprint(&canonical_context(d.context.as_deref())),
-                        &d.spin_id,
-                        position,
-                        c.spins_left(self.limit, self.daily_limit),
-                    ),
-                    expire_at: (utc_day + 2) * 86_400 + RECORD_TTL_SLACK_S,
-                });
+            let at = e.stream();
+            let earned = versions
+                .iter()
+                .rev()
+                .find(|(applied, _)| *applied < at)
+                .map_or(self.earned, |(_, e)| *e);
+            let user = e.user();
+            let bucket = u64::from(user_hash(user)) % self.buckets;
+            match e {
+                Event::Draw(d) => {
+                    let today = day_index(&self.day_starts, d.spun_ms);
+                    c.record_spin(today, earned);
+                    let utc_day = d.spun_ms.div_euclid(DAY_MS);
+                    // Records older than yesterday have expired anyway.
+                    if at > known
+                        && utc_day >= today_utc - 1
+                        && let Some(&position) = self.position.get(&d.prize_id)
+                    {
+                        out.records.push(RecordFix {
+                            key: CampaignKeys::records(campaign, utc_day, bucket),
+                            field: record_field(user, &d.idempotency_key),
+                            record: pack_record(
+                                &fingerprint(&canonical_context(d.context.as_deref())),
+                                &d.spin_id,
+                                position,
+                                c.spins_left_on(self.limit, self.daily_limit, earned, today),
+                            ),
+                            expire_at: (utc_day + 2) * 86_400 + RECORD_TTL_SLACK_S,
+                        });
+                    }
+                }
+                Event::Grant(g) => {
+                    let day = i64::from(g.grant_day);
+                    c.grant(self.expire, g.spins as u32, day);
+                    let left = c.spins_left_on(self.limit, self.daily_limit, earned, day);
+                    granted_left.insert(&g.grant_id, left);
+                    if at > known {
+                        out.grants.push(self.grant_record(campaign, g, left, None));
+                    }
+                }
+                Event::Revoke(g, _) => {
+                    let today = g
+                        .revoked_ms
+                        .map_or(i64::from(g.grant_day), |ms| day_index(&self.day_starts, ms));
+                    let split =
+                        c.revoke(self.expire, g.spins as u32, i64::from(g.grant_day), today);
+                    if at > known {
+                        let recorded = (
+                            g.revoked.unwrap_or(split.revoked as i32) as u8,
+                            g.already_used.unwrap_or(split.already_used as i32) as u8,
+                            g.lapsed.unwrap_or(split.lapsed as i32) as u8,
+                        );
+                        let left = granted_left.get(g.grant_id.as_str()).copied().unwrap_or(0);
+                        out.grants
+                            .push(self.grant_record(campaign, g, left, Some(recorded)));
+                    }
+                }
             }
-            if rows.get(i + 1).is_none_or(|n| n.user_id != d.user_id) {
-                counters.push(CounterFix {
-                    user: d.user_id.clone(),
+            if events.get(i + 1).is_none_or(|n| n.user() != user) {
+                out.counters.push(CounterFix {
+                    user: user.to_owned(),
                     bucket,
                     total: u64::from(c.total),
                     day_count: u64::from(c.day_count),
                     day_index: c.day_index.max(0) as u64,
+                    earned: c
+                        .earned
+                        .map(|p| format!("{}:{}:{}:{}", p.granted, p.used, p.day, p.free_used)),
                 });
             }
         }
-        (counters, records)
+        out
+    }
+
+    /// A grant record as lua/grant.lua writes it (`revoked`: as lua/revoke.lua
+    /// marks it, with the split the ledger holds).
+    fn grant_record(
+        &self,
+        campaign: &CampaignId,
+        g: &GrantRow,
+        left: u64,
+        revoked: Option<(u8, u8, u8)>,
+    ) -> GrantRecordFix {
+        let reason = canonical_context(g.reason.as_deref());
+        let mut r = Vec::with_capacity(23 + g.user_id.len());
+        r.extend_from_slice(&grant_fingerprint(&g.user_id, g.spins as u32, &reason));
+        r.push(g.spins as u8);
+        r.extend_from_slice(&(g.grant_day as i16).to_be_bytes());
+        r.extend_from_slice(&(left.min(u64::from(u32::MAX)) as u32).to_be_bytes());
+        let (rv, used, lapsed) = revoked.unwrap_or_default();
+        r.extend_from_slice(&[rv, used, lapsed, u8::from(revoked.is_some())]);
+        r.extend_from_slice(&user_hash(&g.user_id).to_be_bytes());
+        r.extend_from_slice(g.user_id.as_bytes());
+        GrantRecordFix {
+            key: CampaignKeys::grants(campaign, u64::from(grant_hash(&g.grant_id)) % self.buckets),
+            field: g.grant_id.clone(),
+            record: r,
+        }
     }
 }
 

@@ -17,6 +17,10 @@ pub enum ApplyError {
         "the live campaign changed while this apply was being prepared (live config {live_hash}); plan again"
     )]
     Conflict { live_hash: String },
+    #[error(
+        "`earned_spins.expire` is `{live}` on the live campaign and cannot change: users' earned spins are counted by that rule"
+    )]
+    ExpireFixed { live: String },
     #[error(transparent)]
     Redis(#[from] StoreError),
     /// Redis has the new version but PostgreSQL could not record it; applying the
@@ -88,6 +92,7 @@ pub async fn apply(
         Applied::Applied { version } => (version, true),
         Applied::Unchanged { version } => (version, false),
         Applied::Conflict { live_hash } => return Err(ApplyError::Conflict { live_hash }),
+        Applied::ExpireFixed { live } => return Err(ApplyError::ExpireFixed { live }),
     };
     let changes = serde_json::to_value(&plan.changes).unwrap_or_default();
     let config = canonical::to_json(c);

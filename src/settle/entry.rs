@@ -1,5 +1,5 @@
-//! Entries of a campaign's results stream, as lua/spin.lua and lua/apply.lua
-//! write them, parsed for the ledger.
+//! Entries of a campaign's results stream, as lua/spin.lua, lua/grant.lua,
+//! lua/revoke.lua and lua/apply.lua write them, parsed for the ledger.
 
 use super::stream::Fields;
 use crate::domain::StreamId;
@@ -33,10 +33,36 @@ pub struct ApplyEvent {
     pub applied_at: DateTime<Utc>,
 }
 
+/// Spins granted: a row of `grants`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrantEvent {
+    pub grant_id: String,
+    pub user_id: String,
+    pub spins: i32,
+    /// Canonical JSON, or empty.
+    pub reason: String,
+    pub day: i32,
+    pub stream: StreamId,
+    pub granted_at: DateTime<Utc>,
+}
+
+/// A grant revoked: a row of `grant_revocations`, and the grant's row updated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevokeEvent {
+    pub grant_id: String,
+    pub revoked: i32,
+    pub already_used: i32,
+    pub lapsed: i32,
+    pub stream: StreamId,
+    pub revoked_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     Spin(Reward),
     Apply(ApplyEvent),
+    Grant(GrantEvent),
+    Revoke(RevokeEvent),
     /// Cannot be settled; goes to the dead-letter stream with the reason.
     Poison(String),
 }
@@ -104,6 +130,31 @@ fn parse_inner(id: &str, f: &Fields) -> Result<Entry, String> {
                 spun_at: millis(int("t")?)?,
             }))
         }
+        "grant" => {
+            let reason = text("reason")?;
+            if !reason.is_empty()
+                && serde_json::from_str::<&serde_json::value::RawValue>(&reason).is_err()
+            {
+                return Err("`reason` is not JSON".into());
+            }
+            Ok(Entry::Grant(GrantEvent {
+                grant_id: text("grant")?,
+                user_id: text("user")?,
+                spins: small(int("spins")?, "spins")?,
+                reason,
+                day: small(int("day")?, "day")?,
+                stream,
+                granted_at: millis(int("t")?)?,
+            }))
+        }
+        "revoke" => Ok(Entry::Revoke(RevokeEvent {
+            grant_id: text("grant")?,
+            revoked: small(int("revoked")?, "revoked")?,
+            already_used: small(int("used")?, "used")?,
+            lapsed: small(int("lapsed")?, "lapsed")?,
+            stream,
+            revoked_at: millis(int("t")?)?,
+        })),
         "apply" => Ok(Entry::Apply(ApplyEvent {
             stream,
             version: int("ver")?,
@@ -115,6 +166,11 @@ fn parse_inner(id: &str, f: &Fields) -> Result<Entry, String> {
         })),
         other => Err(format!("unknown entry type `{other}`")),
     }
+}
+
+/// A count or day the ledger keeps as `integer`.
+fn small(n: i64, k: &str) -> Result<i32, String> {
+    i32::try_from(n).map_err(|_| format!("`{k}` out of range"))
 }
 
 #[cfg(test)]
@@ -155,6 +211,45 @@ mod tests {
         );
         assert_eq!(r.amount.to_string(), "79900.00");
         assert_eq!(r.config_version, 2);
+    }
+
+    #[test]
+    fn grants_and_revocations_parse() {
+        let f = fields(&[
+            ("type", "grant"),
+            ("grant", "order-1"),
+            ("user", "u1"),
+            ("spins", "2"),
+            ("reason", "{\"order_id\":\"o1\"}"),
+            ("t", "1795000000000"),
+            ("day", "3"),
+        ]);
+        let Entry::Grant(g) = parse("1795000000000-1", &f) else {
+            panic!("a grant")
+        };
+        assert_eq!((g.spins, g.day, g.grant_id.as_str()), (2, 3, "order-1"));
+        let f = fields(&[
+            ("type", "revoke"),
+            ("grant", "order-1"),
+            ("user", "u1"),
+            ("spins", "2"),
+            ("revoked", "1"),
+            ("used", "1"),
+            ("lapsed", "0"),
+            ("t", "1795000000001"),
+        ]);
+        let Entry::Revoke(r) = parse("1795000000001-0", &f) else {
+            panic!("a revocation")
+        };
+        assert_eq!((r.revoked, r.already_used, r.lapsed), (1, 1, 0));
+        let bad = fields(&[
+            ("type", "grant"),
+            ("grant", "g"),
+            ("user", "u"),
+            ("reason", ""),
+            ("spins", "x"),
+        ]);
+        assert!(matches!(parse("1-0", &bad), Entry::Poison(m) if m.contains("spins")));
     }
 
     #[test]

@@ -148,8 +148,8 @@ fn refusal(e: &sqlx::Error) -> String {
     format!("the ledger refused the entry: {short}")
 }
 
-/// Inserts the spins and applies among `entries` of `campaign` and commits.
-/// Returns how many rewards were new.
+/// Inserts the spins, grants, revocations and applies among `entries` of
+/// `campaign` and commits. Returns how many rewards were new.
 pub async fn write_batch(
     pg: &mut PgConnection,
     campaign: &str,
@@ -218,8 +218,97 @@ pub async fn write_batch(
         .execute(&mut *tx)
         .await?;
     }
+    write_grants(&mut tx, campaign, entries).await?;
     tx.commit().await?;
     Ok(inserted)
+}
+
+/// The grants among `entries`, then their revocations (a grant and its
+/// revocation in one batch: the grant first). A revocation of a grant the ledger
+/// does not hold violates `grant_revocations`' foreign key: a data error, so it
+/// is isolated and dead-lettered, not lost.
+async fn write_grants(
+    tx: &mut PgConnection,
+    campaign: &str,
+    entries: &[Entry],
+) -> Result<(), sqlx::Error> {
+    let grants: Vec<&super::entry::GrantEvent> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Grant(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    let revokes: Vec<&super::entry::RevokeEvent> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Revoke(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    if !grants.is_empty() {
+        sqlx::query(
+            "INSERT INTO grants (campaign_id, grant_id, user_id, spins, reason, granted_at,
+                                 grant_day, stream_ms, stream_seq)
+             SELECT $1, grant_id, user_id, spins, NULLIF(reason, '')::jsonb, granted_at, day,
+                    stream_ms, stream_seq
+             FROM UNNEST($2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[],
+                         $7::int[], $8::bigint[], $9::bigint[])
+                  AS b(grant_id, user_id, spins, reason, granted_at, day, stream_ms, stream_seq)
+             ON CONFLICT (campaign_id, grant_id) DO NOTHING",
+        )
+        .bind(campaign)
+        .bind(
+            grants
+                .iter()
+                .map(|g| g.grant_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(grants.iter().map(|g| g.user_id.clone()).collect::<Vec<_>>())
+        .bind(grants.iter().map(|g| g.spins).collect::<Vec<_>>())
+        .bind(grants.iter().map(|g| g.reason.clone()).collect::<Vec<_>>())
+        .bind(grants.iter().map(|g| g.granted_at).collect::<Vec<_>>())
+        .bind(grants.iter().map(|g| g.day).collect::<Vec<_>>())
+        .bind(grants.iter().map(|g| g.stream.ms).collect::<Vec<_>>())
+        .bind(grants.iter().map(|g| g.stream.seq).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !revokes.is_empty() {
+        let ids: Vec<String> = revokes.iter().map(|r| r.grant_id.clone()).collect();
+        sqlx::query(
+            "INSERT INTO grant_revocations (campaign_id, grant_id, revoked, already_used, lapsed,
+                                            revoked_at, stream_ms, stream_seq)
+             SELECT $1, grant_id, revoked, used, lapsed, revoked_at, stream_ms, stream_seq
+             FROM UNNEST($2::text[], $3::int[], $4::int[], $5::int[], $6::timestamptz[],
+                         $7::bigint[], $8::bigint[])
+                  AS b(grant_id, revoked, used, lapsed, revoked_at, stream_ms, stream_seq)
+             ON CONFLICT (campaign_id, grant_id) DO NOTHING",
+        )
+        .bind(campaign)
+        .bind(&ids)
+        .bind(revokes.iter().map(|r| r.revoked).collect::<Vec<_>>())
+        .bind(revokes.iter().map(|r| r.already_used).collect::<Vec<_>>())
+        .bind(revokes.iter().map(|r| r.lapsed).collect::<Vec<_>>())
+        .bind(revokes.iter().map(|r| r.revoked_at).collect::<Vec<_>>())
+        .bind(revokes.iter().map(|r| r.stream.ms).collect::<Vec<_>>())
+        .bind(revokes.iter().map(|r| r.stream.seq).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE grants g SET revoked = r.revoked, already_used = r.already_used,
+                                 lapsed = r.lapsed, revoked_at = r.revoked_at
+             FROM grant_revocations r
+             WHERE r.campaign_id = $1 AND r.grant_id = ANY($2)
+               AND g.campaign_id = r.campaign_id AND g.grant_id = r.grant_id
+               AND g.revoked IS NULL",
+        )
+        .bind(campaign)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Campaigns whose streams the settler follows: every recorded campaign that has

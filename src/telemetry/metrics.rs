@@ -32,6 +32,7 @@ pub struct Metrics {
     _provider: SdkMeterProvider,
     pub http_duration: Histogram<f64>,
     pub spins: Counter<u64>,
+    pub grants: Counter<u64>,
     pub awarded: Counter<u64>,
     pub stock_remaining: Gauge<i64>,
     pub rejections: Counter<u64>,
@@ -100,6 +101,12 @@ impl Metrics {
             spins: m
                 .u64_counter("prizewheel.spins")
                 .with_description("Spins decided by Redis, by campaign and outcome")
+                .build(),
+            grants: m
+                .u64_counter("prizewheel.grants")
+                .with_description(
+                    "Grants and revocations of earned spins decided by Redis, by campaign and outcome",
+                )
                 .build(),
             awarded: m
                 .u64_counter("prizewheel.prizes.awarded")
@@ -185,6 +192,19 @@ impl Metrics {
     pub fn unknown_campaign(&self) {
         self.spins
             .add(1, &[KeyValue::new("outcome", "unknown_campaign")]);
+    }
+
+    /// A grant or revocation Redis decided (`campaign` is `None` when Redis
+    /// does not know it: a client's id never becomes a label).
+    pub fn grant(&self, campaign: Option<&str>, outcome: &'static str) {
+        let campaign = campaign.unwrap_or("unknown_campaign").to_owned();
+        self.grants.add(
+            1,
+            &[
+                KeyValue::new("campaign", campaign),
+                KeyValue::new("outcome", outcome),
+            ],
+        );
     }
 
     pub fn prize_awarded(&self, campaign: &str, prize: &str) {

@@ -15,6 +15,7 @@ mod durability;
 mod faults;
 mod finance;
 mod fuzz;
+mod grants;
 mod healthcheck;
 mod hostile_http;
 mod hostile_yaml;

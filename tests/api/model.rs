@@ -5,8 +5,8 @@
 use crate::support::helpers::{Spec, TestApp};
 use prizewheel::campaign::parse_campaign;
 use prizewheel::domain::{CampaignId, IdempotencyKey, UserId};
-use prizewheel::draw::model::Model;
-use prizewheel::store::redis::spin::{Rejection, SpinCall};
+use prizewheel::draw::model::{Decision, Model};
+use prizewheel::store::redis::spin::{Drawn, Rejection, SpinCall};
 use rand::{Rng, RngExt, SeedableRng};
 
 const IDS: [&str; 8] = ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"];
@@ -50,20 +50,64 @@ fn kind(r: &Rejection) -> &'static str {
         Rejection::Ended => "ended",
         Rejection::Paused => "paused",
         Rejection::QuotaExhausted => "quota",
+        Rejection::NoSpinsLeft => "no_spins_left",
         Rejection::DailyQuotaExhausted { .. } => "daily_quota",
         Rejection::KeyReused => "key_reused",
         Rejection::Recovering => "recovering",
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_script_decides_exactly_as_the_model() {
-    let app = TestApp::spawn().await;
+/// The seed (PRIZEWHEEL_MODEL_SEED to repeat a failure) and its generator.
+fn seeded() -> (u64, rand_chacha::ChaCha8Rng) {
     let seed: u64 = std::env::var("PRIZEWHEEL_MODEL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (seed, rand_chacha::ChaCha8Rng::seed_from_u64(seed))
+}
+
+/// Spin `n` of `user` with random input `rv`, through lua/spin.lua.
+async fn script_spin(
+    app: &TestApp,
+    id: &CampaignId,
+    user: &UserId,
+    n: u64,
+    rv: u64,
+) -> Result<Drawn, Rejection> {
+    let key = IdempotencyKey::parse(&format!("k{n}")).unwrap();
+    let call = SpinCall {
+        campaign: id,
+        user,
+        key: &key,
+        user_hash: prizewheel::draw::user_hash(user.as_str()),
+        record_field: n.to_be_bytes(),
+        fingerprint: [0; 8],
+        r: rv,
+        spin_id: uuid::Uuid::now_v7(),
+        context: "",
+    };
+    app.redis.spin(&call).await.unwrap()
+}
+
+fn assert_same_spin(
+    script: &Result<Drawn, Rejection>,
+    expected: &Result<Decision, Rejection>,
+    context: &str,
+) {
+    match (script, expected) {
+        (Ok(d), Ok(m)) => {
+            assert_eq!(d.prize_id, m.prize_id, "{context}");
+            assert_eq!(d.spins_left, m.spins_left, "{context}");
+        }
+        (Err(a), Err(b)) => assert_eq!(kind(a), kind(b), "{context}"),
+        _ => panic!("script {script:?} but model {expected:?}\n{context}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_script_decides_exactly_as_the_model() {
+    let app = TestApp::spawn().await;
+    let (seed, mut rng) = seeded();
     let mut spins = 0;
     for round in 0..25 {
         let mut spec = Spec::new("model");
@@ -90,33 +134,14 @@ async fn the_script_decides_exactly_as_the_model() {
             }
             let user = &users[rng.random_range(0..users.len())];
             let rv = r(&mut rng);
-            let key = IdempotencyKey::parse(&format!("k{n}")).unwrap();
-            let call = SpinCall {
-                campaign: &id,
-                user,
-                key: &key,
-                user_hash: prizewheel::draw::user_hash(user.as_str()),
-                record_field: n.to_be_bytes(),
-                fingerprint: [0; 8],
-                r: rv,
-                spin_id: uuid::Uuid::now_v7(),
-                context: "",
-            };
-            let script = app.redis.spin(&call).await.unwrap();
+            let script = script_spin(&app, &id, user, n, rv).await;
             let expected = model.spin(user.as_str(), chrono::Utc::now().timestamp_millis(), rv);
             let context = format!(
                 "seed {seed}, round {round}, spin {n}, user {}, R {rv}\n{}",
                 user.as_str(),
                 spec.yaml()
             );
-            match (&script, &expected) {
-                (Ok(d), Ok(m)) => {
-                    assert_eq!(d.prize_id, m.prize_id, "{context}");
-                    assert_eq!(d.spins_left, m.spins_left, "{context}");
-                }
-                (Err(a), Err(b)) => assert_eq!(kind(a), kind(b), "{context}"),
-                _ => panic!("script {script:?} but model {expected:?}\n{context}"),
-            }
+            assert_same_spin(&script, &expected, &context);
             spins += 1;
         }
         // The live counters agree too.
@@ -140,4 +165,126 @@ async fn the_script_decides_exactly_as_the_model() {
         }
     }
     eprintln!("script and model agreed on {spins} spins (seed {seed})");
+}
+
+/// Grants, revocations and spins of earned-spin campaigns, through the three
+/// scripts and through the model: every answer agrees (spins left, the prize,
+/// the refusal, the split of a revocation), and so does every user's balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_and_spins_decide_exactly_as_the_model() {
+    use prizewheel::draw::grants::{grant_fingerprint, grant_hash};
+    use prizewheel::store::redis::grant::GrantCall;
+    let app = TestApp::spawn().await;
+    let (seed, mut rng) = seeded();
+    let mut ops = 0;
+    for round in 0..12 {
+        let mut spec = Spec::new("model-grants");
+        spec.prizes = random_prizes(&mut rng);
+        spec.spins_per_user = rng.random_range(1..15);
+        spec.per_day = rng.random_bool(0.4).then(|| rng.random_range(1..8));
+        spec.expected_users = rng.random_range(1..3000);
+        let expire = if rng.random_bool(0.5) {
+            "campaign_end"
+        } else {
+            "end_of_day"
+        };
+        spec.earned = Some((rng.random_range(0..3), expire));
+        app.apply(&spec.yaml()).await;
+        let id = CampaignId::parse(&spec.id).unwrap();
+        let mut model = Model::new(&parse_campaign(&spec.yaml()).unwrap());
+        let users: Vec<UserId> = (0..rng.random_range(1..8))
+            .map(|u| UserId::parse(&format!("u{u}")).unwrap())
+            .collect();
+        let mut grant_ids: Vec<String> = Vec::new();
+        for n in 0..250u64 {
+            if n == 125 {
+                // A live change of the free spins and the caps.
+                spec.earned = Some((rng.random_range(0..4), expire));
+                spec.spins_per_user = rng.random_range(1..15);
+                app.apply(&spec.yaml()).await;
+                model.apply(&parse_campaign(&spec.yaml()).unwrap());
+            }
+            let user = &users[rng.random_range(0..users.len())];
+            let now = || chrono::Utc::now().timestamp_millis();
+            let context = format!(
+                "seed {seed}, round {round}, op {n}, user {}\n{}",
+                user.as_str(),
+                spec.yaml()
+            );
+            match rng.random_range(0..10) {
+                0..=5 => {
+                    let rv = r(&mut rng);
+                    let script = script_spin(&app, &id, user, n, rv).await;
+                    let expected = model.spin(user.as_str(), now(), rv);
+                    assert_same_spin(&script, &expected, &context);
+                }
+                6..=8 => {
+                    let gid = format!("g{n}");
+                    let key = IdempotencyKey::parse(&gid).unwrap();
+                    let spins = rng.random_range(1..4);
+                    let call = GrantCall {
+                        campaign: &id,
+                        user,
+                        grant_id: &key,
+                        user_hash: prizewheel::draw::user_hash(user.as_str()),
+                        grant_hash: grant_hash(&gid),
+                        fingerprint: grant_fingerprint(user.as_str(), spins, ""),
+                        spins,
+                        reason: "",
+                    };
+                    let script = app.redis.grant(&call).await.unwrap();
+                    let expected = model.grant(user.as_str(), &gid, spins, now());
+                    match (&script, &expected) {
+                        (Ok(g), Ok(left)) => assert_eq!(g.spins_left, *left, "{context}"),
+                        (Err(a), Err(b)) => assert_eq!(a, b, "{context}"),
+                        _ => panic!("grant: script {script:?} but model {expected:?}\n{context}"),
+                    }
+                    grant_ids.push(gid);
+                }
+                _ => {
+                    let gid = if grant_ids.is_empty() || rng.random_bool(0.1) {
+                        format!("none{n}")
+                    } else {
+                        grant_ids[rng.random_range(0..grant_ids.len())].clone()
+                    };
+                    let key = IdempotencyKey::parse(&gid).unwrap();
+                    let script = app.redis.revoke(&id, &key, grant_hash(&gid)).await.unwrap();
+                    let expected = model.revoke(&gid, now());
+                    match (&script, &expected) {
+                        (Ok((split, _)), Some(m)) => assert_eq!(split, m, "{context}"),
+                        (Err(_), None) => {}
+                        _ => panic!("revoke: script {script:?} but model {expected:?}\n{context}"),
+                    }
+                }
+            }
+            ops += 1;
+        }
+        // Every user's balance agrees too.
+        let today = prizewheel::draw::model::day_index(
+            &model.day_starts,
+            chrono::Utc::now().timestamp_millis(),
+        );
+        for user in &users {
+            let view = app
+                .redis
+                .client_view(&id, user, prizewheel::draw::user_hash(user.as_str()))
+                .await
+                .unwrap()
+                .unwrap();
+            let c = model.users.get(user.as_str()).copied().unwrap_or_default();
+            let expected = c.spins_left_on(
+                model.spins_per_user,
+                model.spins_per_user_per_day,
+                model.earned,
+                today,
+            );
+            assert_eq!(
+                view.spins_left,
+                expected,
+                "seed {seed}, user {}",
+                user.as_str()
+            );
+        }
+    }
+    eprintln!("scripts and model agreed on {ops} grants, revocations and spins (seed {seed})");
 }

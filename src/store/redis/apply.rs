@@ -18,6 +18,9 @@ pub enum Applied {
     Unchanged { version: u64 },
     /// The live config changed since it was read (another apply won the race).
     Conflict { live_hash: String },
+    /// Earned spins lapse by the live rule `live`, fixed by the apply that first
+    /// set one; this config names the other.
+    ExpireFixed { live: String },
 }
 
 /// `expected_hash`: the live hash the change was planned against (`None`: the
@@ -59,6 +62,8 @@ impl RedisStore {
             .arg(call.fallback + 1)
             .arg(total_weight)
             .arg(bucket_count(c.expected_users))
+            .arg(c.earned_spins.map_or(-1, |e| i64::from(e.free)))
+            .arg(c.earned_spins.map_or("", |e| e.expire.as_str()))
             .arg(call.table.len());
         for (entry, setting) in call.table {
             let configured = match setting {
@@ -81,6 +86,9 @@ impl RedisStore {
             }),
             "conflict" => Ok(Applied::Conflict {
                 live_hash: r.str(1)?.to_owned(),
+            }),
+            "expire_fixed" => Ok(Applied::ExpireFixed {
+                live: r.str(1)?.to_owned(),
             }),
             other => Err(StoreError::Protocol(format!(
                 "unknown apply status `{other}`"

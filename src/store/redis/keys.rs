@@ -12,7 +12,8 @@
 //! | `pw:{C}:days`            | sorted set | start of each campaign day, unix ms           |
 //! | `pw:{C}:results`         | stream     | draws and applies: the settlement outbox      |
 //! | `pw:{C}:dead`            | stream     | entries settlement could not parse            |
-//! | `pw:{C}:u:<b>`           | hash       | packed per-user counters of bucket b          |
+//! | `pw:{C}:u:<b>`           | hash       | per-user state (counters, earned spins), bucket b |
+//! | `pw:{C}:g:<b>`           | hash       | grant records of bucket b, by grant id        |
 //! | `pw:{C}:i:<day>:<b>`     | hash       | idempotency records of UTC day `day`, bucket b |
 
 use crate::domain::CampaignId;
@@ -45,6 +46,11 @@ impl CampaignKeys {
     /// The bucket hash of user counters for bucket `b`.
     pub fn users(id: &CampaignId, b: u64) -> String {
         format!("pw:{{{id}}}:u:{b}")
+    }
+
+    /// The grant records of bucket `b`.
+    pub fn grants(id: &CampaignId, b: u64) -> String {
+        format!("pw:{{{id}}}:g:{b}")
     }
 
     /// The idempotency records of UTC day `utc_day` (days since the epoch), bucket `b`.

@@ -68,18 +68,22 @@ impl RedisStore {
         }))
     }
 
-    /// The applied version of each campaign (`None` where there is none). One
-    /// read per campaign, all in flight at once: campaigns live on different
-    /// cluster slots, so they cannot share a pipeline.
-    pub async fn versions(&self, ids: &[CampaignId]) -> Result<Vec<Option<i64>>, StoreError> {
+    /// The applied version of each campaign and its grants counter (`None`
+    /// where there is none). One read per campaign, all in flight at once:
+    /// campaigns live on different cluster slots, so they cannot share a pipeline.
+    pub async fn versions(
+        &self,
+        ids: &[CampaignId],
+    ) -> Result<Vec<(Option<i64>, Option<i64>)>, StoreError> {
         let reads = ids.iter().map(|id| {
             let mut conn = self.conn();
             let meta = CampaignKeys::new(id).meta;
             async move {
-                redis::cmd("HGET")
+                redis::cmd("HMGET")
                     .arg(meta)
                     .arg("ver")
-                    .query_async::<Option<i64>>(&mut conn)
+                    .arg("gv")
+                    .query_async::<(Option<i64>, Option<i64>)>(&mut conn)
                     .await
             }
         });

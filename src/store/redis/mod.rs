@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod connection;
 pub mod durability;
+pub mod grant;
 pub mod keys;
 pub mod live;
 pub mod recovery;

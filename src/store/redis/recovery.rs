@@ -39,6 +39,19 @@ pub struct CounterFix {
     pub total: u64,
     pub day_count: u64,
     pub day_index: u64,
+    /// Earned spins, as lua/counters.lua writes them after the counters
+    /// ("earned:used:day:free used"); `None` for a user never granted a spin.
+    pub earned: Option<String>,
+}
+
+/// A grant record the ledger proves: a forgotten grant, or its revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecordFix {
+    /// `pw:{C}:g:<bucket>`.
+    pub key: String,
+    /// The grant id.
+    pub field: String,
+    pub record: Vec<u8>,
 }
 
 /// An idempotency record the ledger proves (a settled draw Redis forgot).
@@ -100,7 +113,8 @@ pub async fn pause<C: ConnectionLike>(conn: &mut C, id: &CampaignId) -> Result<(
     Ok(())
 }
 
-/// Raises users' counters to the ledger's; returns how many changed.
+/// Sets users' state to the ledger's (never lowering a spin count Redis has);
+/// returns how many changed.
 pub async fn restore_counters<C: ConnectionLike>(
     conn: &mut C,
     id: &CampaignId,
@@ -112,7 +126,22 @@ pub async fn restore_counters<C: ConnectionLike>(
             .arg(&f.user)
             .arg(f.total)
             .arg(f.day_count)
-            .arg(f.day_index);
+            .arg(f.day_index)
+            .arg(f.earned.as_deref().unwrap_or(""));
+    }
+    run(&inv, conn).await?.int(1)
+}
+
+/// Restores grant records Redis lost, and marks revoked those whose
+/// revocation it lost; returns how many changed.
+pub async fn restore_grant_records<C: ConnectionLike>(
+    conn: &mut C,
+    id: &CampaignId,
+    fixes: &[GrantRecordFix],
+) -> Result<i64, StoreError> {
+    let mut inv = call(&CampaignKeys::new(id), "grants");
+    for f in fixes {
+        inv.arg(&f.key).arg(&f.field).arg(&f.record[..]);
     }
     run(&inv, conn).await?.int(1)
 }

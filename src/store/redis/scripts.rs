@@ -35,6 +35,22 @@ pub static RECOVER: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// A grant of earned spins; see lua/grant.lua.
+pub static GRANT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../../../lua/counters.lua"),
+        include_str!("../../../lua/grant.lua")
+    ))
+});
+
+/// Revoking a grant; see lua/revoke.lua.
+pub static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../../../lua/counters.lua"),
+        include_str!("../../../lua/revoke.lua")
+    ))
+});
+
 /// Atomic install or change of a campaign; see lua/apply.lua.
 pub static APPLY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/apply.lua")));
@@ -44,7 +60,7 @@ impl RedisStore {
     /// missing ones. Fails when Redis is unreachable.
     pub async fn ensure_scripts(&self) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let scripts = [&*SPIN, &*STATUS, &*APPLY, &*RECOVER];
+        let scripts = [&*SPIN, &*STATUS, &*GRANT, &*REVOKE, &*APPLY, &*RECOVER];
         let mut exists = redis::cmd("SCRIPT");
         exists.arg("EXISTS");
         for s in scripts {

@@ -50,6 +50,9 @@ pub enum Rejection {
     Ended,
     Paused,
     QuotaExhausted,
+    /// With earned spins: the user has spent every spin they have (they can
+    /// earn more), within the limits.
+    NoSpinsLeft,
     /// Until the next day of the campaign starts.
     DailyQuotaExhausted {
         retry_after_ms: u64,
@@ -118,6 +121,7 @@ fn parse(r: Reply) -> Result<Result<Drawn, Rejection>, StoreError> {
         "ended" => Rejection::Ended,
         "paused" => Rejection::Paused,
         "quota_exhausted" => Rejection::QuotaExhausted,
+        "no_spins_left" => Rejection::NoSpinsLeft,
         "daily_quota_exhausted" => Rejection::DailyQuotaExhausted {
             retry_after_ms: u64::try_from(r.int(1)?).unwrap_or(0),
         },

@@ -181,6 +181,7 @@ pub fn without_rate_limits() -> AdmissionSettings {
     let mut a = AdmissionSettings::default();
     a.per_ip.enabled = false;
     a.per_user.enabled = false;
+    a.per_granter.enabled = false;
     a.global.enabled = false;
     a
 }
@@ -358,6 +359,39 @@ pub async fn spin(
     send(req).await
 }
 
+/// `POST /v1/campaigns/{campaign}/grants` as the order service (role
+/// `grants`); `body` is JSON text sent as given.
+pub async fn grant(
+    client: &reqwest::Client,
+    address: &str,
+    campaign: &str,
+    grant_id: &str,
+    body: &str,
+) -> reqwest::Response {
+    let req = client
+        .post(format!("{address}/v1/campaigns/{campaign}/grants"))
+        .bearer_auth(token("order-service", &["grants"]))
+        .header("Idempotency-Key", grant_id)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    send(req).await
+}
+
+/// `DELETE /v1/campaigns/{campaign}/grants/{grant_id}` as the order service.
+pub async fn revoke(
+    client: &reqwest::Client,
+    address: &str,
+    campaign: &str,
+    grant_id: &str,
+) -> reqwest::Response {
+    let req = client
+        .delete(format!(
+            "{address}/v1/campaigns/{campaign}/grants/{grant_id}"
+        ))
+        .bearer_auth(token("order-service", &["grants"]));
+    send(req).await
+}
+
 /// Sends `req`, and sends it again (twice at most) when it was never written.
 /// actix answers 408 on a connection that has carried no request for its
 /// `client_request_timeout` (5 s); in a burst, hyper's pool opens connections
@@ -405,6 +439,8 @@ pub struct Spec {
     pub expected_users: u64,
     /// (id, weight, stock) ; stock `None` = unlimited. The last one is the fallback.
     pub prizes: Vec<(&'static str, u64, Option<u64>)>,
+    /// `earned_spins`: (free, expire), e.g. (1, "campaign_end").
+    pub earned: Option<(u32, &'static str)>,
 }
 
 impl Spec {
@@ -420,6 +456,7 @@ impl Spec {
             paused: false,
             expected_users: 10_000,
             prizes: vec![("gold", 1, Some(10)), ("none", 9, None)],
+            earned: None,
         }
     }
 
@@ -437,6 +474,11 @@ impl Spec {
         );
         if let Some(d) = self.per_day {
             y.push_str(&format!("  spins_per_user_per_day: {d}\n"));
+        }
+        if let Some((free, expire)) = self.earned {
+            y.push_str(&format!(
+                "earned_spins:\n  free: {free}\n  expire: {expire}\n"
+            ));
         }
         y.push_str(&format!(
             "fallback: {}\nprizes:\n",
