@@ -75,8 +75,9 @@ local free_left, earned_left = balance(free, eod, today, total, earned)
 local left = math.min(spins_left(tonumber(m[4]), tonumber(m[5]), total, day_count),
   free_left + earned_left)
 
--- 4. The record, the outbox, and a new grants generation for the replicas'
--- quota caches (a cached `no_spins_left` no longer holds).
+-- 4. The record, the outbox, and the campaign's count of grants (meta `gv`,
+-- for reconcile; each move also tells the replicas' quota caches that a
+-- cached `no_spins_left` may no longer hold).
 redis.call('HSET', grant_key, ARGV[3],
   ARGV[5] .. struct.pack('>BhI4BBBBI4', spins, today, left, 0, 0, 0, 0, tonumber(ARGV[2])) .. ARGV[1])
 redis.call('XADD', KEYS[3], '*', 'type', 'grant', 'grant', ARGV[3], 'user', ARGV[1],

@@ -23,7 +23,8 @@
 --              Redis counts more spins (never lowered). → {'counters', n set}
 --   'grants'   then groups of (grant records key, grant id, record): restores a
 --              grant record the ledger proves, or marks one revoked (a record
---              already revoked is kept). → {'grants', n set}
+--              already revoked is kept), and counts either in meta `gv` / `rv`
+--              as grant.lua and revoke.lua do. → {'grants', n set}
 --   'records'  then groups of (record key, field, record, expire at): restores
 --              idempotency records the ledger proves, never replacing one.
 --              → {'records', n restored}
@@ -96,8 +97,15 @@ if op == 'grants' then
   for i = 2, #ARGV, 3 do
     local current = redis.call('HGET', ARGV[i], ARGV[i + 1])
     -- Byte 19 of a record is its state: 0 granted, 1 revoked (grant.lua).
-    if not current or (string.byte(current, 19) == 0 and string.byte(ARGV[i + 2], 19) == 1) then
+    local revoked = string.byte(ARGV[i + 2], 19) == 1
+    if not current or (string.byte(current, 19) == 0 and revoked) then
       redis.call('HSET', ARGV[i], ARGV[i + 1], ARGV[i + 2])
+      if not current then
+        redis.call('HINCRBY', KEYS[1], 'gv', 1)
+      end
+      if revoked then
+        redis.call('HINCRBY', KEYS[1], 'rv', 1)
+      end
       set = set + 1
     end
   end

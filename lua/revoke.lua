@@ -59,6 +59,8 @@ end
 
 redis.call('HSET', grant_key, ARGV[1], string.sub(rec, 1, 8) ..
   struct.pack('>BhI4BBBBI4', spins, day, left, revoked, used, lapsed, 1, user_hash) .. user)
+-- The campaign's count of revocations (meta `rv`, for reconcile).
+redis.call('HINCRBY', meta, 'rv', 1)
 redis.call('XADD', KEYS[3], '*', 'type', 'revoke', 'grant', ARGV[1], 'user', user,
   'spins', spins, 'revoked', revoked, 'used', used, 'lapsed', lapsed, 't', now)
 return {'ok', revoked, used, lapsed}

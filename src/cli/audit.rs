@@ -47,7 +47,7 @@ pub async fn run(a: AuditArgs, config: &Path) -> anyhow::Result<bool> {
     } else {
         let rate = report.rewards as f64 / (report.elapsed_ms.max(1) as f64 / 1000.0);
         println!(
-            "campaign {}: {} — {} rewards and {} applies replayed in {} ms ({rate:.0} rewards/s), {} mismatch(es)",
+            "campaign {}: {} — {} rewards, {} grants, {} revocations and {} applies replayed in {} ms ({rate:.0} rewards/s), {} mismatch(es)",
             report.campaign_id,
             if report.ok {
                 "audit passed"
@@ -55,6 +55,8 @@ pub async fn run(a: AuditArgs, config: &Path) -> anyhow::Result<bool> {
                 "AUDIT FAILED"
             },
             report.rewards,
+            report.grants,
+            report.revocations,
             report.applies,
             report.elapsed_ms,
             report.mismatches

@@ -81,6 +81,27 @@ fn table(r: &Reconciliation) -> String {
             if p.ok { "ok" } else { "MISMATCH" }
         );
     }
+    for (what, g) in [("grants", &r.grants), ("revocations", &r.revocations)] {
+        if g.made > 0 || g.settled > 0 {
+            out += &format!(
+                "{what:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>22}  {}\n",
+                "",
+                "",
+                g.made,
+                g.settled,
+                g.in_flight,
+                g.dead_lettered,
+                "",
+                if g.ok { "ok" } else { "MISMATCH" }
+            );
+        }
+    }
+    if r.grants.made > 0 || r.spins.granted > 0 {
+        out += &format!(
+            "spins: {} granted, {} revoked, {} lapsed, {} used (settled)\n",
+            r.spins.granted, r.spins.revoked, r.spins.lapsed, r.spins.used
+        );
+    }
     out += &format!(
         "settlement: {} pending ({} stuck), {} undelivered, oldest unsettled {} ms (bound {} ms); {} dead letter(s); {} duplicate(s)\n",
         r.pending,

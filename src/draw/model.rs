@@ -366,6 +366,25 @@ impl Model {
         now_ms: i64,
         r: u64,
     ) -> Result<(usize, u64), Rejection> {
+        let today = self.admits(c, now_ms)?;
+        let i = self.choose(r);
+        self.award(i);
+        c.record_spin(today, self.earned);
+        Ok((
+            i,
+            c.spins_left_on(
+                self.spins_per_user,
+                self.spins_per_user_per_day,
+                self.earned,
+                today,
+            ),
+        ))
+    }
+
+    /// Whether a user whose counters are `c` may spin at `now_ms` (window,
+    /// pause, quotas, earned spins: spin.lua steps 2 and 3), and on which
+    /// campaign day.
+    pub fn admits(&self, c: &Counters, now_ms: i64) -> Result<i64, Rejection> {
         if now_ms < self.starts_ms {
             return Err(Rejection::NotStarted);
         }
@@ -399,18 +418,7 @@ impl Model {
                 return Err(Rejection::NoSpinsLeft);
             }
         }
-        let i = self.choose(r);
-        self.award(i);
-        c.record_spin(today, self.earned);
-        Ok((
-            i,
-            c.spins_left_on(
-                self.spins_per_user,
-                self.spins_per_user_per_day,
-                self.earned,
-                today,
-            ),
-        ))
+        Ok(today)
     }
 
     /// A grant of `spins` to `user` at `now_ms` under the new id `grant_id`, as

@@ -1,6 +1,8 @@
-//! Auditing a campaign's ledger: replay every settled draw, in draw order,
-//! through the reference model with the odds and stock that held at that moment,
-//! and check each recorded prize is the one its `R` draws.
+//! Auditing a campaign's ledger: replay every settled draw, grant and
+//! revocation, in draw order, through the reference model with the config that
+//! held at that moment, and check each recorded prize is the one its `R` draws,
+//! each draw was one the shopper had a spin for (window, quotas, earned spins),
+//! and each revocation split the grant's spins as the model does.
 
 use crate::campaign::parse_campaign;
 use crate::domain::CampaignId;
@@ -20,8 +22,11 @@ pub struct AuditReport {
     pub campaign_id: String,
     pub rewards: u64,
     pub applies: u64,
-    /// Rewards whose prize is not the one their `R` draws, or that took a unit of
-    /// a prize with none left.
+    pub grants: u64,
+    pub revocations: u64,
+    /// Rewards whose prize is not the one their `R` draws, that took a unit of
+    /// a prize with none left or a spin the shopper did not have; grants and
+    /// revocations the model decides otherwise.
     pub mismatches: u64,
     /// The first mismatches and every other failed check, readable.
     pub problems: Vec<String>,
@@ -46,9 +51,57 @@ struct Replay {
     version: i64,
     rewards: u64,
     applies: u64,
+    grants: u64,
+    revocations: u64,
     mismatches: u64,
     problems: Vec<String>,
 }
+
+/// One entry of the draw order, as the ledger holds it.
+#[derive(sqlx::FromRow)]
+struct Settled {
+    kind: String,
+    stream_ms: i64,
+    stream_seq: i64,
+    /// The apply's version, or the reward's config version.
+    version: Option<i64>,
+    spin_id: Option<uuid::Uuid>,
+    prize_id: Option<String>,
+    r: Option<i64>,
+    user_id: Option<String>,
+    /// When it happened (the spin, the grant, the revocation), unix ms.
+    at_ms: Option<i64>,
+    grant_id: Option<String>,
+    spins: Option<i32>,
+    grant_day: Option<i32>,
+    revoked: Option<i32>,
+    already_used: Option<i32>,
+    lapsed: Option<i32>,
+}
+
+/// Rewards, grants, revocations and applies merged in draw order (each table
+/// is read in its draw-order index; PostgreSQL merges them).
+const DRAW_ORDER: &str = "
+    SELECT 'reward' AS kind, stream_ms, stream_seq, config_version AS version, spin_id, prize_id, r,
+           user_id, (extract(epoch FROM spun_at) * 1000)::bigint AS at_ms, NULL::text AS grant_id,
+           NULL::int AS spins, NULL::int AS grant_day, NULL::int AS revoked,
+           NULL::int AS already_used, NULL::int AS lapsed
+    FROM rewards WHERE campaign_id = $1
+    UNION ALL
+    SELECT 'apply', stream_ms, stream_seq, version, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL
+    FROM ledger_applies WHERE campaign_id = $1
+    UNION ALL
+    SELECT 'grant', stream_ms, stream_seq, NULL, NULL, NULL, NULL, user_id,
+           (extract(epoch FROM granted_at) * 1000)::bigint, grant_id, spins, grant_day, NULL,
+           NULL, NULL
+    FROM grants WHERE campaign_id = $1
+    UNION ALL
+    SELECT 'revoke', stream_ms, stream_seq, NULL, NULL, NULL, NULL, NULL,
+           (extract(epoch FROM revoked_at) * 1000)::bigint, grant_id, NULL, NULL, revoked,
+           already_used, lapsed
+    FROM grant_revocations WHERE campaign_id = $1
+    ORDER BY stream_ms, stream_seq";
 
 impl Replay {
     /// An apply in the draw order: the model takes that version's odds and stock.
@@ -83,13 +136,17 @@ impl Replay {
         }
     }
 
-    /// A settled draw: its `R` must draw the recorded prize, which must have had stock.
+    /// A settled draw: the shopper had a spin, its `R` draws the recorded
+    /// prize, which had stock.
+    #[allow(clippy::too_many_arguments)]
     fn reward(
         &mut self,
         spin_id: uuid::Uuid,
         prize_id: &str,
         r: u64,
         v: i64,
+        user: &str,
+        spun_ms: i64,
         at: StreamId,
     ) -> Result<(), AuditError> {
         self.rewards += 1;
@@ -99,6 +156,15 @@ impl Replay {
                 "reward {spin_id} at {at} comes before any apply"
             )));
         };
+        let mut c = m.users.get(user).copied().unwrap_or_default();
+        let admitted = m.admits(&c, spun_ms);
+        if let Ok(today) = admitted {
+            c.record_spin(today, m.earned);
+        } else {
+            // Counted all the same: the ledger says it happened.
+            c.count(crate::draw::model::day_index(&m.day_starts, spun_ms));
+        }
+        m.users.insert(user.to_owned(), c);
         let expected = m.prizes[m.choose(r)].entry.id.clone();
         let recorded = m.prizes.iter().position(|p| p.entry.id == prize_id);
         let had_stock = recorded.map(|i| m.prizes[i].remaining != Some(0));
@@ -124,6 +190,77 @@ impl Replay {
             )),
             Some(true) => {}
         }
+        if let Err(refused) = admitted {
+            self.mismatch(format!(
+                "reward {spin_id} at {at}: {user} had no spin to make ({refused:?})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A settled grant: the model makes it, on the recorded campaign day.
+    fn grant(&mut self, e: &Settled, at: StreamId) -> Result<(), AuditError> {
+        self.grants += 1;
+        let (Some(user), Some(id), Some(spins), Some(ms), Some(day)) = (
+            e.user_id.as_deref(),
+            e.grant_id.as_deref(),
+            e.spins,
+            e.at_ms,
+            e.grant_day,
+        ) else {
+            return Err(AuditError::Ledger(format!(
+                "grant at {at}: a field is missing"
+            )));
+        };
+        let Some(m) = self.model.as_mut() else {
+            return Err(AuditError::Ledger(format!(
+                "grant {id} at {at} comes before any apply"
+            )));
+        };
+        let model_day = crate::draw::model::day_index(&m.day_starts, ms);
+        if let Err(refused) = m.grant(user, id, spins.max(0) as u32, ms) {
+            self.mismatch(format!(
+                "grant {id} at {at}: the model refuses it ({refused:?})"
+            ));
+        } else if model_day != i64::from(day) {
+            self.mismatch(format!(
+                "grant {id} at {at}: recorded on campaign day {day}, made on day {model_day}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A settled revocation: the grant's spins split as the model splits them.
+    fn revoke(&mut self, e: &Settled, at: StreamId) -> Result<(), AuditError> {
+        self.revocations += 1;
+        let (Some(id), Some(ms)) = (e.grant_id.as_deref(), e.at_ms) else {
+            return Err(AuditError::Ledger(format!(
+                "revocation at {at}: a field is missing"
+            )));
+        };
+        let recorded = (
+            e.revoked.unwrap_or(-1),
+            e.already_used.unwrap_or(-1),
+            e.lapsed.unwrap_or(-1),
+        );
+        let replayed = self.model.as_mut().and_then(|m| m.revoke(id, ms));
+        match replayed {
+            None => self.mismatch(format!(
+                "revocation of {id} at {at}: no such grant before it"
+            )),
+            Some(split) => {
+                let model = (
+                    split.revoked as i32,
+                    split.already_used as i32,
+                    split.lapsed as i32,
+                );
+                if model != recorded {
+                    self.mismatch(format!(
+                        "revocation of {id} at {at}: the ledger says (revoked, used, lapsed) = {recorded:?}, the model {model:?}"
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -144,48 +281,52 @@ pub async fn audit(
     .await?
     .into_iter()
     .collect();
-    let applies: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT stream_ms, stream_seq, version FROM ledger_applies WHERE campaign_id = $1 ORDER BY stream_ms, stream_seq",
-    )
-    .bind(campaign.as_str())
-    .fetch_all(pg)
-    .await?;
-
     let mut replay = Replay {
         versions,
         model: None,
         version: 0,
         rewards: 0,
         applies: 0,
+        grants: 0,
+        revocations: 0,
         mismatches: 0,
         problems: Vec::new(),
     };
-    let mut pending_applies = applies.into_iter().peekable();
-    let mut rows = sqlx::query_as::<_, (uuid::Uuid, String, i64, i64, i64, i64)>(
-        "SELECT spin_id, prize_id, r, config_version, stream_ms, stream_seq FROM rewards
-         WHERE campaign_id = $1 ORDER BY stream_ms, stream_seq",
-    )
-    .bind(campaign.as_str())
-    .fetch(pg);
-    while let Some((spin_id, prize_id, r, v, ms, seq)) = rows.try_next().await? {
-        let at = StreamId { ms, seq };
-        // Applies that precede this reward in the draw order come first.
-        while let Some(&(ams, aseq, av)) = pending_applies.peek() {
-            if (StreamId { ms: ams, seq: aseq }) >= at {
-                break;
+    let mut rows = sqlx::query_as::<_, Settled>(DRAW_ORDER)
+        .bind(campaign.as_str())
+        .fetch(pg);
+    while let Some(e) = rows.try_next().await? {
+        let at = StreamId {
+            ms: e.stream_ms,
+            seq: e.stream_seq,
+        };
+        match e.kind.as_str() {
+            "apply" => replay.apply(e.version.unwrap_or(0))?,
+            "grant" => replay.grant(&e, at)?,
+            "revoke" => replay.revoke(&e, at)?,
+            _ => {
+                let (Some(spin_id), Some(prize_id), Some(r), Some(v), Some(user), Some(ms)) = (
+                    e.spin_id,
+                    e.prize_id.as_deref(),
+                    e.r,
+                    e.version,
+                    e.user_id.as_deref(),
+                    e.at_ms,
+                ) else {
+                    return Err(AuditError::Ledger(format!(
+                        "reward at {at}: a field is missing"
+                    )));
+                };
+                replay.reward(spin_id, prize_id, r as u64, v, user, ms, at)?;
             }
-            pending_applies.next();
-            replay.apply(av)?;
         }
-        replay.reward(spin_id, &prize_id, r as u64, v, at)?;
-    }
-    for (_, _, av) in pending_applies {
-        replay.apply(av)?;
     }
     let Replay {
         model,
         rewards,
         applies,
+        grants,
+        revocations,
         mismatches,
         mut problems,
         ..
@@ -220,6 +361,8 @@ pub async fn audit(
         campaign_id: campaign.to_string(),
         rewards,
         applies,
+        grants,
+        revocations,
         mismatches,
         ok: problems.is_empty(),
         problems,

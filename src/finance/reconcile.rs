@@ -8,6 +8,8 @@
 //! - awarded = settled up to the snapshot + in flight (in the stream, not yet in
 //!   PostgreSQL) + dead-lettered (answered draws the ledger refused: still the
 //!   shopper's, waiting for `prizewheel dead-letters retry`);
+//! - grants made (meta `gv`) = settled + in flight + dead-lettered, and the
+//!   same for revocations (meta `rv`);
 //! - and for the campaign: no spin id twice, nothing stuck pending, the oldest
 //!   unsettled entry younger than `settle.max_lag_ms`, nothing in the
 //!   dead-letter stream.
@@ -61,10 +63,41 @@ pub struct PrizeFigures {
     pub ok: bool,
 }
 
+/// Grants (or revocations) of earned spins: made in Redis against the ledger.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct GrantFigures {
+    /// Made, as counted in Redis.
+    pub made: i64,
+    /// In PostgreSQL (made up to the snapshot).
+    pub settled: i64,
+    /// Made but not yet in PostgreSQL.
+    pub in_flight: i64,
+    /// Made, refused by the ledger and kept in the dead-letter stream.
+    pub dead_lettered: i64,
+    pub ok: bool,
+}
+
+/// Spins of earned-spin campaigns as the ledger has them (up to the snapshot).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct SpinFigures {
+    /// Spins the order service granted.
+    pub granted: i64,
+    /// Spins taken back by revocations.
+    pub revoked: i64,
+    /// Granted spins that lapsed unused (`expire: end_of_day`), as revocations
+    /// found them.
+    pub lapsed: i64,
+    /// Spins made: every settled reward.
+    pub used: i64,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Reconciliation {
     pub campaign_id: String,
     pub prizes: Vec<PrizeFigures>,
+    pub grants: GrantFigures,
+    pub revocations: GrantFigures,
+    pub spins: SpinFigures,
     /// Stream entries delivered to a settler and not acknowledged.
     pub pending: u64,
     /// Pending entries idle longer than the stuck threshold.
@@ -100,6 +133,15 @@ struct LedgerSnapshot {
     forgotten_by_redis: i64,
     /// Which of the unsettled stream entries' spins are in the ledger already.
     landed: HashSet<uuid::Uuid>,
+    /// Grants and revocations up to Redis's last stream id.
+    grants: i64,
+    revocations: i64,
+    /// Spins granted, revoked and lapsed in them.
+    spins: SpinFigures,
+    /// Which of the unsettled and dead-lettered grants' ids are in the ledger
+    /// already, and which revocations'.
+    landed_grants: HashSet<String>,
+    landed_revocations: HashSet<String>,
 }
 
 async fn ledger_snapshot(
@@ -107,6 +149,7 @@ async fn ledger_snapshot(
     campaign: &str,
     last: StreamId,
     unsettled: &[uuid::Uuid],
+    grant_ids: &[String],
 ) -> Result<LedgerSnapshot, sqlx::Error> {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
@@ -124,8 +167,12 @@ async fn ledger_snapshot(
     .fetch_all(&mut *tx)
     .await?;
     let forgotten_by_redis = sqlx::query_scalar(
-        "SELECT count(*) FROM rewards
-         WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3)",
+        "SELECT (SELECT count(*) FROM rewards
+                 WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3))
+              + (SELECT count(*) FROM grants
+                 WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3))
+              + (SELECT count(*) FROM grant_revocations
+                 WHERE campaign_id = $1 AND (stream_ms, stream_seq) > ($2, $3))",
     )
     .bind(campaign)
     .bind(last.ms)
@@ -139,12 +186,89 @@ async fn ledger_snapshot(
             .await?
             .into_iter()
             .collect();
+    let (grants, revocations, granted, revoked, lapsed): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM grants
+                 WHERE campaign_id = $1 AND (stream_ms, stream_seq) <= ($2, $3)),
+                (SELECT count(*) FROM grant_revocations
+                 WHERE campaign_id = $1 AND (stream_ms, stream_seq) <= ($2, $3)),
+                (SELECT COALESCE(sum(spins), 0)::bigint FROM grants
+                 WHERE campaign_id = $1 AND (stream_ms, stream_seq) <= ($2, $3)),
+                (SELECT COALESCE(sum(revoked), 0)::bigint FROM grant_revocations
+                 WHERE campaign_id = $1 AND (stream_ms, stream_seq) <= ($2, $3)),
+                (SELECT COALESCE(sum(lapsed), 0)::bigint FROM grant_revocations
+                 WHERE campaign_id = $1 AND (stream_ms, stream_seq) <= ($2, $3))",
+        )
+        .bind(campaign)
+        .bind(last.ms)
+        .bind(last.seq)
+        .fetch_one(&mut *tx)
+        .await?;
+    let landed_in = |table: &'static str| {
+        format!("SELECT grant_id FROM {table} WHERE campaign_id = $1 AND grant_id = ANY($2)")
+    };
+    let landed_grants = sqlx::query_scalar(&landed_in("grants"))
+        .bind(campaign)
+        .bind(grant_ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    let landed_revocations = sqlx::query_scalar(&landed_in("grant_revocations"))
+        .bind(campaign)
+        .bind(grant_ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
     tx.commit().await?;
     Ok(LedgerSnapshot {
         settled,
         forgotten_by_redis,
         landed,
+        grants,
+        revocations,
+        spins: SpinFigures {
+            granted,
+            revoked,
+            lapsed,
+            used: 0,
+        },
+        landed_grants,
+        landed_revocations,
     })
+}
+
+/// Grant and revocation entries of a stream (or the dead-letter stream), by
+/// grant id: (kind, grant id), kind `grant` or `revoke`.
+type GrantEntry = (String, String);
+
+/// [`GrantFigures`] from Redis's count, the ledger's, and the entries not yet
+/// settled or dead-lettered that are not in the ledger.
+fn grant_figures(
+    kind: &str,
+    made: i64,
+    settled: i64,
+    unsettled: &[GrantEntry],
+    dead: &[GrantEntry],
+    landed: &HashSet<String>,
+) -> GrantFigures {
+    let count = |entries: &[GrantEntry]| {
+        entries
+            .iter()
+            .filter(|(k, id)| k == kind && !landed.contains(id))
+            .map(|(_, id)| id)
+            .collect::<HashSet<_>>()
+            .len() as i64
+    };
+    let (in_flight, dead_lettered) = (count(unsettled), count(dead));
+    GrantFigures {
+        made,
+        settled,
+        in_flight,
+        dead_lettered,
+        ok: made == settled + in_flight + dead_lettered,
+    }
 }
 
 /// Reconciles `campaign`; `None` when Redis does not know it. Entries pending
@@ -180,9 +304,9 @@ pub async fn reconcile(
         HashMap<String, i64>,
         HashMap<String, redis::Value>,
         u64,
-        Option<String>,
+        (Option<String>, Option<i64>, Option<i64>),
     );
-    let (initial, stock, awarded, last, dead_letters, table): Snapshot = redis::pipe()
+    let (initial, stock, awarded, last, dead_letters, (table, made_grants, made_revocations)): Snapshot = redis::pipe()
         .atomic()
         .hgetall(&k.initial)
         .hgetall(&k.stock)
@@ -193,7 +317,9 @@ pub async fn reconcile(
         .arg(&k.results)
         .cmd("XLEN")
         .arg(&k.dead)
-        .hget(&k.meta, "tbl")
+        .cmd("HMGET")
+        .arg(&k.meta)
+        .arg(&["tbl", "gv", "rv"])
         .query_async(&mut conn)
         .await
         .map_err(StoreError::from)?;
@@ -224,6 +350,7 @@ pub async fn reconcile(
     let lag = results::lag(&mut mc, &k.results).await?;
     let stuck = stuck_count(&mut mc, &k.results, stuck_after_ms).await?;
     let mut unsettled: Vec<(String, String)> = Vec::new(); // (spin id, prize)
+    let mut unsettled_grants: Vec<GrantEntry> = Vec::new();
     if let Some(from) = lag.oldest.filter(|o| *o <= last) {
         let mut start = from.to_string();
         loop {
@@ -240,11 +367,22 @@ pub async fn reconcile(
             };
             let next = StreamId::parse(last_id).map(|s| format!("({s}"));
             let done = page.len() < 1000;
-            unsettled.extend(
-                page.into_iter()
-                    .filter(|(_, f)| f.get("type").map(String::as_str) == Some("spin"))
-                    .filter_map(|(_, mut f)| Some((f.remove("spin")?, f.remove("prize")?))),
-            );
+            for (_, mut f) in page {
+                match f.get("type").map(String::as_str) {
+                    Some("spin") => {
+                        if let (Some(spin), Some(prize)) = (f.remove("spin"), f.remove("prize")) {
+                            unsettled.push((spin, prize));
+                        }
+                    }
+                    Some(kind @ ("grant" | "revoke")) => {
+                        let kind = kind.to_owned();
+                        if let Some(id) = f.remove("grant") {
+                            unsettled_grants.push((kind, id));
+                        }
+                    }
+                    _ => {}
+                }
+            }
             match next {
                 Some(n) if !done => start = n,
                 _ => break,
@@ -252,21 +390,47 @@ pub async fn reconcile(
         }
     }
 
-    let dead = dead_lettered_spins(&mut mc, &k.dead).await?;
+    let (dead, dead_grants) = dead_lettered(&mut mc, &k.dead).await?;
     let ids: Vec<uuid::Uuid> = unsettled
         .iter()
         .chain(&dead)
         .filter_map(|(s, _)| s.parse().ok())
+        .collect();
+    let grant_ids: Vec<String> = unsettled_grants
+        .iter()
+        .chain(&dead_grants)
+        .map(|(_, id)| id.clone())
         .collect();
     let owned = campaign.to_string();
     let LedgerSnapshot {
         settled,
         forgotten_by_redis,
         landed,
+        grants: settled_grants,
+        revocations: settled_revocations,
+        mut spins,
+        landed_grants,
+        landed_revocations,
     } = crate::store::pg::within(pg, pg_limit, move |c| {
-        Box::pin(async move { ledger_snapshot(c, &owned, last, &ids).await })
+        Box::pin(async move { ledger_snapshot(c, &owned, last, &ids, &grant_ids).await })
     })
     .await?;
+    let grants = grant_figures(
+        "grant",
+        made_grants.unwrap_or(0),
+        settled_grants,
+        &unsettled_grants,
+        &dead_grants,
+        &landed_grants,
+    );
+    let revocations = grant_figures(
+        "revoke",
+        made_revocations.unwrap_or(0),
+        settled_revocations,
+        &unsettled_grants,
+        &dead_grants,
+        &landed_revocations,
+    );
 
     let mut in_flight: HashMap<&str, i64> = HashMap::new();
     let mut seen = HashSet::new();
@@ -315,6 +479,7 @@ pub async fn reconcile(
             ok: true,
         });
     }
+    spins.used = settled.iter().map(|s| s.2).sum();
     for (prize, currency, count, amount) in settled {
         if let Some(p) = prizes.get_mut(&prize) {
             p.settled += count;
@@ -344,12 +509,20 @@ pub async fn reconcile(
             ));
         }
     }
+    for (what, g) in [("grants", &grants), ("revocations", &revocations)] {
+        if !g.ok {
+            problems.push(format!(
+                "{what}: made {} != settled {} + in flight {} + dead-lettered {}",
+                g.made, g.settled, g.in_flight, g.dead_lettered
+            ));
+        }
+    }
     let awaiting_recovery = crate::store::redis::recovery::state(&mut mc, campaign)
         .await?
         .awaits_recovery();
     if forgotten_by_redis > 0 {
         problems.push(format!(
-            "Redis lost writes (a crash or a failover): {forgotten_by_redis} settled draw(s) are newer than the last it remembers ({last}); `prizewheel recover {campaign}` (or any settler, by itself) rebuilds it from the ledger"
+            "Redis lost writes (a crash or a failover): {forgotten_by_redis} settled draw(s), grant(s) or revocation(s) are newer than the last it remembers ({last}); `prizewheel recover {campaign}` (or any settler, by itself) rebuilds it from the ledger"
         ));
     } else if awaiting_recovery {
         problems.push(format!(
@@ -385,6 +558,9 @@ pub async fn reconcile(
         campaign_id: campaign.to_string(),
         ok: problems.is_empty(),
         prizes: prizes.into_values().collect(),
+        grants,
+        revocations,
+        spins,
         pending: lag.pending,
         stuck,
         undelivered: lag.undelivered,
@@ -403,12 +579,14 @@ pub async fn reconcile(
 /// (the `dead_letters` total and its problem still say how many there are).
 const MAX_DEAD_READ: usize = 100_000;
 
-/// (spin id, prize) of the spins in the dead-letter stream.
-async fn dead_lettered_spins(
+/// (spin id, prize) of the spins in the dead-letter stream, and its grants and
+/// revocations.
+async fn dead_lettered(
     conn: &mut impl redis::aio::ConnectionLike,
     dead: &str,
-) -> Result<Vec<(String, String)>, ReconcileError> {
+) -> Result<(Vec<(String, String)>, Vec<GrantEntry>), ReconcileError> {
     let mut out = Vec::new();
+    let mut grants = Vec::new();
     let mut after: Option<String> = None;
     while out.len() < MAX_DEAD_READ {
         let page = crate::settle::dead::list(conn, dead, after.as_deref(), 1000).await?;
@@ -417,21 +595,32 @@ async fn dead_lettered_spins(
         };
         after = Some(last.id.clone());
         let done = page.len() < 1000;
-        out.extend(page.iter().filter_map(|d| {
+        for d in &page {
             let field = |k: &str| {
                 d.fields
                     .iter()
                     .find(|(n, _)| n == k)
                     .map(|(_, v)| v.clone())
             };
-            (field("type")? == "spin").then_some(())?;
-            Some((field("spin")?, field("prize")?))
-        }));
+            match field("type").as_deref() {
+                Some("spin") => {
+                    if let (Some(spin), Some(prize)) = (field("spin"), field("prize")) {
+                        out.push((spin, prize));
+                    }
+                }
+                Some(kind @ ("grant" | "revoke")) => {
+                    if let Some(id) = field("grant") {
+                        grants.push((kind.to_owned(), id));
+                    }
+                }
+                _ => {}
+            }
+        }
         if done {
             break;
         }
     }
-    Ok(out)
+    Ok((out, grants))
 }
 
 async fn stuck_count(

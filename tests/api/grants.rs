@@ -647,3 +647,102 @@ async fn the_expire_rule_is_fixed_once_applied() {
     app.apply(&spec.yaml()).await;
     assert_eq!(spins_left(&app, &spec.id, "erin").await, 3);
 }
+
+/// Finance's summary counts the spins granted, revoked and used next to the
+/// rewards, and reconciles grants made in Redis with the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finance_sees_spins_granted_revoked_and_used() {
+    let app = TestApp::spawn().await;
+    let spec = earned("grant-finance", 0, "campaign_end");
+    app.apply(&spec.yaml()).await;
+    for i in 0..10 {
+        let user = format!("f{}", i % 4);
+        let res = grant(
+            &app.client,
+            &app.address,
+            &spec.id,
+            &format!("o{i}"),
+            &body(&user, 2),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let res = spin(
+            &app.client,
+            &app.address,
+            &spec.id,
+            &token(&user, &[]),
+            &format!("s{i}"),
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+    }
+    for i in [1, 3] {
+        let res = revoke(&app.client, &app.address, &spec.id, &format!("o{i}")).await;
+        assert_eq!(res.status(), 200);
+    }
+    let summary = || async {
+        let res = app
+            .client
+            .get(format!(
+                "{}/v1/finance/campaigns/{}/summary",
+                app.address, spec.id
+            ))
+            .bearer_auth(token("fin", &["finance"]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()
+    };
+    // Before settlement: all of it in flight, and it adds up.
+    let s = summary().await;
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(
+        (&s["grants"]["made"], &s["grants"]["in_flight"]),
+        (&json!(10), &json!(10))
+    );
+    settle_all(&app, &spec.id, "grants-finance").await;
+    let s = summary().await;
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(s["grants"]["settled"], 10, "{s}");
+    assert_eq!(s["revocations"]["settled"], 2, "{s}");
+    let revoked: i64 =
+        sqlx::query_scalar("SELECT sum(revoked)::bigint FROM grants WHERE campaign_id = $1")
+            .bind(&spec.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (
+            &s["spins"]["granted"],
+            &s["spins"]["revoked"],
+            &s["spins"]["used"]
+        ),
+        (&json!(20), &json!(revoked), &json!(10)),
+        "{s}"
+    );
+    let view: (i64, i64, i64) = sqlx::query_as(
+        "SELECT spins_granted::bigint, spins_revoked::bigint, spins_used FROM spin_totals WHERE campaign_id = $1",
+    )
+    .bind(&spec.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(view, (20, revoked, 10));
+
+    // A grant lost from the ledger is a mismatch.
+    sqlx::query("DELETE FROM grants WHERE campaign_id = $1 AND grant_id = 'o0'")
+        .bind(&spec.id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let s = summary().await;
+    assert_eq!(s["ok"], false, "{s}");
+    assert!(
+        s["problems"]
+            .to_string()
+            .contains("grants: made 10 != settled 9"),
+        "{s}"
+    );
+}

@@ -530,3 +530,181 @@ async fn a_recovery_on_a_vanished_postgres_fails_in_time_and_completes_when_run_
     settle(&redis, &app, &spec.id).await;
     assert_bounds_hold(&app, &redis, &spec.id).await;
 }
+
+/// A user's spins left as the ledger alone says (earned spins, campaign_end,
+/// free spins never changed): free + the spins of grants still standing, less
+/// the spins used that no revoked grant took with it, within the quota.
+async fn spins_left_by_ledger(app: &TestApp, campaign: &str, user: &str, free: i64) -> u64 {
+    let (standing, revoked_used): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(sum(spins) FILTER (WHERE revoked IS NULL), 0)::bigint,
+                COALESCE(sum(already_used), 0)::bigint
+         FROM grants WHERE campaign_id = $1 AND user_id = $2",
+    )
+    .bind(campaign)
+    .bind(user)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let used: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM rewards WHERE campaign_id = $1 AND user_id = $2")
+            .bind(campaign)
+            .bind(user)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let balance = (free + standing - (used - revoked_used)).max(0);
+    balance.min(i64::from(QUOTA) - used).max(0) as u64
+}
+
+/// Grants and revocations Redis forgot come back from the ledger with the
+/// draws: every shopper has exactly the spins the ledger says, a retried grant
+/// or revocation replays its first answer, and Redis holds the ledger's grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgotten_grants_and_revocations_are_rebuilt_from_the_ledger() {
+    use crate::support::helpers::{grant, revoke};
+    let mut redis =
+        PrivateRedis::start_with("redis-server", &["--auto-aof-rewrite-percentage", "0"]).await;
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|s| {
+        s.redis.url = Some(url.into());
+        s.admission.quota_cache.enabled = false;
+    })
+    .await;
+    const FREE: i64 = 1;
+    let mut spec = campaign();
+    spec.earned = Some((FREE as u32, "campaign_end"));
+    app.apply(&spec.yaml()).await;
+    let users: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+    let body = |user: &str, spins: u32| {
+        serde_json::json!({"user_id": user, "spins": spins, "reason": {"order_id": user}})
+            .to_string()
+    };
+    let spins = |from: usize| {
+        let users = users.clone();
+        let app = &app;
+        let id = spec.id.clone();
+        async move {
+            for (i, u) in users.iter().enumerate() {
+                for k in 0..2 {
+                    let _ = app.spin(&id, u, &format!("k{}-{i}-{k}", from)).await;
+                }
+            }
+        }
+    };
+    for (i, u) in users.iter().enumerate() {
+        let r = grant(
+            &app.client,
+            &app.address,
+            &spec.id,
+            &format!("a{i}"),
+            &body(u, 1 + i as u32 % 2),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    spins(0).await;
+    settle(&redis, &app, &spec.id).await;
+    let copy = redis.snapshot_aof();
+
+    // Granted, revoked, spent, answered and settled; then forgotten by Redis.
+    let mut granted = Vec::new();
+    let mut revoked = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let r = grant(
+            &app.client,
+            &app.address,
+            &spec.id,
+            &format!("b{i}"),
+            &body(u, 2),
+        )
+        .await;
+        granted.push((
+            format!("b{i}"),
+            body(u, 2),
+            r.json::<Value>().await.unwrap(),
+        ));
+        if i % 2 == 0 {
+            let r = revoke(&app.client, &app.address, &spec.id, &format!("a{i}")).await;
+            revoked.push((format!("a{i}"), r.json::<Value>().await.unwrap()));
+        }
+    }
+    spins(1).await;
+    settle(&redis, &app, &spec.id).await;
+    redis.crash_and_restart(Some(&copy)).await;
+
+    let (ok, text) = cli(&["recover", &spec.id, "--json"], &redis.url, &app.db.url);
+    assert!(ok, "{text}");
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        report["grant_records"],
+        granted.len() + revoked.len(),
+        "{report}"
+    );
+
+    for u in &users {
+        let expected = spins_left_by_ledger(&app, &spec.id, u, FREE).await;
+        // The service's connection comes back after the restart first.
+        let mut view = Value::Null;
+        for _ in 0..50 {
+            view = app
+                .client
+                .get(format!("{}/v1/campaigns/{}", app.address, spec.id))
+                .bearer_auth(crate::support::helpers::token(u, &[]))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if view["code"] != "service_unavailable" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(view["spins_left"], expected, "{u}: {view}");
+    }
+    for (id, body, first) in &granted {
+        let r = grant(&app.client, &app.address, &spec.id, id, body).await;
+        let again: Value = r.json().await.unwrap();
+        assert_eq!(again["replayed"], true, "{again}");
+        assert_eq!(again["spins_left"], first["spins_left"], "{id}");
+    }
+    for (id, first) in &revoked {
+        let again: Value = revoke(&app.client, &app.address, &spec.id, id)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(again["replayed"], true, "{again}");
+        for k in ["revoked", "already_used", "lapsed"] {
+            assert_eq!(again[k], first[k], "{id} {k}");
+        }
+    }
+    // Redis holds one record per grant of the ledger.
+    let k = CampaignKeys::new(&CampaignId::parse(&spec.id).unwrap());
+    let mut conn = redis.conn();
+    let nb: u64 = redis::cmd("HGET")
+        .arg(&k.meta)
+        .arg("nb")
+        .query(&mut conn)
+        .unwrap();
+    let mut records = 0;
+    for b in 0..nb {
+        let n: u64 = redis::cmd("HLEN")
+            .arg(CampaignKeys::grants(
+                &CampaignId::parse(&spec.id).unwrap(),
+                b,
+            ))
+            .query(&mut conn)
+            .unwrap();
+        records += n;
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM grants WHERE campaign_id = $1")
+        .bind(&spec.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(records as i64, rows);
+    settle(&redis, &app, &spec.id).await;
+    assert_bounds_hold(&app, &redis, &spec.id).await;
+}
