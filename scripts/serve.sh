@@ -57,11 +57,12 @@ bin="$PW_ROOT/target/release/prizewheel"
 pw_log "applying database migrations"
 "$bin" migrate
 
-# mega-sale is live for a year from 2026-11-01, so there is something to spin.
+# mega-sale is live for a year from 2026-11-01, so there is something to spin;
+# order-spins likewise, with spins earned by orders (grants).
 # Each example is applied only while it is not in Redis yet: once it is,
 # marketing may have changed it live (a stock top-up, a pause), and applying the
 # file again would silently undo that.
-for campaign in config/campaigns/mega-sale.yaml config/campaigns/diwali-2026.yaml; do
+for campaign in config/campaigns/mega-sale.yaml config/campaigns/order-spins.yaml config/campaigns/diwali-2026.yaml; do
     id="$(sed -n 's/^id:[[:space:]]*\([a-z0-9-]*\).*/\1/p' "$campaign" | head -n 1)"
     if [[ -n $id && "$(pw_redis_cli "$PW_REDIS_PORT" EXISTS "pw:{$id}:meta")" == "1" ]]; then
         pw_log "campaign $id is already applied: kept as it is live (to apply $campaign again: $bin campaign apply $campaign)"

@@ -580,6 +580,7 @@ prizes:
         for yaml in [
             include_str!("../../config/campaigns/diwali-2026.yaml"),
             include_str!("../../config/campaigns/mega-sale.yaml"),
+            include_str!("../../config/campaigns/order-spins.yaml"),
         ] {
             parse_campaign(yaml).unwrap();
         }

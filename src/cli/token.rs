@@ -11,7 +11,7 @@ pub struct TokenArgs {
     /// The user (`sub` claim).
     #[arg(long)]
     sub: String,
-    /// A role to grant (`marketing`, `finance`); repeat for several.
+    /// A role to give (`marketing`, `finance`, `grants`); repeat for several.
     #[arg(long = "role")]
     roles: Vec<String>,
     /// Lifetime in seconds; at most the service's `auth.max_token_lifetime_secs`.

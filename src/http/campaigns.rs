@@ -20,7 +20,12 @@ pub struct CampaignView {
     pub status: &'static str,
     pub spins_per_user: u64,
     pub spins_per_user_per_day: Option<u64>,
-    /// Spins the caller has left now.
+    /// Set when shoppers earn spins by ordering: `{"free": n, "expire":
+    /// "campaign_end" | "end_of_day"}`.
+    #[schema(value_type = Option<Object>)]
+    pub earned_spins: Option<serde_json::Value>,
+    /// Spins the caller has left now (with earned spins: free and earned ones,
+    /// within the limits).
     pub spins_left: u64,
     pub prizes: Vec<PrizeView>,
 }
@@ -90,6 +95,7 @@ pub async fn get_campaign(
         status,
         spins_per_user: limit("spins_per_user").unwrap_or_default(),
         spins_per_user_per_day: limit("spins_per_user_per_day"),
+        earned_spins: cfg.get("earned_spins").cloned(),
         spins_left: view.spins_left,
         prizes: view
             .prizes

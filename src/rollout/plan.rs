@@ -65,6 +65,13 @@ pub fn plan(new: &Campaign, live: Option<&LiveState>, now: DateTime<Utc>) -> Pla
             new.starts_at,
             new.ends_at
         ))];
+        if let Some(e) = new.earned_spins {
+            changes.push(Change::new("add", "earned_spins").note(format!(
+                "free {}, expire {}",
+                e.free,
+                e.expire.as_str()
+            )));
+        }
         changes.extend(new.prizes.iter().map(|p| {
             Change::new("add", format!("prizes.{}", p.id)).note(format!(
                 "weight {}, stock {}, value {} {}",
@@ -110,6 +117,47 @@ fn warnings(new: &Campaign, now: DateTime<Utc>) -> Vec<String> {
     out
 }
 
+/// Earned spins turned on or off, or their free spins changed; a changed
+/// `expire` cannot be applied (lua/apply.lua refuses it).
+fn earned_spins(old: &Campaign, new: &Campaign, out: &mut Vec<Change>) {
+    match (old.earned_spins, new.earned_spins) {
+        (None, None) => {}
+        (None, Some(e)) => out.push(
+            Change::new("add", "earned_spins")
+                .note(format!(
+                    "free {}, expire {}: every shopper now has {} free spin(s) plus what the order service grants, instead of spins_per_user",
+                    e.free,
+                    e.expire.as_str(),
+                    e.free
+                )),
+        ),
+        (Some(_), None) => out.push(Change::new("retire", "earned_spins").note(
+            "every shopper has spins_per_user spins again; grants are refused, spins already granted stay counted",
+        )),
+        (Some(a), Some(b)) => {
+            if a.free != b.free {
+                let note = if b.free < a.free {
+                    "every shopper has fewer free spins (spins already made stay made); granted spins are untouched"
+                } else {
+                    "every shopper gains the difference"
+                };
+                out.push(
+                    Change::new("change", "earned_spins.free")
+                        .values(a.free, b.free)
+                        .note(note),
+                );
+            }
+            if a.expire != b.expire {
+                out.push(
+                    Change::new("change", "earned_spins.expire")
+                        .values(a.expire.as_str(), b.expire.as_str())
+                        .note("refused on a live campaign: earned spins are counted by the rule first applied"),
+                );
+            }
+        }
+    }
+}
+
 fn diff(old: &Campaign, new: &Campaign, live: &LiveState, out: &mut Vec<Change>) {
     let mut field = |path: &str, a: String, b: String| {
         if a != b {
@@ -149,6 +197,7 @@ fn diff(old: &Campaign, new: &Campaign, live: &LiveState, out: &mut Vec<Change>)
         old.prizes[old.fallback].id.to_string(),
         new.prizes[new.fallback].id.to_string(),
     );
+    earned_spins(old, new, out);
     if old.expected_users != new.expected_users {
         out.push(
             Change::new("change", "expected_users")

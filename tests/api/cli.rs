@@ -22,6 +22,7 @@ fn validate_accepts_the_examples() {
     for file in [
         "config/campaigns/diwali-2026.yaml",
         "config/campaigns/mega-sale.yaml",
+        "config/campaigns/order-spins.yaml",
     ] {
         let (code, out, err) = prizewheel(&["campaign", "validate", file]);
         assert_eq!(code, 0, "{file}: {err}");

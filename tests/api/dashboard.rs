@@ -47,6 +47,11 @@ const METRICS: &[Metric] = &[
         &["campaign", "outcome"],
     ),
     m(
+        "prizewheel_grants_total",
+        Kind::Counter,
+        &["campaign", "outcome"],
+    ),
+    m(
         "prizewheel_prizes_awarded_total",
         Kind::Counter,
         &["campaign", "prize"],

@@ -71,6 +71,21 @@ async fn fifty_copies_of_one_grant_make_one_grant() {
         assert_eq!(a["spins"], 3);
     }
     assert_eq!(spins_left(&app, &spec.id, "alice").await, 4);
+    let view: Value = app
+        .client
+        .get(format!("{}/v1/campaigns/{}", app.address, spec.id))
+        .bearer_auth(token("alice", &[]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        view["earned_spins"],
+        json!({"free": 1, "expire": "campaign_end"}),
+        "{view}"
+    );
 
     let other = grant(
         &app.client,
@@ -632,6 +647,27 @@ async fn the_expire_rule_is_fixed_once_applied() {
     app.apply(&spec.yaml()).await;
     spec.earned = Some((3, "end_of_day"));
     let c = prizewheel::campaign::parse_campaign(&spec.yaml()).unwrap();
+    let (plan, _) = prizewheel::rollout::apply::plan_against_live(&app.redis, &c)
+        .await
+        .unwrap();
+    let paths: Vec<(&str, Option<&str>, Option<&str>)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.path.as_str(), c.from.as_deref(), c.to.as_deref()))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            ("earned_spins.free", Some("1"), Some("3")),
+            (
+                "earned_spins.expire",
+                Some("campaign_end"),
+                Some("end_of_day")
+            ),
+        ],
+        "{plan:?}"
+    );
+    assert!(plan.changes[1].note.as_deref().unwrap().contains("refused"));
     let refused = prizewheel::rollout::apply::apply(
         &app.redis,
         &app.db.pool,

@@ -708,3 +708,139 @@ async fn forgotten_grants_and_revocations_are_rebuilt_from_the_ledger() {
     settle(&redis, &app, &spec.id).await;
     assert_bounds_hold(&app, &redis, &spec.id).await;
 }
+
+/// Redis killed with grants and spins in flight, its AOF losing the last
+/// 300 ms, the settler inside the service: after the recovery (by itself),
+/// Redis's grants are the ledger's, every shopper has exactly the spins the
+/// ledger says, and no shopper ever spent a spin they had not earned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_with_grants_and_spins_in_flight_keeps_every_shopper_to_the_ledger() {
+    use crate::support::helpers::{grant, token};
+    let mut redis =
+        PrivateRedis::start_with("redis-server", &["--auto-aof-rewrite-percentage", "0"]).await;
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|s| {
+        s.redis.url = Some(url.into());
+        s.settle = fast();
+        s.admission.quota_cache.enabled = false;
+    })
+    .await;
+    let mut spec = campaign();
+    spec.earned = Some((0, "campaign_end"));
+    app.apply(&spec.yaml()).await;
+    const USERS: usize = 150;
+    // (is a grant, request number): each shopper's grant, then their spin.
+    let send = |grant_req: bool, i: usize| {
+        let (app, id) = (&app, spec.id.clone());
+        async move {
+            let user = format!("u{}", i % USERS);
+            let res = if grant_req {
+                let body = serde_json::json!({"user_id": user, "spins": 1}).to_string();
+                let url = app.address.clone();
+                let req = app
+                    .client
+                    .post(format!("{url}/v1/campaigns/{id}/grants"))
+                    .bearer_auth(token("order-service", &["grants"]))
+                    .header("Idempotency-Key", format!("g{i}"))
+                    .header("content-type", "application/json")
+                    .body(body);
+                req.send().await
+            } else {
+                app.client
+                    .post(format!("{}/v1/campaigns/{id}/spins", app.address))
+                    .bearer_auth(token(&user, &[]))
+                    .header("Idempotency-Key", format!("k{i}"))
+                    .send()
+                    .await
+            };
+            let status = res.map(|r| r.status().as_u16()).unwrap_or(0);
+            (grant_req, i, status)
+        }
+    };
+    let done = AtomicBool::new(false);
+    let crash = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let copy = redis.snapshot_aof();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        redis.crash_and_restart(Some(&copy)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        done.store(true, Ordering::Relaxed);
+    };
+    let load = stream::iter((0..20_000).flat_map(|i| [(true, i), (false, i)]))
+        .take_while(|_| std::future::ready(!done.load(Ordering::Relaxed)))
+        .map(|(g, i)| send(g, i))
+        .buffered(16)
+        .collect::<Vec<_>>();
+    let (answers, ()) = tokio::join!(load, crash);
+    assert!(
+        answers.iter().any(|a| a.2 != 200 && a.2 != 429),
+        "the crash hit the load"
+    );
+    // The order service retries a grant it got no answer for, with its id.
+    for &(is_grant, i, status) in &answers {
+        if is_grant && status != 200 {
+            for _ in 0..50 {
+                let user = format!("u{}", i % USERS);
+                let body = serde_json::json!({"user_id": user, "spins": 1}).to_string();
+                let r = grant(&app.client, &app.address, &spec.id, &format!("g{i}"), &body).await;
+                if r.status() == 200 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let granted = answers.iter().filter(|a| a.0).count();
+    wait_settled(&redis, &spec.id).await;
+    assert_bounds_hold(&app, &redis, &spec.id).await;
+
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM grants WHERE campaign_id = $1")
+        .bind(&spec.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    // A grant answered, unsynced and unsettled is lost with the AOF tail (the
+    // documented loss of `aof`, as for draws); none is in the ledger twice.
+    assert!(
+        rows as usize <= granted,
+        "{rows} grants settled of {granted} sent"
+    );
+    let k = CampaignKeys::new(&CampaignId::parse(&spec.id).unwrap());
+    let made: i64 = redis::cmd("HGET")
+        .arg(&k.meta)
+        .arg("gv")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(made, rows, "Redis's grants are the ledger's");
+    for u in 0..USERS {
+        let user = format!("u{u}");
+        let expected = spins_left_by_ledger(&app, &spec.id, &user, 0).await;
+        let view: Value = app
+            .client
+            .get(format!("{}/v1/campaigns/{}", app.address, spec.id))
+            .bearer_auth(token(&user, &[]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["spins_left"], expected, "{user}: {view}");
+    }
+    let over: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT user_id, count(*) AS used FROM rewards
+                               WHERE campaign_id = $1 GROUP BY user_id) r
+         LEFT JOIN (SELECT user_id, sum(spins) AS granted FROM grants
+                    WHERE campaign_id = $1 GROUP BY user_id) g USING (user_id)
+         WHERE r.used > COALESCE(g.granted, 0)",
+    )
+    .bind(&spec.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(over, 0, "a shopper spent a spin they had not earned");
+    eprintln!(
+        "crash with grants in flight: {granted} grants sent, {rows} in the ledger, {} spins answered",
+        answers.iter().filter(|a| !a.0 && a.2 == 200).count()
+    );
+}
