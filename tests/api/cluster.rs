@@ -224,3 +224,34 @@ async fn rewards(app: &TestApp, campaign: &str) -> i64 {
         .await
         .unwrap()
 }
+
+/// Grants, spins and revocations on a cluster: the grant and revoke scripts
+/// stay in the campaign's slot, on every shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_work_on_every_shard_of_a_cluster() {
+    use crate::support::helpers::{grant, revoke};
+    let seeds = cluster_seeds();
+    let app = TestApp::spawn_with(|s| on_cluster(s, &seeds)).await;
+    for (mut spec, node) in one_campaign_per_shard(&seeds) {
+        spec.earned = Some((0, "campaign_end"));
+        app.apply(&spec.yaml()).await;
+        let body = serde_json::json!({"user_id": "shopper", "spins": 2}).to_string();
+        let r = grant(&app.client, &app.address, &spec.id, "order-1", &body).await;
+        assert_eq!(r.status(), 200, "{node}");
+        let t = token("shopper", &[]);
+        for (k, expected) in [("k1", 200), ("k2", 200), ("k3", 429)] {
+            let r = spin(&app.client, &app.address, &spec.id, &t, k, None).await;
+            assert_eq!(r.status(), expected, "{node} {k}");
+        }
+        let r: Value = revoke(&app.client, &app.address, &spec.id, "order-1")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (&r["revoked"], &r["already_used"]),
+            (&0.into(), &2.into()),
+            "{node}: {r}"
+        );
+    }
+}
