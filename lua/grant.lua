@@ -9,6 +9,9 @@
 -- ARGV[4] grant hash in [0, 2^32)
 -- ARGV[5] fingerprint: 8 bytes hashed from (user, spins, reason)
 -- ARGV[6] spins, 1..100    ARGV[7] reason, canonical JSON or ''
+-- ARGV[8] '1' under durability fsync-wins: a replay rewrites its record unchanged,
+--         so that the WAITAOF the service sends next on this connection covers
+--         the grant even when it was made on another connection (as spin.lua).
 --
 -- A grant record (field = grant id) never expires while the campaign lives: a
 -- cancelled order may be revoked at any time. Record = fingerprint (8) .. spins
@@ -35,6 +38,9 @@ if rec then
     return {'key_reused'}
   end
   local _, _, left = struct.unpack('>BhI4', rec, 9)
+  if ARGV[8] == '1' then
+    redis.call('HSET', grant_key, ARGV[3], rec)
+  end
   return {'replay', left}
 end
 

@@ -3,6 +3,8 @@
 --
 -- KEYS[1] pw:{C}:meta  KEYS[2] pw:{C}:days  KEYS[3] pw:{C}:results
 -- ARGV[1] grant id     ARGV[2] grant hash in [0, 2^32)
+-- ARGV[3] '1' under durability fsync-wins: a replay rewrites its record unchanged
+--         (see grant.lua).
 -- The grant record (grant.lua) names the user and the grant's day.
 --
 -- The grant's spins are taken from the user's pool it went into: what is unused
@@ -30,6 +32,9 @@ end
 local spins, day, left, revoked, used, lapsed, state, user_hash, user_at =
   struct.unpack('>BhI4BBBBI4', rec, 9)
 if state == 1 then
+  if ARGV[3] == '1' then
+    redis.call('HSET', grant_key, ARGV[1], rec)
+  end
   return {'replay', revoked, used, lapsed}
 end
 if tonumber(m[2]) ~= redis.call('LASTSAVE') then

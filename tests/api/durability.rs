@@ -10,7 +10,7 @@ use crate::support::serve::Serve;
 use prizewheel::domain::CampaignId;
 use prizewheel::store::redis::durability::Durability;
 use prizewheel::store::redis::keys::CampaignKeys;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -318,4 +318,56 @@ async fn fsync_wins_on_a_cluster_waits_on_the_campaign_s_primary() {
             node.url
         );
     }
+}
+
+/// Under `fsync-wins` a grant and a revocation are answered only once on disk:
+/// with the AOF off they are 503 `durability_timeout` (the grant stands), and
+/// once it is back their retries replay the one grant and the one revocation.
+#[tokio::test]
+async fn fsync_wins_confirms_grants_and_revocations_on_disk() {
+    use crate::support::helpers::{grant, revoke};
+    let valkey = PrivateRedis::valkey(&["--appendonly", "yes", "--appendfsync", "everysec"]).await;
+    let app = fsync_wins_app(&valkey).await;
+    let mut spec = mostly_gold("fsyncgrant");
+    spec.earned = Some((0, "campaign_end"));
+    app.apply(&spec.yaml()).await;
+    let body = serde_json::json!({"user_id": "gina", "spins": 2}).to_string();
+    let r = grant(&app.client, &app.address, &spec.id, "o-1", &body).await;
+    assert_eq!(r.status(), 200, "confirmed while the AOF is on");
+
+    valkey.config_set("appendonly", "no");
+    let r = grant(&app.client, &app.address, &spec.id, "o-2", &body).await;
+    assert_eq!(r.status(), 503);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "durability_timeout", "{p}");
+    let r = revoke(&app.client, &app.address, &spec.id, "o-1").await;
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "durability_timeout", "{p}");
+
+    valkey.config_set("appendonly", "yes");
+    let mut answered = None;
+    for _ in 0..200 {
+        let r = grant(&app.client, &app.address, &spec.id, "o-2", &body).await;
+        if r.status() == 200 {
+            answered = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = answered.expect("the grant is confirmed once the AOF is back");
+    assert_eq!(
+        again["replayed"], true,
+        "the grant made during the outage: {again}"
+    );
+    assert_eq!(again["spins_left"], 4);
+    let r: Value = revoke(&app.client, &app.address, &spec.id, "o-1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&r["replayed"], &r["revoked"]),
+        (&json!(true), &json!(2)),
+        "{r}"
+    );
 }

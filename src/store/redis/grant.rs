@@ -1,6 +1,9 @@
 //! Calling lua/grant.lua and lua/revoke.lua: spins earned by an order, and taken
-//! back when it is cancelled. One Redis round trip each.
+//! back when it is cancelled. One Redis round trip each, followed under
+//! durability `fsync-wins` by the `WAITAOF` that confirms it is on disk (the
+//! order service is told once and does not ask again).
 
+use super::durability::Durability;
 use super::keys::CampaignKeys;
 use super::reply::Reply;
 use super::scripts::{GRANT, REVOKE};
@@ -65,13 +68,18 @@ pub enum RevokeRejection {
 }
 
 impl RedisStore {
-    /// Runs one grant.
+    /// Runs one grant. Under `fsync-wins`, a grant (made or replayed) is
+    /// returned only once its fsync is confirmed, else
+    /// [`StoreError::NotDurable`]: the grant stands and a retry replays it.
     pub async fn grant(
         &self,
         call: &GrantCall<'_>,
     ) -> Result<Result<Granted, GrantRejection>, StoreError> {
         let k = CampaignKeys::new(call.campaign);
+        let fsync = self.durability == Durability::FsyncWins;
         let _slot = self.slot().await?;
+        // One connection for the script and the WAITAOF after it.
+        let mut conn = self.conn();
         let mut inv = GRANT.prepare_invoke();
         inv.key(&k.meta)
             .key(&k.days)
@@ -82,11 +90,15 @@ impl RedisStore {
             .arg(call.grant_hash)
             .arg(&call.fingerprint[..])
             .arg(call.spins)
-            .arg(call.reason);
-        let reply: Vec<redis::Value> = self.run_script("grant", &inv, &mut self.conn()).await?;
+            .arg(call.reason)
+            .arg(if fsync { "1" } else { "0" });
+        let reply: Vec<redis::Value> = self.run_script("grant", &inv, &mut conn).await?;
         let r = Reply(reply);
         let rejection = match r.str(0)? {
             status @ ("ok" | "replay") => {
+                if fsync {
+                    self.await_fsync(&mut conn, &k.meta).await?;
+                }
                 return Ok(Ok(Granted {
                     spins_left: u64::try_from(r.int(1)?).unwrap_or(0),
                     replayed: status == "replay",
@@ -108,7 +120,8 @@ impl RedisStore {
     }
 
     /// Revokes the grant `grant_id` (hashed to `grant_hash`). The flag is true
-    /// when it had been revoked before (the first answer is repeated).
+    /// when it had been revoked before (the first answer is repeated). Under
+    /// `fsync-wins`, as [`RedisStore::grant`].
     pub async fn revoke(
         &self,
         campaign: &CampaignId,
@@ -116,15 +129,21 @@ impl RedisStore {
         grant_hash: u32,
     ) -> Result<Result<(Revoked, bool), RevokeRejection>, StoreError> {
         let k = CampaignKeys::new(campaign);
+        let fsync = self.durability == Durability::FsyncWins;
         let _slot = self.slot().await?;
+        let mut conn = self.conn();
         let mut inv = REVOKE.prepare_invoke();
         inv.key(&k.meta)
             .key(&k.days)
             .key(&k.results)
             .arg(grant_id.as_str())
-            .arg(grant_hash);
-        let reply: Vec<redis::Value> = self.run_script("revoke", &inv, &mut self.conn()).await?;
+            .arg(grant_hash)
+            .arg(if fsync { "1" } else { "0" });
+        let reply: Vec<redis::Value> = self.run_script("revoke", &inv, &mut conn).await?;
         let r = Reply(reply);
+        if fsync && matches!(r.str(0)?, "ok" | "replay") {
+            self.await_fsync(&mut conn, &k.meta).await?;
+        }
         let count = |i: usize| -> Result<u32, StoreError> {
             u32::try_from(r.int(i)?)
                 .map_err(|_| StoreError::Protocol(format!("revoke item {i}: out of range")))
