@@ -782,3 +782,49 @@ async fn finance_sees_spins_granted_revoked_and_used() {
         "{s}"
     );
 }
+
+/// The order service has a rate of its own; a batch counts each of its grants.
+#[tokio::test]
+async fn grants_are_limited_per_caller_each_batch_item_counted() {
+    let app = TestApp::spawn_with(|s| {
+        s.admission.per_granter.enabled = true;
+        s.admission.per_granter.per_second = 1;
+        s.admission.per_granter.burst = 5;
+    })
+    .await;
+    let spec = earned("grant-rate", 0, "campaign_end");
+    app.apply(&spec.yaml()).await;
+    for i in 0..5 {
+        let res = grant(
+            &app.client,
+            &app.address,
+            &spec.id,
+            &format!("r{i}"),
+            &body("u", 1),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+    }
+    let res = grant(&app.client, &app.address, &spec.id, "r5", &body("u", 1)).await;
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some("1".into())
+    );
+    assert_eq!(code(res).await, (429, "rate_limited".into()));
+    // Another caller has its own budget, but not for a batch over its burst.
+    let items: Vec<Value> = (0..6)
+        .map(|i| json!({"grant_id": format!("b{i}"), "user_id": "u", "spins": 1}))
+        .collect();
+    let req = app
+        .client
+        .post(format!(
+            "{}/v1/campaigns/{}/grants/batch",
+            app.address, spec.id
+        ))
+        .bearer_auth(token("other-service", &["grants"]))
+        .json(&json!({ "grants": items }));
+    let res = crate::support::helpers::send(req).await;
+    assert_eq!(code(res).await, (429, "rate_limited".into()));
+}
