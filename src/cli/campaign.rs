@@ -1,6 +1,7 @@
 //! `prizewheel campaign validate|plan|apply FILE`.
 
 use super::stores::Stores;
+use crate::campaign::model::{EarnedSpins, Expiry};
 use crate::campaign::tree::MAX_LISTED;
 use crate::campaign::{Campaign, parse_campaign};
 use crate::rollout::apply::{apply, plan_against_live};
@@ -39,6 +40,15 @@ pub struct SimulateArgs {
     spins_per_user: Option<u64>,
     #[arg(long, value_enum, default_value_t = Arrival::Uniform)]
     arrival: Arrival,
+    /// Orders per shopper on average (fractions allowed; default 1), each
+    /// granting --spins-per-grant spins to a random shopper; they arrive over
+    /// the window like the spin attempts, independently of them. Only for a
+    /// campaign with earned_spins: an error otherwise.
+    #[arg(long, alias = "grants-per-shopper", value_parser = grants_per_user)]
+    grants_per_user: Option<f64>,
+    /// Spins each grant gives, 1..100 (default 1); only with earned_spins.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(EarnedSpins::MAX_PER_GRANT)))]
+    spins_per_grant: Option<u32>,
     /// Independent runs, for the cost percentiles.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     runs: u32,
@@ -58,6 +68,16 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
             let Some(campaign) = load(&a.file)? else {
                 return Ok(false);
             };
+            if campaign.earned_spins.is_none()
+                && (a.grants_per_user.is_some() || a.spins_per_grant.is_some())
+            {
+                anyhow::bail!(
+                    "{}: campaign {} has no earned_spins, so it takes no grants: \
+                     --grants-per-user and --spins-per-grant apply only with earned_spins",
+                    a.file.display(),
+                    campaign.id
+                );
+            }
             let options = Options {
                 users: a
                     .users
@@ -71,6 +91,8 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
                 runs: a.runs,
                 seed: a.seed,
                 samples: 200,
+                grants_per_user: a.grants_per_user.unwrap_or(1.0),
+                spins_per_grant: a.spins_per_grant.unwrap_or(1),
             };
             let report = simulate(&campaign, &options);
             if let Some(path) = &a.plot {
@@ -143,6 +165,16 @@ fn table(r: &Report) -> String {
         r.runs,
         r.seed
     );
+    if let Some(e) = &r.earned_spins {
+        out += &format!(
+            "earned spins: {} free, expire {}; {} grant(s) per user of {} spin(s), \
+             arriving like the spin attempts\n",
+            e.free,
+            e.expire.as_str(),
+            e.grants_per_user,
+            e.spins_per_grant
+        );
+    }
     out += &format!(
         "{:<20} {:>12} {:>14} {:>10} {:>16} {:>14}\n",
         "prize", "stock", "awarded (med)", "runs out", "at spin (med)", "at (med)"
@@ -165,12 +197,37 @@ fn table(r: &Report) -> String {
             c.currency, c.expected, c.p5, c.p50, c.p95
         );
     }
+    if let Some(e) = &r.earned_spins {
+        let unused = match e.expire {
+            Expiry::EndOfDay => "lapsed unused with their day",
+            Expiry::CampaignEnd => "left unused at the end",
+        };
+        out += &format!(
+            "grants: {} per run, {} spins granted\n\
+             spins drawn (med): {} of {} attempts; refused as no_spins_left (med): {}\n\
+             earned spins {unused} (med): {}\n",
+            e.grants,
+            e.spins_granted,
+            e.spins_drawn_median,
+            r.attempts_per_run,
+            e.no_spins_left_median,
+            e.earned_unused_median
+        );
+    }
     out += &format!(
         "shoppers who win something: {:.2}%\nsimulated at {:.1} million spins/s\n",
         r.winners_share * 100.0,
         r.spins_per_second / 1e6
     );
     out
+}
+
+/// `--grants-per-user`: a finite number from 0 to 1,000.
+fn grants_per_user(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1000.0).contains(&x) => Ok(x),
+        _ => Err(format!("`{s}` is not a number from 0 to 1000")),
+    }
 }
 
 fn read(file: &Path) -> anyhow::Result<String> {
