@@ -124,7 +124,7 @@ impl Counters {
         match earned {
             Some(e) => {
                 let (free, pool) = self.balance(e, today);
-                left.min(u64::from(free + pool))
+                left.min(u64::from(free) + u64::from(pool))
             }
             None => left,
         }
@@ -185,7 +185,7 @@ impl Counters {
                 free_used: p.free_used,
             };
         }
-        p.granted += spins;
+        p.granted = p.granted.saturating_add(spins);
         self.earned = Some(p);
     }
 
@@ -322,16 +322,20 @@ impl Model {
         self.ends_ms = c.ends_at.timestamp_millis();
         self.paused = c.paused;
         self.day_starts = crate::campaign::days::day_starts(c);
-        self.earned = c.earned_spins;
         if self.fixed_expire.is_none() {
             self.fixed_expire = c.earned_spins.map(|e| e.expire);
         }
+        // The rule first applied holds, as lua/apply.lua keeps it (an apply
+        // naming the other is refused before it reaches the model).
+        self.earned = c.earned_spins.map(|e| EarnedSpins {
+            free: e.free,
+            expire: self.fixed_expire.unwrap_or(e.expire),
+        });
     }
 
     /// The prize index `R` draws with the current stock (no state change).
     pub fn choose(&self, r: u64) -> usize {
-        let weights: Vec<u64> = self.prizes.iter().map(|p| p.entry.w).collect();
-        pick(&weights, self.total_weight, self.fallback, r, |i| {
+        pick(&self.weights, self.total_weight, self.fallback, r, |i| {
             self.prizes[i].remaining != Some(0)
         })
     }
@@ -414,7 +418,7 @@ impl Model {
         }
         if let Some(e) = self.earned {
             let (free, pool) = c.balance(e, today);
-            if free + pool == 0 {
+            if free == 0 && pool == 0 {
                 return Err(Rejection::NoSpinsLeft);
             }
         }
