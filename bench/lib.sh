@@ -46,9 +46,10 @@ field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
 # ratio A B: A / B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-# bench_campaign DIR ID SPINS_PER_USER EXPECTED_USERS COUPON_STOCK BY: writes
-# DIR/ID.yaml (open now, a rare bounded prize, a common one with COUPON_STOCK
-# units, the fallback) and applies it as BY.
+# bench_campaign DIR ID SPINS_PER_USER EXPECTED_USERS COUPON_STOCK BY [EXTRA]:
+# writes DIR/ID.yaml (open now, a rare bounded prize, a common one with
+# COUPON_STOCK units, the fallback, and the top-level YAML line EXTRA if given,
+# e.g. `earned_spins: { free: 1 }`) and applies it as BY.
 bench_campaign() {
     cat >"$1/$2.yaml" <<YAML
 id: $2
@@ -57,6 +58,7 @@ starts_at: $(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)
 ends_at: $(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
 expected_users: $4
 limits: { spins_per_user: $3 }
+${7:-}
 fallback: none
 prizes:
   - { id: phone, name: Phone, weight: 1, stock: 1000, value: { amount: "79900.00", currency: INR } }

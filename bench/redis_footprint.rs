@@ -1,21 +1,71 @@
-//! Redis memory per participating user and per idempotency record of a campaign,
-//! after one spin for each of N users through the real draw (bench/run.sh).
+//! Redis memory per participating user, per idempotency record and per grant
+//! record of a campaign, through the real scripts (bench/run.sh).
 //!
-//!   cargo run --release --example redis_footprint -- CAMPAIGN USERS
+//!   cargo run --release --example redis_footprint -- CAMPAIGN USERS [MODE]
 //!
-//! Reads REDIS_URL; the campaign must be applied, open, and let each user spin.
+//! MODE `spins` (the default): one spin for each of USERS users; prints
+//! `FOOTPRINT users=… per_user=… … records=… per_record=…`.
+//! MODE `spins-grants`: the same, then one grant of one spin for each of these
+//! users (13-digit numeric order ids as grant ids), which turns each user's
+//! state into its granted form; prints `GRANTED users=… per_user=… …
+//! grants=… per_grant=…` too.
+//! MODE `grant-uuids`: one grant for each of USERS users, the grant ids
+//! 36-character UUIDs, no spins; prints `GRANTED …`.
+//!
+//! Reads REDIS_URL; the campaign must be applied, open, and let each user spin
+//! (the grant modes: with `earned_spins`). User ids are numeric, as most
+//! platforms' are.
 
-use prizewheel::domain::{CampaignId, UserId};
-use prizewheel::draw::footprint;
+use prizewheel::domain::{CampaignId, IdempotencyKey, UserId};
+use prizewheel::draw::footprint::{self, Footprint};
 use prizewheel::store::redis::{RedisSettings, RedisStore};
+
+fn line(tag: &str, f: &Footprint) -> String {
+    format!(
+        "{tag} users={} per_user={:.1} user_buckets={} records={} per_record={:.1} record_buckets={} grants={} per_grant={:.1} grant_buckets={}",
+        f.users,
+        f.per_user(),
+        f.user_keys,
+        f.records,
+        f.per_record(),
+        f.record_keys,
+        f.grants,
+        f.per_grant(),
+        f.grant_keys
+    )
+}
+
+/// One grant to each user, with these grant ids; prints the GRANTED line.
+async fn grant(
+    store: &RedisStore,
+    campaign: &CampaignId,
+    users: Vec<UserId>,
+    grant_ids: impl Iterator<Item = String>,
+) -> anyhow::Result<()> {
+    let n = users.len() as u64;
+    let grant_ids: Vec<IdempotencyKey> = grant_ids
+        .map(|id| IdempotencyKey::parse(&id))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
+    footprint::grant_each(store, campaign, users.into_iter().zip(grant_ids), 256).await?;
+    let f = footprint::measure(store, campaign).await?;
+    anyhow::ensure!(
+        (f.users, f.grants) == (n, n),
+        "one state and one grant record each: {}",
+        line("GRANTED", &f)
+    );
+    println!("{}", line("GRANTED", &f));
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: redis_footprint CAMPAIGN USERS";
+    let usage = "usage: redis_footprint CAMPAIGN USERS [spins|spins-grants|grant-uuids]";
     let campaign = CampaignId::parse(&args.next().ok_or(anyhow::anyhow!(usage))?)
         .map_err(anyhow::Error::msg)?;
     let users: u64 = args.next().ok_or(anyhow::anyhow!(usage))?.parse()?;
+    let mode = args.next().unwrap_or_else(|| "spins".into());
     let settings = RedisSettings {
         url: Some(std::env::var("REDIS_URL")?.into()),
         cluster_nodes: Vec::new(),
@@ -28,19 +78,24 @@ async fn main() -> anyhow::Result<()> {
         waitaof_timeout_ms: 500,
     };
     let store = RedisStore::connect(&settings).await?;
-    // Numeric ids, as most platforms' user ids are.
     let ids = (0..users).map(|i| UserId::parse(&(900_000_000 + i * 7).to_string()));
     let ids: Vec<UserId> = ids.collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
-    footprint::spin_each(&store, &campaign, ids.into_iter(), 256).await?;
-    let f = footprint::measure(&store, &campaign).await?;
-    println!(
-        "FOOTPRINT users={} per_user={:.1} user_buckets={} records={} per_record={:.1} record_buckets={}",
-        f.users,
-        f.per_user(),
-        f.user_keys,
-        f.records,
-        f.per_record(),
-        f.record_keys
-    );
+    match mode.as_str() {
+        "spins" | "spins-grants" => {
+            footprint::spin_each(&store, &campaign, ids.iter().cloned(), 256).await?;
+            let f = footprint::measure(&store, &campaign).await?;
+            println!("{}", line("FOOTPRINT", &f));
+            if mode == "spins-grants" {
+                // Order ids as order services number them: 13 digits.
+                let grant_ids = (0..users).map(|i| (4_000_000_000_000 + i * 13).to_string());
+                grant(&store, &campaign, ids, grant_ids).await?;
+            }
+        }
+        "grant-uuids" => {
+            let grant_ids = (0..users).map(|_| uuid::Uuid::new_v4().to_string());
+            grant(&store, &campaign, ids, grant_ids).await?;
+        }
+        other => anyhow::bail!("unknown mode `{other}`; {usage}"),
+    }
     Ok(())
 }

@@ -13,9 +13,18 @@
 #     the latency at 70 % of the HTTP capacity (paced wrk connections);
 #  2. the rejection path: 429s/s from the per-user limiter and from the quota
 #     cache against GET /healthz of the same server;
-#  3. the PostgreSQL design (bench/pg-spin.sh, pgbench, same concurrency);
-#  4. Redis memory per user and per idempotency record, USERS users;
-#  5. the service's resident memory under the spin load.
+#  3. grants from the order service over HTTP (bench/wrk-grant.lua, a campaign
+#     with earned_spins, a fresh grant id per grant, per-caller limiter off):
+#     grants/s one per request (CONCURRENCY connections) and in batches of each
+#     size in GRANT_BATCHES (default "100 1000"; GRANT_BATCH_CONNECTIONS
+#     connections, default 4), each against the HTTP spins/s of 1.;
+#  4. the PostgreSQL design (bench/pg-spin.sh, pgbench, same concurrency);
+#  5. Redis memory, numeric user ids, a campaign with earned_spins: per user
+#     and per idempotency record after one spin each for USERS users; per
+#     shopper with grants and per grant record once each of them is granted a
+#     spin too (13-digit order ids as grant ids); per grant record with
+#     36-character UUID grant ids (USERS/10 grants, to other users);
+#  6. the service's resident memory under the spin load.
 # wrk, not k6, drives HTTP: it is C and leaves most of a core to the server.
 # Settlement is off in the server: it would compete for the same two cores.
 set -euo pipefail
@@ -32,6 +41,9 @@ mem_users="${USERS:-1000000}"
 port="${PW_BENCH_REDIS_PORT:-6392}"
 listen="127.0.0.1:${PW_BENCH_HTTP_PORT:-8099}"
 users=100000
+grant_batches="${GRANT_BATCHES:-100 1000}"
+batch_conns="${GRANT_BATCH_CONNECTIONS:-4}"
+uuid_grants=$((mem_users / 10 > 0 ? mem_users / 10 : 1)) # grants with UUID ids (memory)
 work="$PW_ROOT/target/bench"
 mkdir -p "$work"
 
@@ -54,11 +66,21 @@ bin="${PW_BENCH_BIN:-$bin}"
 export PRIZEWHEEL__ADMISSION__PER_IP__ENABLED=false
 
 # campaign ID SPINS_PER_USER EXPECTED_USERS (bench/lib.sh).
-campaign() { bench_campaign "$work" "$1" "$2" "$3" 1000000 bench; }
+campaign() { bench_campaign "$work" "$1" "$2" "$3" 1000000 bench "${4:-}"; }
+# A build from before earned spins (PW_BENCH_BIN) is measured without the grant rows.
+grants=false
+[[ $("$bin" token --help) == *grants* ]] && grants=true
+earned=""
+$grants && earned="earned_spins: { free: 1, expire: campaign_end }"
 "$bin" migrate >/dev/null
 campaign bench 1000000 1000000
 campaign quota 1 1000
-campaign memory 1 "$mem_users"
+# With earned_spins: a user without grants keeps the integer form of its state.
+campaign memory 1 "$mem_users" "$earned"
+if $grants; then
+    campaign grants 1000000 1000000 "$earned"
+    campaign memory-uuids 1 "$uuid_grants" "$earned"
+fi
 
 # wrk_spin PATH TOKENS SECONDS: the WRK summary line of bench/wrk-spin.lua.
 wrk_spin() {
@@ -69,7 +91,7 @@ cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' 
 redis_cpu() { redis-cli -p "$port" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ { t += $2 } END { printf "%.3f", t }'; }
 
 # 1. The script alone: redis-benchmark, no pipelining, random users and keys.
-pw_log "1/5 spin.lua straight at Redis (redis-benchmark)"
+pw_log "1/6 spin.lua straight at Redis (redis-benchmark)"
 sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat lua/counters.lua lua/spin.lua)")
 baseline=$(redis-benchmark -p "$port" -c "$conc" -n $((conc * 4000)) -r "$users" --csv \
     EVALSHA "$sha" 5 'pw:{bench}:meta' 'pw:{bench}:stock' 'pw:{bench}:awarded' 'pw:{bench}:days' 'pw:{bench}:results' \
@@ -81,7 +103,7 @@ script_p99=$(cut -d, -f7 <<<"$baseline")
 redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
 
 # 2. Over HTTP, with the service's resident memory sampled.
-pw_log "2/5 spins over HTTP (wrk)"
+pw_log "2/6 spins over HTTP (wrk)"
 "$bin" token --sub u --count "$users" >"$work/tokens.txt"
 "$bin" token --sub hammer >"$work/one-token.txt"
 "$bin" token --sub spent >"$work/spent-token.txt"
@@ -105,7 +127,7 @@ usec=$(redis-cli -p "$port" INFO commandstats | grep '^cmdstat_evalsha' | sed -E
 # pausing between requests (bench/wrk-paced.lua; wrk pauses in whole ms, hence
 # many connections). A 5 s calibration run measures how long an answer takes at
 # that load, and the pause is set so pause + answer gives the target rate.
-pw_log "2/5 spins over HTTP at 70 % of that (wrk, paced)"
+pw_log "2/6 spins over HTTP at 70 % of that (wrk, paced)"
 paced_conns="${PACED_CONNECTIONS:-200}"
 target=$(awk -v r="$(field rps "$http")" 'BEGIN { printf "%.0f", 0.7 * r }')
 wrk_paced() {
@@ -118,7 +140,7 @@ pause=$(awk -v c="$paced_conns" -v t="$target" -v r="$(field rps "$calibration")
     'BEGIN { answer = c * 1000 / r - p; q = c * 1000 / t - answer; if (q < 1) q = 1; printf "%d", q + 0.5 }')
 paced=$(wrk_paced "$pause" "$duration")
 
-pw_log "3/5 rejections: per-user limiter, quota cache, against GET /healthz"
+pw_log "3/6 rejections: per-user limiter, quota cache, against GET /healthz"
 health_rps=$(wrk -t 2 -c "$conc" -d "${duration}s" "http://$listen/healthz" | awk '/^Requests\/sec/ { print $2 }')
 cpu0=$(cpu_of "$server_pid")
 limited=$(wrk_spin /v1/campaigns/bench/spins "$work/one-token.txt" "$duration")
@@ -136,16 +158,70 @@ cached=$(wrk_spin /v1/campaigns/quota/spins "$work/spent-token.txt" "$duration")
 evalsha_after=$(redis-cli -p "$port" INFO commandstats | sed -nE 's/^cmdstat_evalsha:calls=([0-9]+).*/\1/p')
 stop_server
 
-pw_log "4/5 the PostgreSQL design (bench/pg-spin.sh)"
+# Grants: the order service's one token, its per-caller limiter off (it would
+# be all that is measured; it is a limit, not a cost).
+if $grants; then
+    pw_log "4/6 grants over HTTP (wrk): one per request, then batches of $grant_batches"
+    "$bin" token --sub order-service --role grants >"$work/grants-token.txt"
+    PRIZEWHEEL__ADMISSION__PER_GRANTER__ENABLED=false start_server
+    # wrk_grant PATH CONNECTIONS SECONDS BATCH: the WRK line of bench/wrk-grant.lua.
+    wrk_grant() {
+        wrk -t 2 -c "$2" -d "${3}s" --timeout 10s -s bench/wrk-grant.lua "http://$listen$1" \
+            -- "$work/grants-token.txt" "$users" "$4" | grep '^WRK'
+    }
+    # Grants made in Redis so far: grant.lua counts each in meta `gv`.
+    grants_made() { redis-cli -p "$port" HGET 'pw:{grants}:meta' gv | sed 's/^$/0/'; }
+    # grant_run PATH CONNECTIONS BATCH: the WRK line plus the service's and Redis's
+    # CPU per grant, grant.lua's own time per call, and the grants Redis counted.
+    grant_run() {
+        local c0 r0 g0 line c1 r1 g1 ok usec
+        redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
+        c0=$(cpu_of "$server_pid") r0=$(redis_cpu) g0=$(grants_made)
+        line=$(wrk_grant "$1" "$2" "$duration" "$3")
+        c1=$(cpu_of "$server_pid") r1=$(redis_cpu) g1=$(grants_made)
+        ok=$(field ok "$line")
+        usec=$(redis-cli -p "$port" INFO commandstats | sed -nE 's/^cmdstat_evalsha:.*usec_per_call=([0-9.]+).*/\1/p')
+        awk -v l="$line" -v c0="$c0" -v c1="$c1" -v r0="$r0" -v r1="$r1" -v n="$ok" -v made=$((g1 - g0)) -v u="$usec" \
+            'BEGIN { n = n > 0 ? n : 1; printf "%s service_us=%.1f redis_us=%.1f script_us=%s made=%d\n", l, (c1 - c0) * 1e6 / n, (r1 - r0) * 1e6 / n, u, made }'
+    }
+    wrk_grant /v1/campaigns/grants/grants "$conc" 3 0 >/dev/null
+    grant_single=$(grant_run /v1/campaigns/grants/grants "$conc" 0)
+    grant_batch=()
+    for b in $grant_batches; do
+        grant_batch+=("batch=$b $(grant_run /v1/campaigns/grants/grants/batch "$batch_conns" "$b")")
+    done
+    stop_server
+fi
+
+pw_log "5/6 the PostgreSQL design (bench/pg-spin.sh)"
 pg=$(CONCURRENCY="$conc" DURATION="$duration" PG_VARIANTS="stmt-lockall func-lockall" bash bench/pg-spin.sh 2>/dev/null | tail -1)
 pg_stmt_rps=$(awk '/^tps/ { print $3 }' "$PW_ROOT/target/bench-pg/stmt-lockall.out")
 
-pw_log "5/5 Redis memory: one spin each for $mem_users users"
-footprint=$("$PW_ROOT/target/release/examples/redis_footprint" memory "$mem_users" | grep '^FOOTPRINT')
+footprint_bin="$PW_ROOT/target/release/examples/redis_footprint"
+if $grants; then
+    pw_log "6/6 Redis memory: one spin each for $mem_users users, then one grant each; $uuid_grants grants with UUID ids"
+    memory_out=$("$footprint_bin" memory "$mem_users" spins-grants)
+    granted=$(grep '^GRANTED ' <<<"$memory_out")
+    granted_uuids=$("$footprint_bin" memory-uuids "$uuid_grants" grant-uuids | grep '^GRANTED ')
+else
+    pw_log "6/6 Redis memory: one spin each for $mem_users users"
+    memory_out=$("$footprint_bin" memory "$mem_users")
+fi
+footprint=$(grep '^FOOTPRINT ' <<<"$memory_out")
 
 http_rps=$(field rps "$http")
 pg_rps=$(field tps "$pg")
 share() { awk -v e="$(field errors "$1")" -v n="$(field requests "$1")" 'BEGIN { printf "%.1f%%", 100 * e / n }'; }
+# meets VALUE MAX: the target "≤ MAX" and whether VALUE meets it.
+meets() { awk -v v="$1" -v m="$2" 'BEGIN { printf "≤ %s: %s", m, (v + 0 <= m + 0 ? "pass" : "**FAIL**") }'; }
+# grant_row LABEL LINE: a grants/s row, against the HTTP spins/s.
+grant_row() {
+    echo "| grants/s, HTTP, $1 ($(field ok "$2") granted, $(field errors "$2") failed requests; p50 / p99 $(field p50_ms "$2") / $(field p99_ms "$2") ms per request) vs HTTP spins/s | $(field grants_per_s "$2") | $http_rps | $(ratio "$(field grants_per_s "$2")" "$http_rps") | |"
+}
+# grant_cpu LABEL LINE: the CPU per grant of a grants/s row.
+grant_cpu() {
+    echo "CPU per grant, $1: service $(field service_us "$2") µs, Redis $(field redis_us "$2") µs (grant.lua itself: $(field script_us "$2") µs per call); grants Redis counted: $(field made "$2") for $(field ok "$2") answered 200"
+}
 {
     echo
     echo "prizewheel bench, $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), concurrency $conc, ${duration}s per run"
@@ -159,10 +235,27 @@ share() { awk -v e="$(field errors "$1")" -v n="$(field requests "$1")" 'BEGIN {
     echo "| spins/s vs the same in one plpgsql call | $http_rps | $pg_rps | $(ratio "$http_rps" "$pg_rps") | |"
     echo "| per-user limiter 429/s vs GET /healthz ($(share "$limited") refused) | $(field rps "$limited") | $health_rps | $(ratio "$(field rps "$limited")" "$health_rps") | |"
     echo "| quota cache 429/s vs GET /healthz ($(share "$cached") refused, $((evalsha_after - evalsha_before)) Redis calls) | $(field rps "$cached") | $health_rps | $(ratio "$(field rps "$cached")" "$health_rps") | |"
-    echo "| Redis bytes per user ($(field users "$footprint") users) | $(field per_user "$footprint") | | | ≤ 20 |"
-    echo "| Redis bytes per idempotency record | $(field per_record "$footprint") | | | ≤ 64 |"
+    if $grants; then
+        grant_row "one grant per request ($conc connections)" "$grant_single"
+        for line in "${grant_batch[@]}"; do
+            grant_row "batches of $(field batch " $line") ($batch_conns connections)" "$line"
+        done
+    fi
+    echo "| Redis bytes per user ($(field users "$footprint") users, one spin each) | $(field per_user "$footprint") | | | $(meets "$(field per_user "$footprint")" 20) |"
+    echo "| Redis bytes per idempotency record | $(field per_record "$footprint") | | | $(meets "$(field per_record "$footprint")" 64) |"
+    if $grants; then
+        echo "| Redis bytes per shopper with grants (the same users, then one grant each) | $(field per_user "$granted") | | | $(meets "$(field per_user "$granted")" 32) |"
+        echo "| Redis bytes per grant record ($(field grants "$granted") grants, 13-digit order ids) | $(field per_grant "$granted") | | | $(meets "$(field per_grant "$granted")" 64) |"
+        echo "| Redis bytes per grant record ($(field grants "$granted_uuids") grants, 36-character UUID grant ids) | $(field per_grant "$granted_uuids") | | | $(meets "$(field per_grant "$granted_uuids")" 64) |"
+    fi
     echo "| service RSS under spin load (MiB) | $((rss_max / 1024)) | | | |"
     echo
     echo "CPU per HTTP spin: service $service_us µs, Redis $redis_us µs (spin.lua itself: $usec µs per call); per 429 from a limiter: service $reject_us µs"
+    if $grants; then
+        grant_cpu "one per request" "$grant_single"
+        for line in "${grant_batch[@]}"; do
+            grant_cpu "batches of $(field batch " $line")" "$line"
+        done
+    fi
     echo "PostgreSQL: $pg"
 } | tee "$work/table.md"

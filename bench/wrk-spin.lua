@@ -3,7 +3,11 @@
 local tokens = {}
 local prefix = ""
 local n = 0
-local thread_no = 0
+-- A global: setup() (in wrk's main Lua state) numbers each thread with
+-- thread:set, which sets the thread's global. A local here would shadow it, every
+-- thread would seed the same sequence, and each spin of one thread would replay
+-- the same spin (same token, same key) of the other.
+thread_no = 0
 
 function setup(thread)
   thread_no = thread_no + 1

@@ -1,15 +1,17 @@
-//! What a campaign's per-user state costs in Redis: the counters of each user
-//! and the idempotency record of each spin, summed with `MEMORY USAGE` over the
-//! campaign's bucket hashes. Used by the memory test and bench/redis_footprint.rs.
+//! What a campaign's per-user state costs in Redis: the counters of each user,
+//! the idempotency record of each spin and the record of each grant, summed
+//! with `MEMORY USAGE` over the campaign's bucket hashes. Used by the memory
+//! test and bench/redis_footprint.rs.
 
 use crate::domain::{CampaignId, IdempotencyKey, UserId};
+use crate::draw::grants::{self, GrantRequest};
 use crate::store::redis::keys::CampaignKeys;
 use crate::store::redis::{RedisStore, StoreError};
 use futures_util::StreamExt;
 use futures_util::stream;
 
-/// Bytes and entries of the per-user hashes (`u:*`) and the idempotency record
-/// hashes (`i:*`) of one campaign.
+/// Bytes and entries of the per-user hashes (`u:*`), the idempotency record
+/// hashes (`i:*`) and the grant record hashes (`g:*`) of one campaign.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Footprint {
     pub users: u64,
@@ -18,6 +20,9 @@ pub struct Footprint {
     pub records: u64,
     pub record_bytes: u64,
     pub record_keys: u64,
+    pub grants: u64,
+    pub grant_bytes: u64,
+    pub grant_keys: u64,
 }
 
 impl Footprint {
@@ -27,6 +32,10 @@ impl Footprint {
 
     pub fn per_record(&self) -> f64 {
         self.record_bytes as f64 / self.records.max(1) as f64
+    }
+
+    pub fn per_grant(&self) -> f64 {
+        self.grant_bytes as f64 / self.grants.max(1) as f64
     }
 }
 
@@ -56,13 +65,50 @@ pub async fn spin_each(
     Ok(())
 }
 
-/// Measures the campaign's per-user and per-record state as it is now.
+/// One grant of one spin (no reason) for each (user, grant id), `concurrency`
+/// at a time, through the real grant script. The campaign must have
+/// `earned_spins`. Fails on the first store error, refusal or replay.
+pub async fn grant_each(
+    store: &RedisStore,
+    campaign: &CampaignId,
+    grants: impl Iterator<Item = (UserId, IdempotencyKey)>,
+    concurrency: usize,
+) -> Result<(), StoreError> {
+    let mut calls = stream::iter(grants)
+        .map(|(user, grant_id)| async move {
+            let request = GrantRequest {
+                grant_id: &grant_id,
+                user: &user,
+                spins: 1,
+                reason: "",
+            };
+            match grants::grant(store, campaign, &request).await? {
+                Ok(g) if !g.replayed => Ok(()),
+                Ok(_) => Err(StoreError::Protocol(format!(
+                    "grant `{}` replayed: a grant id used twice",
+                    grant_id.as_str()
+                ))),
+                Err(r) => Err(StoreError::Protocol(format!("grant refused: {r:?}"))),
+            }
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some(done) = calls.next().await {
+        done?;
+    }
+    Ok(())
+}
+
+/// Measures the campaign's per-user, per-record and per-grant state as it is now.
 pub async fn measure(store: &RedisStore, campaign: &CampaignId) -> Result<Footprint, StoreError> {
     let mut conn = store.conn();
     let prefix = CampaignKeys::pattern(campaign);
     let prefix = prefix.trim_end_matches('*');
     let mut f = Footprint::default();
-    for (kind, pattern) in [("u", format!("{prefix}u:*")), ("i", format!("{prefix}i:*"))] {
+    for (kind, pattern) in [
+        ("u", format!("{prefix}u:*")),
+        ("i", format!("{prefix}i:*")),
+        ("g", format!("{prefix}g:*")),
+    ] {
         let keys: Vec<String> = {
             let mut iter: redis::AsyncIter<String> = redis::cmd("SCAN")
                 .cursor_arg(0)
@@ -90,15 +136,22 @@ pub async fn measure(store: &RedisStore, campaign: &CampaignId) -> Result<Footpr
                 .query_async(&mut conn)
                 .await?;
             let bytes = bytes.unwrap_or(0);
-            if kind == "u" {
-                (f.user_bytes, f.users, f.user_keys) =
-                    (f.user_bytes + bytes, f.users + entries, f.user_keys + 1);
-            } else {
-                (f.record_bytes, f.records, f.record_keys) = (
-                    f.record_bytes + bytes,
-                    f.records + entries,
-                    f.record_keys + 1,
-                );
+            match kind {
+                "u" => {
+                    (f.user_bytes, f.users, f.user_keys) =
+                        (f.user_bytes + bytes, f.users + entries, f.user_keys + 1);
+                }
+                "i" => {
+                    (f.record_bytes, f.records, f.record_keys) = (
+                        f.record_bytes + bytes,
+                        f.records + entries,
+                        f.record_keys + 1,
+                    );
+                }
+                _ => {
+                    (f.grant_bytes, f.grants, f.grant_keys) =
+                        (f.grant_bytes + bytes, f.grants + entries, f.grant_keys + 1);
+                }
             }
         }
     }
