@@ -29,8 +29,10 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_BATCH_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// Longest reason, as canonical JSON.
 pub const MAX_REASON_BYTES: usize = 1024;
-/// Grants of one batch in flight to Redis at once.
-const BATCH_CONCURRENCY: usize = 64;
+/// Grants of one batch in flight to Redis at once: enough to keep the
+/// connection's pipeline full, few enough that a handful of batches leave most
+/// of the replica's in-flight Redis slots (`redis.max_in_flight`) to spins.
+const BATCH_CONCURRENCY: usize = 16;
 
 /// A grant as the order service sends it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -63,3 +63,59 @@ async fn memory_per_user_and_per_idempotency_record() {
         "UUID user ids: {per_uuid_user:.1} bytes per user"
     );
 }
+
+/// With earned spins: a shopper granted a spin (numeric ids) costs at most 32
+/// bytes of per-user state, one never granted still at most 20, and a grant's
+/// record at most 64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_per_shopper_with_grants_and_per_grant_record() {
+    use prizewheel::domain::IdempotencyKey;
+    let app = TestApp::spawn().await;
+    let measure_earned = |prefix: &'static str, granted: bool| {
+        let app = &app;
+        async move {
+            let mut spec = Spec::new(prefix);
+            spec.expected_users = 50_000;
+            spec.earned = Some((1, "campaign_end"));
+            spec.prizes = vec![("none", 1, None)];
+            app.apply(&spec.yaml()).await;
+            let id = CampaignId::parse(&spec.id).unwrap();
+            let users: Vec<UserId> = (0..50_000u64)
+                .map(|i| UserId::parse(&(900_000_000 + i * 7).to_string()).unwrap())
+                .collect();
+            if granted {
+                let grants = users.iter().enumerate().map(|(i, u)| {
+                    (
+                        u.clone(),
+                        IdempotencyKey::parse(&(700_000_000 + i as u64).to_string()).unwrap(),
+                    )
+                });
+                footprint::grant_each(&app.redis, &id, grants, 256)
+                    .await
+                    .unwrap();
+            }
+            footprint::spin_each(&app.redis, &id, users.into_iter(), 256)
+                .await
+                .unwrap();
+            let f = footprint::measure(&app.redis, &id).await.unwrap();
+            assert_eq!(f.users, 50_000);
+            eprintln!(
+                "{prefix}: {:.1} B/user, {:.1} B/grant record ({} grants)",
+                f.per_user(),
+                f.per_grant(),
+                f.grants
+            );
+            (f.per_user(), f.per_grant(), f.grants)
+        }
+    };
+    let (plain, _, none) = measure_earned("mem-earned-free", false).await;
+    assert_eq!(none, 0);
+    assert!(plain <= 20.0, "{plain:.1} bytes per shopper without grants");
+    let (granted, per_grant, grants) = measure_earned("mem-earned-granted", true).await;
+    assert_eq!(grants, 50_000);
+    assert!(
+        granted <= 32.0,
+        "{granted:.1} bytes per shopper with a grant"
+    );
+    assert!(per_grant <= 64.0, "{per_grant:.1} bytes per grant record");
+}
