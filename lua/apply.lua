@@ -16,8 +16,13 @@
 -- ARGV[15] earned spins: when they lapse, 'campaign_end' | 'end_of_day' ('' when off).
 --          Fixed by the first apply that sets it (meta `ex`): the users' counters
 --          are kept for that rule, so a later apply with the other is refused.
--- ARGV[16] n = number of prizes in the table, then n pairs (prize id, configured
---          stock: >= 0, -1 unlimited, -2 retired), then the day starts in ms.
+-- ARGV[16] budget: the most value the campaign may award, in ten-thousandths of
+--          its currency, or -1 for none (meta `bud`; meta `bs` counts what was
+--          awarded, spin.lua)
+-- ARGV[17] n = number of prizes in the table, then n pairs (prize id, configured
+--          stock: >= 0, -1 unlimited, -2 retired), then s = number of release
+--          schedules and s groups (prize id, k, then k pairs (instant ms, units
+--          released by then)), then the day starts in ms.
 --
 -- Stock is set to max(0, configured - awarded): a top-up or cut acts on what
 -- remains, awarded units are never resurrected and awarded counts are untouched.
@@ -38,10 +43,10 @@ if ARGV[15] ~= '' and fixed and fixed ~= ARGV[15] then
 end
 
 -- Check every argument before the first write.
-local P = 16 -- ARGV index of the prize count
+local P = 17 -- ARGV index of the prize count
 local n = tonumber(ARGV[P])
-for i = 5, 14 do
-  if i ~= 5 and not tonumber(ARGV[i]) then
+for i = 5, 16 do
+  if i ~= 5 and i ~= 15 and not tonumber(ARGV[i]) then
     return redis.error_reply('apply.lua: ARGV[' .. i .. '] is not a number')
   end
 end
@@ -53,7 +58,29 @@ for i = 0, n - 1 do
     return redis.error_reply('apply.lua: stock of ' .. ARGV[P + 1 + 2 * i] .. ' is not a number')
   end
 end
-for i = P + 1 + 2 * n, #ARGV do
+-- The schedules, as (prize id, first ARGV index of its pairs, k).
+local schedules = {}
+local at = P + 1 + 2 * n
+local s = tonumber(ARGV[at])
+if not s then
+  return redis.error_reply('apply.lua: malformed schedule list')
+end
+at = at + 1
+for _ = 1, s do
+  local k = tonumber(ARGV[at + 1])
+  if not k or #ARGV < at + 1 + 2 * k then
+    return redis.error_reply('apply.lua: malformed schedule')
+  end
+  for i = at + 2, at + 1 + 2 * k do
+    if not tonumber(ARGV[i]) then
+      return redis.error_reply('apply.lua: schedule of ' .. ARGV[at] .. ' is not numbers')
+    end
+  end
+  schedules[#schedules + 1] = {ARGV[at], at + 2, k}
+  at = at + 2 + 2 * k
+end
+local days_from = at
+for i = days_from, #ARGV do
   if not tonumber(ARGV[i]) then
     return redis.error_reply('apply.lua: day start is not a number')
   end
@@ -77,14 +104,25 @@ for i = 0, n - 1 do
 end
 
 redis.call('DEL', KEYS[5])
-for i = P + 1 + 2 * n, #ARGV do
+for i = days_from, #ARGV do
   redis.call('ZADD', KEYS[5], ARGV[i], ARGV[i])
+end
+
+-- Release schedules replace the ones before (pw:{C}:rel:<prize id>).
+local pfx = string.sub(KEYS[1], 1, -5)
+for i = 0, n - 1 do
+  redis.call('DEL', pfx .. 'rel:' .. ARGV[P + 1 + 2 * i])
+end
+for _, sc in ipairs(schedules) do
+  for i = sc[2], sc[2] + 2 * sc[3] - 1, 2 do
+    redis.call('ZADD', pfx .. 'rel:' .. sc[1], ARGV[i], ARGV[i + 1])
+  end
 end
 
 local ver = redis.call('HINCRBY', KEYS[1], 'ver', 1)
 redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'cfg', ARGV[3], 'tbl', ARGV[4], 'yaml', ARGV[5],
   'start', ARGV[6], 'end', ARGV[7], 'paused', ARGV[8], 'lim', ARGV[9], 'dlim', ARGV[10],
-  'fb', ARGV[11], 'tw', ARGV[12], 'ef', ARGV[14])
+  'fb', ARGV[11], 'tw', ARGV[12], 'ef', ARGV[14], 'bud', ARGV[16])
 redis.call('HSETNX', KEYS[1], 'nb', ARGV[13])
 if ARGV[15] ~= '' then
   redis.call('HSET', KEYS[1], 'ex', ARGV[15])

@@ -29,9 +29,11 @@
 --              idempotency records the ledger proves, never replacing one.
 --              → {'records', n restored}
 --   'certify'  ARGV[2] the LASTSAVE the recovery started under, ARGV[3] the
---              ledger's last stream id or '', then pairs (prize id, units the
---              ledger holds): raises awarded to the ledger, lowers stock to
---              max(0, configured - awarded), moves the stream's last id past the
+--              ledger's last stream id or '', ARGV[4] the value the ledger's
+--              rewards add up to (ten-thousandths, at most 2^53), then pairs
+--              (prize id, units the ledger holds): raises awarded to the
+--              ledger, lowers stock to max(0, configured - awarded), raises
+--              the value awarded (meta `bs`, the budget's) to the ledger's, moves the stream's last id past the
 --              ledger's (new draws must sort after every settled one) and sets
 --              the epoch. → {'certified', units raised, stock lowered}, or
 --              {'restarted'} when Redis restarted since the recovery began, or
@@ -131,7 +133,11 @@ if op == 'certify' then
     return {'too_early', 1000000 - tonumber(now[2])}
   end
   local raised, lowered = 0, 0
-  for i = 4, #ARGV, 2 do
+  local spent = tonumber(ARGV[4])
+  if spent > tonumber(redis.call('HGET', KEYS[1], 'bs') or '0') then
+    redis.call('HSET', KEYS[1], 'bs', ARGV[4])
+  end
+  for i = 5, #ARGV, 2 do
     local id, settled = ARGV[i], tonumber(ARGV[i + 1])
     local awarded = tonumber(redis.call('HGET', KEYS[3], id) or '0')
     if settled > awarded then

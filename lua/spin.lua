@@ -1,4 +1,4 @@
--- spin.lua: one atomic draw, in seven steps (docs/ARCHITECTURE.md, "A spin").
+-- spin.lua: one atomic draw, in eight steps (docs/ARCHITECTURE.md, "A spin").
 --
 -- KEYS[1] pw:{C}:meta      campaign config (hash)
 -- KEYS[2] pw:{C}:stock     remaining units per prize id; -1 = unlimited (hash)
@@ -6,7 +6,8 @@
 -- KEYS[4] pw:{C}:days      start of each campaign day in unix ms (sorted set)
 -- KEYS[5] pw:{C}:results   settlement outbox (stream)
 -- Derived in the script (same {C} hash tag): pw:{C}:u:<b> user state (counters.lua),
--- pw:{C}:i:<utc day>:<b> idempotency records, b = ARGV[2] mod meta.nb.
+-- pw:{C}:i:<utc day>:<b> idempotency records, b = ARGV[2] mod meta.nb,
+-- pw:{C}:rel:<prize id> a prize's release schedule.
 --
 -- ARGV[1] user id (token subject)
 -- ARGV[2] user hash, an integer in [0, 2^32)
@@ -43,7 +44,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local m = redis.call('HMGET', meta, 'ver', 'start', 'end', 'paused', 'lim', 'dlim', 'fb', 'tw', 'nb', 'tbl',
-  'epoch', 'ef', 'ex')
+  'epoch', 'ef', 'ex', 'bud', 'bs')
 if not m[1] then
   return {'no_campaign'}
 end
@@ -116,12 +117,56 @@ if free and free >= 0 then
   end
 end
 
--- 4. Choose: r = R mod W; walk the prize table adding weights; the first prize
--- whose running sum exceeds r wins. An exhausted prize's share goes to the
--- fallback, so the odds of the prizes still in stock never rise.
+-- 4. The budget must pay for the fallback (values in ten-thousandths, meta `bud`
+-- the budget or -1, `bs` what was awarded).
 local tbl = cjson.decode(m[10])
+local fb = tonumber(m[7])
+local budget = tonumber(m[14] or '-1') or -1
+local spent = tonumber(m[15] or '0') or 0
+-- What the budget has left (a budget set below what was awarded has none).
+local budget_left = math.max(0, budget - spent)
+if budget >= 0 and (tbl[fb].v or 0) > budget_left then
+  return {'budget_exhausted'}
+end
+
+-- x * y < u * v, exact for x, u < 2^40 and y, v < 2^35 (products reach 2^75,
+-- past a double's 2^53): each product as two base-2^40 digits.
+local function product(x, y)
+  local xh, xl = math.floor(x / 1048576), x % 1048576
+  local yh, yl = math.floor(y / 1048576), y % 1048576
+  local mid = xh * yl + xl * yh
+  local lo = xl * yl + (mid % 1048576) * 1048576
+  return xh * yh + math.floor(mid / 1048576) + math.floor(lo / 1099511627776), lo % 1099511627776
+end
+local function product_lt(x, y, u, v)
+  local h1, l1 = product(x, y)
+  local h2, l2 = product(u, v)
+  return h1 < h2 or (h1 == h2 and l1 < l2)
+end
+
+-- Whether the next unit of paced prize p is released by now: awarded < released(now)
+-- (src/draw/release.rs): per day, pd * (today + 1); on a schedule, the units of
+-- its last instant at or before now; even, unit a + 1 is out once
+-- floor(a * window / S) <= now - start, i.e. a * window < (now - start + 1) * S.
+local function released(p)
+  local a = tonumber(redis.call('HGET', KEYS[3], p.id) or '0')
+  if p.pd then
+    return a < p.pd * (today + 1)
+  end
+  if p.ps then
+    local by_now = redis.call('ZREVRANGEBYSCORE', pfx .. 'rel:' .. p.id, now, '-inf', 'LIMIT', 0, 1)[1]
+    return by_now ~= nil and a < tonumber(by_now)
+  end
+  local start = tonumber(m[2])
+  return product_lt(a, tonumber(m[3]) - start, p.pe, now - start + 1)
+end
+
+-- 5. Choose: r = R mod W; walk the prize table adding weights; the first prize
+-- whose running sum exceeds r wins. A prize that cannot be awarded now (no
+-- stock left, its next unit not released yet, its value above the budget
+-- left) gives its share to the fallback, so the odds of the others never rise.
 local r = math.fmod(tonumber(ARGV[5]), tonumber(m[8]))
-local idx = tonumber(m[7])
+local idx = fb
 local acc = 0
 for i = 1, #tbl do
   acc = acc + tbl[i].w
@@ -131,28 +176,34 @@ for i = 1, #tbl do
   end
 end
 local stock = -1
-if idx ~= tonumber(m[7]) then
-  stock = tonumber(redis.call('HGET', KEYS[2], tbl[idx].id) or '0')
-  if stock == 0 then
-    idx = tonumber(m[7])
+if idx ~= fb then
+  local p = tbl[idx]
+  stock = tonumber(redis.call('HGET', KEYS[2], p.id) or '0')
+  if stock == 0 or (budget >= 0 and (p.v or 0) > budget_left)
+      or ((p.pe or p.pd or p.ps) and not released(p)) then
+    idx = fb
     stock = -1
   end
 end
 local prize = tbl[idx]
 
--- 5. Take the unit. stock > 0 here for a bounded prize, so it never goes below zero.
+-- 6. Take the unit and count its value (saturating at 2^53, past any budget).
+-- stock > 0 here for a bounded prize, so it never goes below zero.
 if stock > 0 then
   redis.call('HINCRBY', KEYS[2], prize.id, -1)
 end
 redis.call('HINCRBY', KEYS[3], prize.id, 1)
+if prize.v then
+  redis.call('HSET', meta, 'bs', string.format('%d', math.min(spent + prize.v, 9007199254740992)))
+end
 
--- 6. The settlement outbox.
+-- 7. The settlement outbox.
 redis.call('XADD', KEYS[5], '*',
   'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
   'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
   'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8])
 
--- 7. Count the spin, remember the answer, reply.
+-- 8. Count the spin, remember the answer, reply.
 local left = spins_left(limit, daily_limit, total + 1, day_count + 1)
 if free_left then
   spend(eod, free_left, earned_left, earned)

@@ -32,13 +32,30 @@ pub fn to_json(c: &Campaign) -> Value {
             "value": { "amount": p.value.amount.to_string(), "currency": p.value.currency.as_str() },
         })).collect::<Vec<_>>(),
     });
-    // Only when set: the hash of a campaign without earned spins stays what it
-    // was before they existed, so re-applying its file changes nothing.
-    if let (Some(e), Some(map)) = (c.earned_spins, v.as_object_mut()) {
+    // Only when set: the hash of a campaign without earned spins, a budget or
+    // paced prizes stays what it was before they existed, so re-applying its
+    // file changes nothing.
+    let Some(map) = v.as_object_mut() else {
+        return v;
+    };
+    if let Some(e) = c.earned_spins {
         map.insert(
             "earned_spins".into(),
             json!({ "free": e.free, "expire": e.expire.as_str() }),
         );
+    }
+    if let Some(b) = &c.budget {
+        map.insert(
+            "budget".into(),
+            json!({ "amount": b.amount.to_string(), "currency": b.currency.as_str() }),
+        );
+    }
+    if let Some(Value::Array(prizes)) = map.get_mut("prizes") {
+        for (json, p) in prizes.iter_mut().zip(&c.prizes) {
+            if let (true, Some(obj)) = (p.release.is_paced(), json.as_object_mut()) {
+                obj.insert("release".into(), json!(p.release));
+            }
+        }
     }
     v
 }

@@ -2,7 +2,9 @@
 //! each with its line and column.
 
 use super::fields::{Fields, Problems, boolean, integer, string, text};
-use super::model::{Campaign, EarnedSpins, Expiry, Limits, MAX_EXACT, Prize, Stock};
+use super::model::{
+    Campaign, EarnedSpins, Expiry, Limits, MAX_EXACT, Prize, Release, ReleaseStep, Stock,
+};
 use super::tree::{self, Diagnostic, Node, Value};
 use crate::domain::{CampaignId, Currency, Money, PrizeId, truncate_for_message};
 use chrono::{DateTime, Utc};
@@ -16,13 +18,16 @@ const CAMPAIGN_KEYS: &[&str] = &[
     "paused",
     "limits",
     "earned_spins",
+    "budget",
     "fallback",
     "prizes",
     "expected_users",
 ];
 const LIMIT_KEYS: &[&str] = &["spins_per_user", "spins_per_user_per_day"];
 const EARNED_KEYS: &[&str] = &["free", "expire"];
-const PRIZE_KEYS: &[&str] = &["id", "name", "weight", "stock", "value"];
+const PRIZE_KEYS: &[&str] = &["id", "name", "weight", "stock", "value", "release"];
+const RELEASE_KEYS: &[&str] = &["per_day", "schedule"];
+const STEP_KEYS: &[&str] = &["at", "units"];
 const VALUE_KEYS: &[&str] = &["amount", "currency"];
 
 /// Default for `expected_users` when the file does not say.
@@ -103,7 +108,17 @@ fn campaign(root: &Node, p: &mut Problems) -> Option<Campaign> {
         .map_or(Some(DEFAULT_EXPECTED_USERS), |n| {
             integer(n, "expected_users", 1, 10_000_000_000, p)
         });
-    let prizes = f.required("prizes", p).and_then(|n| prizes(n, p));
+    let budget = match f.get("budget") {
+        None => Some(None),
+        Some(n) => money(n, p).map(Some),
+    };
+    let window = starts_at.zip(ends_at);
+    let currency = budget
+        .as_ref()
+        .and_then(|b| b.as_ref().map(|m| &m.currency));
+    let prizes = f
+        .required("prizes", p)
+        .and_then(|n| prizes(n, window, currency, p));
     let fallback = match (f.required("fallback", p), f.get("prizes")) {
         (
             Some(n),
@@ -124,6 +139,7 @@ fn campaign(root: &Node, p: &mut Problems) -> Option<Campaign> {
         paused: paused?,
         limits: limits?,
         earned_spins: earned_spins?,
+        budget: budget?,
         fallback: fallback?,
         prizes: prizes?,
         expected_users: expected_users?,
@@ -194,7 +210,15 @@ fn earned_spins(n: &Node, p: &mut Problems) -> Option<EarnedSpins> {
     })
 }
 
-fn prizes(n: &Node, p: &mut Problems) -> Option<Vec<Prize>> {
+/// The campaign window a prize's release is checked against, when it parsed.
+type Window = Option<(DateTime<Utc>, DateTime<Utc>)>;
+
+fn prizes(
+    n: &Node,
+    window: Window,
+    budget: Option<&Currency>,
+    p: &mut Problems,
+) -> Option<Vec<Prize>> {
     let Value::Seq(items) = &n.value else {
         p.at(
             n.pos,
@@ -209,7 +233,10 @@ fn prizes(n: &Node, p: &mut Problems) -> Option<Vec<Prize>> {
         );
         return None;
     }
-    let parsed: Vec<Option<Prize>> = items.iter().map(|item| prize(item, p)).collect();
+    let parsed: Vec<Option<Prize>> = items
+        .iter()
+        .map(|item| prize(item, window, budget, p))
+        .collect();
     // Duplicates are found from the raw ids, so they are reported even when
     // another field of the prize is wrong.
     let mut seen: Vec<&str> = Vec::new();
@@ -235,7 +262,7 @@ fn prizes(n: &Node, p: &mut Problems) -> Option<Vec<Prize>> {
     Some(prizes)
 }
 
-fn prize(n: &Node, p: &mut Problems) -> Option<Prize> {
+fn prize(n: &Node, window: Window, budget: Option<&Currency>, p: &mut Problems) -> Option<Prize> {
     let f = Fields::of(n, "a prize", PRIZE_KEYS, p)?;
     let id = f.required("id", p).and_then(|n| {
         let s = string(n, "id", p)?;
@@ -249,13 +276,131 @@ fn prize(n: &Node, p: &mut Problems) -> Option<Prize> {
         .and_then(|n| integer(n, "weight", 1, MAX_EXACT - 1, p));
     let stock = f.required("stock", p).and_then(|n| stock(n, p));
     let value = f.required("value", p).and_then(|n| money(n, p));
+    if let (Some(budget), Some(v), Some(n)) = (budget, &value, f.get("value"))
+        && &v.currency != budget
+    {
+        p.at(
+            n.pos,
+            format!(
+                "the prize's currency {} is not the budget's {budget}: with a budget, every prize is in its currency",
+                v.currency
+            ),
+        );
+    }
+    let release = match f.get("release") {
+        None => Some(Release::AllAtStart),
+        Some(n) => release(n, stock, window, p),
+    };
     Some(Prize {
         id: id?,
         name: name?,
         weight: weight?,
         stock: stock?,
         value: value?,
+        release: release?,
     })
+}
+
+/// `release: all_at_start | even | {per_day: N} | {schedule: [{at, units}, …]}`,
+/// for a prize whose stock parsed as `stock`.
+fn release(n: &Node, stock: Option<Stock>, window: Window, p: &mut Problems) -> Option<Release> {
+    let r = match &n.value {
+        Value::Str(s) if s == "all_at_start" => return Some(Release::AllAtStart),
+        Value::Str(s) if s == "even" => Release::Even,
+        Value::Map(_) => {
+            let f = Fields::of(n, "`release`", RELEASE_KEYS, p)?;
+            match (f.get("per_day"), f.get("schedule")) {
+                (Some(d), None) => Release::PerDay(integer(d, "per_day", 1, Stock::MAX, p)?),
+                (None, Some(s)) => schedule(s, stock, window, p)?,
+                _ => {
+                    p.at(
+                        n.pos,
+                        "`release` must have exactly one of `per_day` and `schedule`",
+                    );
+                    return None;
+                }
+            }
+        }
+        _ => {
+            p.at(
+                n.pos,
+                "`release` must be all_at_start, even, {per_day: N} or {schedule: [...]}",
+            );
+            return None;
+        }
+    };
+    if stock == Some(Stock::Unlimited) {
+        p.at(
+            n.pos,
+            "`release` paces a stock-bounded prize: this prize's stock is unlimited",
+        );
+        return None;
+    }
+    Some(r)
+}
+
+/// A release schedule: instants inside the window, in order, whose units add
+/// up to the stock.
+fn schedule(n: &Node, stock: Option<Stock>, window: Window, p: &mut Problems) -> Option<Release> {
+    let Value::Seq(items) = &n.value else {
+        p.at(
+            n.pos,
+            format!("`schedule` must be a list, found {}", n.value.kind()),
+        );
+        return None;
+    };
+    if items.is_empty() || items.len() > Release::MAX_STEPS {
+        p.at(
+            n.pos,
+            format!("`schedule` must list 1 to {} releases", Release::MAX_STEPS),
+        );
+        return None;
+    }
+    let mut steps = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in items {
+        let Some(f) = Fields::of(item, "a release", STEP_KEYS, p) else {
+            ok = false;
+            continue;
+        };
+        let at = f.required("at", p).and_then(|a| {
+            let t = instant(a, "at", p)?;
+            if let Some((start, end)) = window
+                && (t < start || t >= end)
+            {
+                p.at(a.pos, "`at` must lie inside the campaign window (at or after `starts_at`, before `ends_at`)");
+                return None;
+            }
+            if let Some(prev) = steps.last().map(|s: &ReleaseStep| s.at)
+                && t.timestamp_millis() <= prev
+            {
+                p.at(a.pos, "the releases of a `schedule` must be in time order, each after the one before");
+                return None;
+            }
+            Some(t.timestamp_millis())
+        });
+        let units = f
+            .required("units", p)
+            .and_then(|u| integer(u, "units", 1, Stock::MAX, p));
+        match (at, units) {
+            (Some(at), Some(units)) => steps.push(ReleaseStep { at, units }),
+            _ => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let total: u128 = steps.iter().map(|s| u128::from(s.units)).sum();
+    if let Some(Stock::Limited(stock)) = stock
+        && total != u128::from(stock)
+    {
+        p.at(
+            n.pos,
+            format!("the `schedule` releases {total} units but the stock is {stock}: its units must add up to the stock"),
+        );
+        return None;
+    }
+    Some(Release::Schedule(steps))
 }
 
 fn stock(n: &Node, p: &mut Problems) -> Option<Stock> {

@@ -21,6 +21,8 @@ pub struct Campaign {
     /// Spins earned by orders (granted by the order service); `None`: every
     /// user has `limits.spins_per_user` spins, as without grants.
     pub earned_spins: Option<EarnedSpins>,
+    /// The most value the campaign may award; every prize is in its currency.
+    pub budget: Option<Money>,
     /// Index into `prizes` of the prize that takes the weight of exhausted ones.
     pub fallback: usize,
     /// In file order; the draw walks them in the order of the live prize table
@@ -87,6 +89,41 @@ pub struct Prize {
     pub weight: u64,
     pub stock: Stock,
     pub value: Money,
+    /// When its units become available (only for a stock-bounded prize).
+    pub release: Release,
+}
+
+/// How a stock-bounded prize's units are released over the window
+/// (`draw::release` computes `released(t)`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Release {
+    /// Every unit from the start (the behaviour without `release`).
+    #[default]
+    AllAtStart,
+    /// Unit k (1-based) of stock S at `starts_at + floor((k - 1) * window / S)` ms.
+    Even,
+    /// N more units at the start of each campaign day (in `timezone`).
+    PerDay(u64),
+    /// Units at given instants: (Unix ms, units), sorted by instant; the units
+    /// add up to the stock.
+    Schedule(Vec<ReleaseStep>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReleaseStep {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub units: u64,
+}
+
+impl Release {
+    /// The most instants one schedule may list.
+    pub const MAX_STEPS: usize = 1000;
+
+    pub fn is_paced(&self) -> bool {
+        *self != Release::AllAtStart
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

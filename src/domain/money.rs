@@ -43,8 +43,11 @@ pub struct Money {
 }
 
 impl Money {
-    /// Largest amount a prize may be worth; keeps sums far from any overflow.
-    pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+    /// Largest amount a prize or a budget may be worth: in [`Self::units`] it
+    /// stays below 2^53, exact in the draw script's Lua numbers.
+    pub const MAX_AMOUNT: i64 = 900_000_000_000;
+    /// [`Self::units`] per unit of currency: every amount has at most four decimals.
+    pub const UNITS_PER_ONE: i64 = 10_000;
     /// At most four decimal places (paise, cents and their fractions).
     pub const MAX_SCALE: u32 = 4;
 
@@ -84,6 +87,16 @@ impl Money {
         }
         Ok(amount)
     }
+
+    /// The amount in ten-thousandths of the currency (exact: at most four
+    /// decimals), the integer the draw script counts budgets in.
+    pub fn units(&self) -> u64 {
+        use rust_decimal::prelude::ToPrimitive;
+        (self.amount * Decimal::from(Self::UNITS_PER_ONE))
+            .trunc()
+            .to_u64()
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
@@ -106,10 +119,23 @@ mod tests {
             "5.",
             "1.23456",
             "abc",
-            "1000000000000",
+            "900000000000",
         ] {
             assert!(Money::parse_amount(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn units_are_ten_thousandths() {
+        let m = |a: &str| Money {
+            amount: Money::parse_amount(a).unwrap(),
+            currency: Currency::parse("INR").unwrap(),
+        };
+        assert_eq!(m("100.00").units(), 1_000_000);
+        assert_eq!(m("0.0001").units(), 1);
+        assert_eq!(m("0").units(), 0);
+        assert_eq!(m("899999999999.9999").units(), 8_999_999_999_999_999);
+        assert!(m("899999999999.9999").units() < 1 << 53);
     }
 
     #[test]

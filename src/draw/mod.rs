@@ -5,6 +5,7 @@
 pub mod footprint;
 pub mod grants;
 pub mod model;
+pub mod release;
 pub mod rng;
 
 use crate::domain::{CampaignId, IdempotencyKey, UserId};

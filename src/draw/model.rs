@@ -3,10 +3,11 @@
 //! audit replays the ledger through it; simulations run on it.
 //!
 //! It covers the decision (window, quotas, earned spins, the prize for `R`, the
-//! stock) and grants and their revocation (lua/grant.lua, lua/revoke.lua), not
+//! stock, paced releases, the budget) and grants and their revocation (lua/grant.lua, lua/revoke.lua), not
 //! idempotent replay, which only repeats an earlier decision.
 
-use crate::campaign::model::{Campaign, EarnedSpins, Expiry, Stock};
+use crate::campaign::model::{Campaign, EarnedSpins, Expiry, Release, Stock};
+use crate::draw::release::{self, Window};
 use crate::store::redis::grant::{GrantRejection, Revoked};
 use crate::store::redis::spin::Rejection;
 use crate::store::redis::table::{StockSetting, TableEntry, merge};
@@ -44,7 +45,84 @@ pub struct PrizeState {
     /// Units left; `None` = unlimited.
     pub remaining: Option<u64>,
     pub awarded: u64,
+    /// Units configured now (0 for an unlimited or retired prize): the stock
+    /// the release curve spreads.
+    pub configured: u64,
+    pub release: Release,
 }
+
+impl PrizeState {
+    /// Whether a unit may be awarded at `now_ms` (spin.lua step 5): units left,
+    /// its value within `budget_left` (`None`: no budget), its next unit released.
+    pub fn drawable(&self, budget_left: Option<u64>, w: Window, now_ms: i64) -> Result<(), Held> {
+        if self.remaining == Some(0) {
+            return Err(Held::NoStock);
+        }
+        if budget_left.is_some_and(|left| self.entry.v.unwrap_or(0) > left) {
+            return Err(Held::OverBudget);
+        }
+        if self.release.is_paced()
+            && !release::unit_released(&self.release, self.configured, self.awarded, w, now_ms)
+        {
+            return Err(Held::NotReleased);
+        }
+        Ok(())
+    }
+
+    /// As [`Self::drawable`], for the campaign's fallback when `is_fallback`:
+    /// it takes the turns of held-back prizes, so only the budget holds it back.
+    pub fn held(
+        &self,
+        is_fallback: bool,
+        budget_left: Option<u64>,
+        w: Window,
+        now_ms: i64,
+    ) -> Result<(), Held> {
+        match self.drawable(budget_left, w, now_ms) {
+            Err(Held::NoStock | Held::NotReleased) if is_fallback => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// The odds each prize is drawn with now: its share of the total weight, 0
+/// while it is held back (`drawable[i]` false); the fallback takes the held-back
+/// shares, and is 0 too when it is not drawable (the budget cannot pay for it).
+pub fn odds(weights: &[u64], fallback: usize, drawable: &[bool]) -> Vec<f64> {
+    let total: u64 = weights.iter().sum();
+    if total == 0 || !drawable.get(fallback).copied().unwrap_or(false) {
+        return vec![0.0; weights.len()];
+    }
+    let mut out: Vec<f64> = weights
+        .iter()
+        .zip(drawable)
+        .map(|(&w, &d)| if d { w as f64 / total as f64 } else { 0.0 })
+        .collect();
+    let held: u64 = weights
+        .iter()
+        .zip(drawable)
+        .enumerate()
+        .filter(|&(i, (_, &d))| !d && i != fallback)
+        .map(|(_, (&w, _))| w)
+        .sum();
+    out[fallback] = (weights[fallback] + held) as f64 / total as f64;
+    out
+}
+
+/// Why a prize cannot be awarded now (its share goes to the fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// No units left.
+    NoStock,
+    /// Its next unit is not released yet.
+    NotReleased,
+    /// Its value is above the budget left.
+    OverBudget,
+}
+
+/// Budget arithmetic saturates here: past every budget (`Money::MAX_AMOUNT`
+/// in units is below it), and exact in Lua's numbers (lua/spin.lua).
+pub const SPENT_CAP: u64 = 1 << 53;
 
 /// A user's counters (lua/counters.lua packs the same state).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -249,6 +327,10 @@ pub struct Model {
     pub day_starts: Vec<i64>,
     /// Earned spins as configured now.
     pub earned: Option<EarnedSpins>,
+    /// The budget in value units (`Money::units`), as configured now.
+    pub budget: Option<u64>,
+    /// Value units awarded (every version's prizes, saturating at [`SPENT_CAP`]).
+    pub spent: u64,
     /// The `expire` rule first applied: it holds for good (lua/apply.lua
     /// refuses another), also while earned spins are turned off.
     pub fixed_expire: Option<Expiry>,
@@ -279,6 +361,8 @@ impl Model {
             paused: false,
             day_starts: Vec::new(),
             earned: None,
+            budget: None,
+            spent: 0,
             fixed_expire: None,
             users: HashMap::new(),
             grants: HashMap::new(),
@@ -301,18 +385,32 @@ impl Model {
             .into_iter()
             .map(|(entry, setting)| {
                 let awarded = awarded.get(entry.id.as_str()).copied().unwrap_or(0);
-                let remaining = match setting {
-                    StockSetting::Configured(Stock::Limited(n)) => Some(n.saturating_sub(awarded)),
-                    StockSetting::Configured(Stock::Unlimited) => None,
-                    StockSetting::Retired => Some(0),
+                let (remaining, configured) = match setting {
+                    StockSetting::Configured(Stock::Limited(n)) => {
+                        (Some(n.saturating_sub(awarded)), n)
+                    }
+                    StockSetting::Configured(Stock::Unlimited) => (None, 0),
+                    StockSetting::Retired => (Some(0), 0),
+                };
+                let release = match setting {
+                    StockSetting::Retired => Release::AllAtStart,
+                    StockSetting::Configured(_) => c
+                        .prizes
+                        .iter()
+                        .find(|p| p.id.as_str() == entry.id)
+                        .map(|p| p.release.clone())
+                        .unwrap_or_default(),
                 };
                 PrizeState {
                     entry,
                     remaining,
                     awarded,
+                    configured,
+                    release,
                 }
             })
             .collect();
+        self.budget = c.budget.as_ref().map(|b| b.units());
         self.fallback = fallback;
         self.weights = self.prizes.iter().map(|p| p.entry.w).collect();
         self.total_weight = self.weights.iter().sum();
@@ -333,20 +431,57 @@ impl Model {
         });
     }
 
-    /// The prize index `R` draws with the current stock (no state change).
-    pub fn choose(&self, r: u64) -> usize {
+    /// The window and day starts the release curves are drawn over.
+    pub fn window(&self) -> Window<'_> {
+        Window {
+            start_ms: self.starts_ms,
+            end_ms: self.ends_ms,
+            day_starts: &self.day_starts,
+        }
+    }
+
+    /// The value units the budget has left (`None`: no budget).
+    pub fn budget_left(&self) -> Option<u64> {
+        self.budget.map(|b| b.saturating_sub(self.spent))
+    }
+
+    /// Whether prize `i` may be awarded at `now_ms` (spin.lua step 5).
+    pub fn drawable(&self, i: usize, now_ms: i64) -> Result<(), Held> {
+        self.prizes[i].drawable(self.budget_left(), self.window(), now_ms)
+    }
+
+    /// Whether prize `i` could be the outcome of a draw at `now_ms` (the
+    /// fallback whenever the budget pays for it).
+    pub fn held(&self, i: usize, now_ms: i64) -> Result<(), Held> {
+        self.prizes[i].held(
+            i == self.fallback,
+            self.budget_left(),
+            self.window(),
+            now_ms,
+        )
+    }
+
+    /// The prize index `R` draws at `now_ms` with the current state (no state change).
+    pub fn choose(&self, r: u64, now_ms: i64) -> usize {
         pick(&self.weights, self.total_weight, self.fallback, r, |i| {
-            self.prizes[i].remaining != Some(0)
+            self.drawable(i, now_ms).is_ok()
         })
     }
 
-    /// Takes one unit of prize `i`.
+    /// Whether the budget left pays for the fallback (spin.lua step 4).
+    pub fn budget_pays_fallback(&self) -> bool {
+        let fallback = self.prizes[self.fallback].entry.v.unwrap_or(0);
+        self.budget_left().is_none_or(|left| fallback <= left)
+    }
+
+    /// Takes one unit of prize `i` and counts its value.
     pub fn award(&mut self, i: usize) {
         let p = &mut self.prizes[i];
         if let Some(n) = p.remaining.as_mut() {
             *n = n.saturating_sub(1);
         }
         p.awarded += 1;
+        self.spent = (self.spent + p.entry.v.unwrap_or(0)).min(SPENT_CAP);
     }
 
     /// One spin by `user` at `now_ms` with random input `r`, as lua/spin.lua
@@ -371,7 +506,10 @@ impl Model {
         r: u64,
     ) -> Result<(usize, u64), Rejection> {
         let today = self.admits(c, now_ms)?;
-        let i = self.choose(r);
+        if !self.budget_pays_fallback() {
+            return Err(Rejection::BudgetExhausted);
+        }
+        let i = self.choose(r, now_ms);
         self.award(i);
         c.record_spin(today, self.earned);
         Ok((

@@ -7,7 +7,7 @@
 use crate::campaign::parse_campaign;
 use crate::domain::CampaignId;
 use crate::domain::StreamId;
-use crate::draw::model::Model;
+use crate::draw::model::{Held, Model};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -165,9 +165,10 @@ impl Replay {
             c.count(crate::draw::model::day_index(&m.day_starts, spun_ms));
         }
         m.users.insert(user.to_owned(), c);
-        let expected = m.prizes[m.choose(r)].entry.id.clone();
+        let expected = m.prizes[m.choose(r, spun_ms)].entry.id.clone();
         let recorded = m.prizes.iter().position(|p| p.entry.id == prize_id);
-        let had_stock = recorded.map(|i| m.prizes[i].remaining != Some(0));
+        let fallback_paid = m.budget_pays_fallback();
+        let drawable = recorded.map(|i| m.held(i, spun_ms));
         if let Some(i) = recorded {
             m.award(i);
         }
@@ -181,14 +182,25 @@ impl Replay {
                 "reward {spin_id} at {at}: R = {r} draws `{expected}`, the ledger says `{prize_id}`"
             ));
         }
-        match had_stock {
+        match drawable {
             None => self.mismatch(format!(
                 "reward {spin_id} at {at}: unknown prize `{prize_id}`"
             )),
-            Some(false) => self.mismatch(format!(
+            Some(Err(Held::NoStock)) => self.mismatch(format!(
                 "reward {spin_id} at {at}: `{prize_id}` had no stock left"
             )),
-            Some(true) => {}
+            Some(Err(Held::NotReleased)) => self.mismatch(format!(
+                "reward {spin_id} at {at}: `{prize_id}` had no unit released at {spun_ms} ms"
+            )),
+            Some(Err(Held::OverBudget)) => self.mismatch(format!(
+                "reward {spin_id} at {at}: `{prize_id}` is worth more than the budget had left"
+            )),
+            Some(Ok(())) => {}
+        }
+        if !fallback_paid {
+            self.mismatch(format!(
+                "reward {spin_id} at {at}: the budget could not pay for the fallback: the spin should have been refused"
+            ));
         }
         if let Err(refused) = admitted {
             self.mismatch(format!(

@@ -5,7 +5,11 @@ use super::auth::Caller;
 use super::campaign_path::CampaignPath;
 use super::error::{ApiResult, Problem};
 use super::spins::PrizeValue;
+use crate::campaign::model::Release;
+use crate::draw::model::{Held, PrizeState, odds};
+use crate::draw::release::{Window, next_release};
 use crate::draw::user_hash;
+use crate::store::redis::status::ClientView;
 use actix_web::{get, web};
 use serde::Serialize;
 
@@ -35,8 +39,17 @@ pub struct PrizeView {
     pub id: String,
     pub name: String,
     pub value: PrizeValue,
-    /// False once the prize's stock is used up.
+    /// Whether the prize can be won now: false once its stock is used up,
+    /// while a paced prize waits for its next unit, and when its value is
+    /// above the budget left.
     pub available: bool,
+    /// The share of the total weight the prize is drawn with now, from 0 to 1:
+    /// its weight's share, 0 while it is held back or exhausted; the fallback
+    /// takes the held-back shares.
+    pub odds: f64,
+    /// A paced prize waiting for its next unit: when it is released (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_release_at: Option<String>,
 }
 
 /// A campaign as the caller sees it.
@@ -97,19 +110,79 @@ pub async fn get_campaign(
         spins_per_user_per_day: limit("spins_per_user_per_day"),
         earned_spins: cfg.get("earned_spins").cloned(),
         spins_left: view.spins_left,
-        prizes: view
-            .prizes
-            .into_iter()
-            .filter(|(p, _)| p.w > 0)
-            .map(|(p, stock)| PrizeView {
-                id: p.id,
-                name: p.name,
-                value: PrizeValue {
-                    amount: p.amt,
-                    currency: p.cur,
-                },
-                available: stock != 0,
-            })
-            .collect(),
+        prizes: prizes_now(&view, millis("starts_at"), millis("ends_at")),
     }))
+}
+
+/// Each prize as it can be drawn at the view's instant: stock, pacing and
+/// budget, by the model's rule (`draw::model`), with its odds now.
+fn prizes_now(view: &ClientView, starts_ms: i64, ends_ms: i64) -> Vec<PrizeView> {
+    let configured = view
+        .config
+        .get("prizes")
+        .and_then(|p| p.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let of = |id: &str| configured.iter().find(|p| p["id"].as_str() == Some(id));
+    let fallback_id = view.config.get("fallback").and_then(|f| f.as_str());
+    let fallback = view
+        .prizes
+        .iter()
+        .position(|(e, _, _)| Some(e.id.as_str()) == fallback_id)
+        .unwrap_or_default();
+    let window = Window {
+        start_ms: starts_ms,
+        end_ms: ends_ms,
+        day_starts: &view.day_starts,
+    };
+    let budget_left = view.budget.map(|b| b.saturating_sub(view.spent));
+    let states: Vec<PrizeState> = view
+        .prizes
+        .iter()
+        .map(|(entry, stock, awarded)| {
+            let cfg = of(&entry.id);
+            PrizeState {
+                entry: entry.clone(),
+                remaining: u64::try_from(*stock).ok(),
+                awarded: *awarded,
+                configured: cfg.and_then(|p| p["stock"].as_u64()).unwrap_or(0),
+                release: cfg
+                    .and_then(|p| p.get("release"))
+                    .and_then(|r| serde_json::from_value::<Release>(r.clone()).ok())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let held: Vec<Result<(), Held>> = states
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.held(i == fallback, budget_left, window, view.now_ms))
+        .collect();
+    let weights: Vec<u64> = states.iter().map(|p| p.entry.w).collect();
+    let drawable: Vec<bool> = held.iter().map(Result::is_ok).collect();
+    let shares = odds(&weights, fallback, &drawable);
+    states
+        .into_iter()
+        .zip(held)
+        .zip(shares)
+        .filter(|((p, _), _)| p.entry.w > 0)
+        .map(|((p, held), odds)| {
+            let next_release_at = (held == Err(Held::NotReleased))
+                .then(|| next_release(&p.release, p.configured, p.awarded, window))
+                .flatten()
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            PrizeView {
+                id: p.entry.id,
+                name: p.entry.name,
+                value: PrizeValue {
+                    amount: p.entry.amt,
+                    currency: p.entry.cur,
+                },
+                available: held.is_ok(),
+                odds,
+                next_release_at,
+            }
+        })
+        .collect()
 }

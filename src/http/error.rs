@@ -40,6 +40,8 @@ pub enum ApiError {
     CampaignEnded,
     #[error("the campaign is paused")]
     CampaignPaused,
+    #[error("the campaign's budget is spent: no more prizes can be awarded")]
+    BudgetExhausted,
     #[error("no spins left in this campaign")]
     QuotaExhausted,
     #[error("no spins left today; more after the day resets")]
@@ -140,6 +142,7 @@ impl ApiError {
             CampaignNotStarted => ("campaign_not_started", "Campaign not started"),
             CampaignEnded => ("campaign_ended", "Campaign ended"),
             CampaignPaused => ("campaign_paused", "Campaign paused"),
+            BudgetExhausted => ("budget_exhausted", "Campaign budget exhausted"),
             QuotaExhausted => ("spin_quota_exhausted", "Spin quota exhausted"),
             DailyQuotaExhausted { .. } => {
                 ("daily_spin_quota_exhausted", "Daily spin quota exhausted")
@@ -194,8 +197,8 @@ impl ResponseError for ApiError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             CampaignNotFound(_) | NotFound | GrantNotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            CampaignNotStarted | CampaignEnded | CampaignPaused | ApplyConflict(_)
-            | ApplyRefused(_) | GrantsNotEnabled => StatusCode::CONFLICT,
+            CampaignNotStarted | CampaignEnded | CampaignPaused | BudgetExhausted
+            | ApplyConflict(_) | ApplyRefused(_) | GrantsNotEnabled => StatusCode::CONFLICT,
             QuotaExhausted | DailyQuotaExhausted { .. } | NoSpinsLeft | RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }

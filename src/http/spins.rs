@@ -117,6 +117,7 @@ fn observe(campaign: &CampaignId, outcome: &Result<Drawn, Rejection>) {
         Err(Rejection::DailyQuotaExhausted { .. }) => "daily_quota_exhausted",
         Err(Rejection::KeyReused) => "key_reused",
         Err(Rejection::Recovering) => "recovering",
+        Err(Rejection::BudgetExhausted) => "budget_exhausted",
     };
     m.spin(campaign.as_str(), kind);
     let span = Span::current();
@@ -148,6 +149,7 @@ fn rejection(r: Rejection, campaign: &CampaignId) -> ApiError {
         },
         Rejection::KeyReused => ApiError::IdempotencyKeyReused,
         Rejection::Recovering => ApiError::Recovering,
+        Rejection::BudgetExhausted => ApiError::BudgetExhausted,
     }
 }
 

@@ -22,7 +22,8 @@
 //!    forgotten grants and revocations, so a retry replays instead of drawing
 //!    or granting again;
 //! 4. certified: awarded raised to the ledger's count, stock lowered to
-//!    max(0, configured − awarded), the stream's last id moved past the ledger's,
+//!    max(0, configured − awarded), the value awarded (what the budget counts)
+//!    raised to the ledger's sum, the stream's last id moved past the ledger's,
 //!    epoch set. Draws resume.
 //!
 //! Every step only moves Redis towards the ledger and may run twice, so a
@@ -169,6 +170,7 @@ async fn rebuild(
     let id = campaign.to_string();
     let LedgerView {
         settled,
+        spent,
         ledger_last,
         forgotten_users,
     } = within(pg, pg_limit, move |c| {
@@ -200,7 +202,8 @@ async fn rebuild(
     }
 
     let ledger_last = ledger_last.map(|(ms, seq)| StreamId { ms, seq });
-    match recovery::certify(conn, campaign, state.lastsave, ledger_last, &settled).await? {
+    let certified = recovery::certify(conn, campaign, state.lastsave, ledger_last, &settled, spent);
+    match certified.await? {
         Certified::Done { raised, lowered } => {
             report.awarded_raised = raised;
             report.stock_lowered = lowered;
@@ -241,6 +244,9 @@ async fn drain(
 struct LedgerView {
     /// Units per prize.
     settled: Vec<(String, i64)>,
+    /// The value of every reward, in `Money::units` (the budget's count),
+    /// saturating as lua/spin.lua's.
+    spent: i64,
     /// The last stream id settled (draws, grants, revocations), if any.
     ledger_last: Option<(i64, i64)>,
     /// Users with a settled draw, grant or revocation after `known` (Redis's
@@ -258,6 +264,13 @@ async fn ledger_view(
     )
     .bind(campaign)
     .fetch_all(&mut *c)
+    .await?;
+    let spent = sqlx::query_scalar(
+        "SELECT LEAST(coalesce(sum(amount), 0) * 10000, $2)::bigint FROM rewards WHERE campaign_id = $1",
+    )
+    .bind(campaign)
+    .bind(crate::draw::model::SPENT_CAP as i64)
+    .fetch_one(&mut *c)
     .await?;
     let ledger_last = sqlx::query_as(
         "SELECT stream_ms, stream_seq FROM (
@@ -285,6 +298,7 @@ async fn ledger_view(
     .await?;
     Ok(LedgerView {
         settled,
+        spent,
         ledger_last,
         forgotten_users,
     })

@@ -5,7 +5,7 @@
 use crate::support::helpers::{Spec, TestApp};
 use prizewheel::campaign::parse_campaign;
 use prizewheel::domain::{CampaignId, IdempotencyKey, UserId};
-use prizewheel::draw::model::{Decision, Model};
+use prizewheel::draw::model::{Decision, Held, Model};
 use prizewheel::store::redis::spin::{Drawn, Rejection, SpinCall};
 use rand::{Rng, RngExt, SeedableRng};
 
@@ -54,6 +54,7 @@ fn kind(r: &Rejection) -> &'static str {
         Rejection::DailyQuotaExhausted { .. } => "daily_quota",
         Rejection::KeyReused => "key_reused",
         Rejection::Recovering => "recovering",
+        Rejection::BudgetExhausted => "budget_exhausted",
     }
 }
 
@@ -165,6 +166,166 @@ async fn the_script_decides_exactly_as_the_model() {
         }
     }
     eprintln!("script and model agreed on {spins} spins (seed {seed})");
+}
+
+/// Random releases for the bounded prizes of `spec` (its window: an hour ago
+/// to 30 days ahead, so `even` and schedules have units both out and to come)
+/// and random values, a budget and a fallback worth something now and then.
+fn random_pacing_and_budget(rng: &mut impl Rng, spec: &mut Spec) {
+    let now = chrono::Utc::now();
+    spec.ends_at = (now + chrono::Duration::hours(rng.random_range(1..48))).to_rfc3339();
+    spec.releases.clear();
+    spec.amounts.clear();
+    let last = spec.prizes.len() - 1;
+    for (i, (id, _, stock)) in spec.prizes.clone().into_iter().enumerate() {
+        let amount = ["0", "0.0001", "1.50", "7", "25"][rng.random_range(0..5)];
+        let amount = if i == last {
+            if rng.random_bool(0.3) { "0.25" } else { "0" }
+        } else {
+            amount
+        };
+        spec.amounts.insert(id, amount.to_owned());
+        let Some(stock) = stock.filter(|&s| s > 0 && i != last) else {
+            continue;
+        };
+        let release = match rng.random_range(0..4) {
+            0 => continue,
+            1 => "even".to_owned(),
+            2 => format!("{{ per_day: {} }}", rng.random_range(1..4)),
+            _ => {
+                // Up to 4 steps, some past and some to come, adding up to the stock.
+                let steps = rng.random_range(1..=4u64).min(stock);
+                let mut left = stock;
+                let mut out = Vec::new();
+                for k in 0..steps {
+                    let units = if k + 1 == steps {
+                        left
+                    } else {
+                        rng.random_range(1..=left - (steps - k - 1))
+                    };
+                    left -= units;
+                    let at = if k < steps / 2 + u64::from(rng.random_bool(0.5)) {
+                        now - chrono::Duration::minutes(59 - k as i64 * 5)
+                    } else {
+                        now + chrono::Duration::minutes(30 + k as i64)
+                    };
+                    out.push((at, units));
+                }
+                out.sort_by_key(|(at, _)| *at);
+                let steps: Vec<String> = out
+                    .iter()
+                    .map(|(at, u)| format!("{{ at: \"{}\", units: {u} }}", at.to_rfc3339()))
+                    .collect();
+                format!("{{ schedule: [{}] }}", steps.join(", "))
+            }
+        };
+        spec.releases.insert(id, release);
+    }
+    spec.budget = rng.random_bool(0.7).then(|| {
+        format!(
+            "{}.{:02}",
+            rng.random_range(0..60),
+            rng.random_range(0..100)
+        )
+    });
+}
+
+/// Paced prizes and a budget: the script and the model agree spin for spin,
+/// across a live re-apply (new curves, a new budget). The model decides at the
+/// instants just before and just after the script's call; where a release
+/// falls between them, the script may take either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_and_budgeted_draws_decide_exactly_as_the_model() {
+    let app = TestApp::spawn().await;
+    let (seed, mut rng) = seeded();
+    let mut spins = 0;
+    let (mut refused_for_budget, mut held_back) = (0, 0);
+    for round in 0..20 {
+        let mut spec = Spec::new("model-paced");
+        spec.prizes = random_prizes(&mut rng);
+        spec.spins_per_user = rng.random_range(5..40);
+        random_pacing_and_budget(&mut rng, &mut spec);
+        app.apply(&spec.yaml()).await;
+        let id = CampaignId::parse(&spec.id).unwrap();
+        let mut model = Model::new(&parse_campaign(&spec.yaml()).unwrap());
+        let users: Vec<UserId> = (0..rng.random_range(1..20))
+            .map(|u| UserId::parse(&format!("u{u}")).unwrap())
+            .collect();
+        let mut spent_at_apply = 0;
+        for n in 0..200u64 {
+            if n == 100 {
+                spent_at_apply = model.spent;
+                let fallback_weight = spec.prizes.last().unwrap().1;
+                spec.prizes = random_prizes(&mut rng);
+                spec.prizes.last_mut().unwrap().1 = fallback_weight;
+                // New stock, curves, values, budget and end of the window.
+                random_pacing_and_budget(&mut rng, &mut spec);
+                app.apply(&spec.yaml()).await;
+                model.apply(&parse_campaign(&spec.yaml()).unwrap());
+            }
+            let user = &users[rng.random_range(0..users.len())];
+            let rv = r(&mut rng);
+            let before = chrono::Utc::now().timestamp_millis();
+            let script = script_spin(&app, &id, user, n, rv).await;
+            let after = chrono::Utc::now().timestamp_millis();
+            let (mut early, mut late) = (model.clone(), model.clone());
+            let expected_early = early.spin(user.as_str(), before, rv);
+            let expected_late = late.spin(user.as_str(), after, rv);
+            let context = format!(
+                "seed {seed}, round {round}, spin {n}, user {}, R {rv}, between {before} and {after}\n{}",
+                user.as_str(),
+                spec.yaml()
+            );
+            let same = |a: &Result<Decision, Rejection>| match (&script, a) {
+                (Ok(d), Ok(m)) => d.prize_id == m.prize_id && d.spins_left == m.spins_left,
+                (Err(x), Err(y)) => kind(x) == kind(y),
+                _ => false,
+            };
+            if same(&expected_early) {
+                model = early;
+            } else {
+                assert_same_spin(&script, &expected_late, &context);
+                model = late;
+            }
+            if matches!(script, Err(Rejection::BudgetExhausted)) {
+                refused_for_budget += 1;
+            }
+            held_back += (0..model.prizes.len())
+                .filter(|&i| model.drawable(i, after) == Err(Held::NotReleased))
+                .count();
+            spins += 1;
+        }
+        let live = app.redis.live_state(&id).await.unwrap().unwrap();
+        for p in &model.prizes {
+            assert_eq!(
+                live.awarded.get(&p.entry.id).copied().unwrap_or(0) as u64,
+                p.awarded,
+                "seed {seed}"
+            );
+        }
+        let spent: Option<u64> = redis::cmd("HGET")
+            .arg(prizewheel::store::redis::keys::CampaignKeys::new(&id).meta)
+            .arg("bs")
+            .query_async(&mut app.redis_conn().await)
+            .await
+            .unwrap();
+        assert_eq!(spent.unwrap_or(0), model.spent, "seed {seed}");
+        // A budget set below what was awarded before it awards nothing more.
+        if let Some(b) = model.budget {
+            assert!(
+                model.spent <= b.max(spent_at_apply),
+                "seed {seed}: spent {} over budget {b}",
+                model.spent
+            );
+        }
+    }
+    assert!(
+        held_back > 0,
+        "seed {seed}: no prize was ever held back for its release"
+    );
+    eprintln!(
+        "script and model agreed on {spins} paced and budgeted spins, {refused_for_budget} refused as budget_exhausted, {held_back} prize-spins held back (seed {seed})"
+    );
 }
 
 /// Grants, revocations and spins of earned-spin campaigns, through the three

@@ -7,7 +7,7 @@ use super::table::{StockSetting, TableEntry};
 use super::{RedisStore, StoreError};
 use crate::campaign::canonical;
 use crate::campaign::days::day_starts;
-use crate::campaign::model::{Campaign, Stock};
+use crate::campaign::model::{Campaign, Release, Stock};
 
 /// The outcome of an apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +64,7 @@ impl RedisStore {
             .arg(bucket_count(c.expected_users))
             .arg(c.earned_spins.map_or(-1, |e| i64::from(e.free)))
             .arg(c.earned_spins.map_or("", |e| e.expire.as_str()))
+            .arg(c.budget.as_ref().map_or(-1, |b| b.units() as i64))
             .arg(call.table.len());
         for (entry, setting) in call.table {
             let configured = match setting {
@@ -72,6 +73,24 @@ impl RedisStore {
                 StockSetting::Retired => -2,
             };
             inv.arg(&entry.id).arg(configured);
+        }
+        // Release schedules: (prize id, steps, then (instant, units released by then) per step).
+        let schedules: Vec<(&str, &[crate::campaign::model::ReleaseStep])> = c
+            .prizes
+            .iter()
+            .filter_map(|p| match &p.release {
+                Release::Schedule(steps) => Some((p.id.as_str(), steps.as_slice())),
+                _ => None,
+            })
+            .collect();
+        inv.arg(schedules.len());
+        for (id, steps) in schedules {
+            inv.arg(id).arg(steps.len());
+            let mut cumulative = 0u64;
+            for s in steps {
+                cumulative += s.units;
+                inv.arg(s.at).arg(cumulative);
+            }
         }
         for start in day_starts(c) {
             inv.arg(start);

@@ -10,6 +10,7 @@
 //! | `pw:{C}:initial`         | hash       | configured units per prize (-1 = unlimited)   |
 //! | `pw:{C}:awarded`         | hash       | units awarded per prize                       |
 //! | `pw:{C}:days`            | sorted set | start of each campaign day, unix ms           |
+//! | `pw:{C}:rel:<prize>`     | sorted set | a prize's release schedule: units released by each instant (ms) |
 //! | `pw:{C}:results`         | stream     | draws and applies: the settlement outbox      |
 //! | `pw:{C}:dead`            | stream     | entries settlement could not parse            |
 //! | `pw:{C}:u:<b>`           | hash       | per-user state (counters, earned spins), bucket b |
@@ -56,6 +57,12 @@ impl CampaignKeys {
     /// The idempotency records of UTC day `utc_day` (days since the epoch), bucket `b`.
     pub fn records(id: &CampaignId, utc_day: i64, b: u64) -> String {
         format!("pw:{{{id}}}:i:{utc_day}:{b}")
+    }
+
+    /// The release schedule of prize `prize` (score: instant in ms, member:
+    /// units released by then).
+    pub fn release(id: &CampaignId, prize: &str) -> String {
+        format!("pw:{{{id}}}:rel:{prize}")
     }
 
     /// Pattern matching every key of the campaign (for tests and tooling).

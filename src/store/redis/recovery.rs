@@ -164,17 +164,20 @@ pub async fn restore_records<C: ConnectionLike>(
 
 /// The last step: awarded and stock to the ledger, the stream's last id past
 /// the ledger's, draws resume. `started_under` is the LASTSAVE the recovery read
-/// at its start; `settled` the units per prize the ledger holds.
+/// at its start; `settled` the units per prize the ledger holds, `spent` the
+/// value units its rewards add up to (the budget's count is raised to it).
 pub async fn certify<C: ConnectionLike>(
     conn: &mut C,
     id: &CampaignId,
     started_under: i64,
     ledger_last: Option<StreamId>,
     settled: &[(String, i64)],
+    spent: i64,
 ) -> Result<Certified, StoreError> {
     let mut inv = call(&CampaignKeys::new(id), "certify");
     inv.arg(started_under)
-        .arg(ledger_last.map(|s| s.to_string()).unwrap_or_default());
+        .arg(ledger_last.map(|s| s.to_string()).unwrap_or_default())
+        .arg(spent);
     for (prize, units) in settled {
         inv.arg(prize).arg(*units);
     }

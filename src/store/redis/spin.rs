@@ -59,6 +59,9 @@ pub enum Rejection {
     },
     /// The key was used before with another request body.
     KeyReused,
+    /// The budget left cannot pay for the fallback prize: no spin can be
+    /// answered until a re-apply raises the budget.
+    BudgetExhausted,
     /// Redis restarted or failed over and may have lost draws the ledger holds:
     /// new draws wait until the campaign is rebuilt from it (src/recover).
     Recovering,
@@ -127,6 +130,7 @@ fn parse(r: Reply) -> Result<Result<Drawn, Rejection>, StoreError> {
         },
         "key_reused" => Rejection::KeyReused,
         "recovering" => Rejection::Recovering,
+        "budget_exhausted" => Rejection::BudgetExhausted,
         other => {
             return Err(StoreError::Protocol(format!(
                 "unknown spin status `{other}`"

@@ -11,9 +11,16 @@ pub struct ClientView {
     pub now_ms: i64,
     /// The canonical config JSON (see `campaign::canonical`).
     pub config: serde_json::Value,
-    /// Prize table with the remaining stock of each entry (-1 = unlimited).
-    pub prizes: Vec<(TableEntry, i64)>,
+    /// Prize table with the remaining stock of each entry (-1 = unlimited)
+    /// and its awarded units.
+    pub prizes: Vec<(TableEntry, i64, u64)>,
     pub spins_left: u64,
+    /// The budget in value units (`Money::units`), if there is one.
+    pub budget: Option<u64>,
+    /// Value units awarded so far (meta `bs`).
+    pub spent: u64,
+    /// The campaign's day starts (only when a prize is released per day).
+    pub day_starts: Vec<i64>,
 }
 
 impl RedisStore {
@@ -29,6 +36,7 @@ impl RedisStore {
         inv.key(&k.meta)
             .key(&k.stock)
             .key(&k.days)
+            .key(&k.awarded)
             .arg(user.as_str())
             .arg(user_hash);
         let reply: Vec<redis::Value> = self.run_script("status", &inv, &mut self.conn()).await?;
@@ -40,18 +48,27 @@ impl RedisStore {
         let config = serde_json::from_str(r.str(1)?).map_err(|_| bad("config is not JSON"))?;
         let table: Vec<TableEntry> =
             serde_json::from_str(r.str(2)?).map_err(|_| bad("prize table is not JSON"))?;
-        if r.len() != 4 + table.len() {
+        const FIRST: usize = 7;
+        let n = table.len();
+        if r.int(6)? != n as i64 || r.len() < FIRST + 2 * n {
             return Err(bad("stock list does not match the prize table"));
         }
-        let mut prizes = Vec::with_capacity(table.len());
+        let mut prizes = Vec::with_capacity(n);
         for (i, entry) in table.into_iter().enumerate() {
-            prizes.push((entry, r.int(4 + i)?));
+            let awarded = u64::try_from(r.int(FIRST + 2 * i + 1)?).unwrap_or(0);
+            prizes.push((entry, r.int(FIRST + 2 * i)?, awarded));
         }
+        let day_starts = (FIRST + 2 * n..r.len())
+            .map(|i| r.int(i))
+            .collect::<Result<_, _>>()?;
         Ok(Some(ClientView {
             now_ms: r.int(0)?,
             config,
             prizes,
             spins_left: u64::try_from(r.int(3)?).unwrap_or(0),
+            budget: u64::try_from(r.int(4)?).ok(),
+            spent: u64::try_from(r.int(5)?).unwrap_or(0),
+            day_starts,
         }))
     }
 }

@@ -5,7 +5,7 @@
 //! position), new prizes are appended, and a prize dropped from the YAML stays
 //! as a retired entry with weight 0 and no stock.
 
-use crate::campaign::model::{Campaign, Stock};
+use crate::campaign::model::{Campaign, Release, Stock};
 use serde::{Deserialize, Serialize};
 
 /// One prize as the draw script sees it. Short names: the script decodes this
@@ -19,6 +19,20 @@ pub struct TableEntry {
     /// Value amount, a decimal string.
     pub amt: String,
     pub cur: String,
+    /// The value in ten-thousandths (`Money::units`), counted against the
+    /// budget; absent for a prize worth nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<u64>,
+    /// Released evenly over the window: the configured stock the curve spreads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe: Option<u64>,
+    /// Released per campaign day: units per day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pd: Option<u64>,
+    /// Released on a schedule, kept in the sorted set pw:{C}:rel:<id>
+    /// (score: instant in ms, member: units released by then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ps: Option<u8>,
 }
 
 /// What apply does to a prize's stock.
@@ -34,12 +48,23 @@ pub enum StockSetting {
 pub fn merge(live: &[TableEntry], c: &Campaign) -> (Vec<(TableEntry, StockSetting)>, usize) {
     let entry = |i: usize| {
         let p = &c.prizes[i];
+        let stock = match p.stock {
+            Stock::Limited(n) => n,
+            Stock::Unlimited => 0,
+        };
         TableEntry {
             id: p.id.to_string(),
             name: p.name.clone(),
             w: p.weight,
             amt: p.value.amount.to_string(),
             cur: p.value.currency.to_string(),
+            v: Some(p.value.units()).filter(|&v| v > 0),
+            pe: (p.release == Release::Even).then_some(stock),
+            pd: match p.release {
+                Release::PerDay(n) => Some(n),
+                _ => None,
+            },
+            ps: matches!(p.release, Release::Schedule(_)).then_some(1),
         }
     };
     let mut out: Vec<(TableEntry, StockSetting)> = Vec::with_capacity(live.len() + c.prizes.len());
@@ -49,6 +74,9 @@ pub fn merge(live: &[TableEntry], c: &Campaign) -> (Vec<(TableEntry, StockSettin
             None => out.push((
                 TableEntry {
                     w: 0,
+                    pe: None,
+                    pd: None,
+                    ps: None,
                     ..old.clone()
                 },
                 StockSetting::Retired,

@@ -441,6 +441,12 @@ pub struct Spec {
     pub prizes: Vec<(&'static str, u64, Option<u64>)>,
     /// `earned_spins`: (free, expire), e.g. (1, "campaign_end").
     pub earned: Option<(u32, &'static str)>,
+    /// `budget` amount in INR, e.g. "55.50".
+    pub budget: Option<String>,
+    /// A prize's value amount in INR (default "1.50").
+    pub amounts: std::collections::HashMap<&'static str, String>,
+    /// A prize's `release` (its YAML value, e.g. "even" or "{ per_day: 3 }").
+    pub releases: std::collections::HashMap<&'static str, String>,
 }
 
 impl Spec {
@@ -457,6 +463,9 @@ impl Spec {
             expected_users: 10_000,
             prizes: vec![("gold", 1, Some(10)), ("none", 9, None)],
             earned: None,
+            budget: None,
+            amounts: Default::default(),
+            releases: Default::default(),
         }
     }
 
@@ -480,15 +489,22 @@ impl Spec {
                 "earned_spins:\n  free: {free}\n  expire: {expire}\n"
             ));
         }
+        if let Some(b) = &self.budget {
+            y.push_str(&format!("budget: {{ amount: \"{b}\", currency: INR }}\n"));
+        }
         y.push_str(&format!(
             "fallback: {}\nprizes:\n",
             self.prizes.last().unwrap().0
         ));
         for (id, w, stock) in &self.prizes {
             let stock = stock.map_or("unlimited".to_owned(), |s| s.to_string());
+            let amount = self.amounts.get(id).map_or("1.50", String::as_str);
             y.push_str(&format!(
-                "  - id: {id}\n    name: Prize {id}\n    weight: {w}\n    stock: {stock}\n    value: {{ amount: \"1.50\", currency: INR }}\n"
+                "  - id: {id}\n    name: Prize {id}\n    weight: {w}\n    stock: {stock}\n    value: {{ amount: \"{amount}\", currency: INR }}\n"
             ));
+            if let Some(r) = self.releases.get(id) {
+                y.push_str(&format!("    release: {r}\n"));
+            }
         }
         y
     }
