@@ -38,6 +38,41 @@ fn scripts(redis: &PrivateRedis) -> u64 {
     redis.script_calls(prizewheel::store::redis::scripts::SPIN.get_hash())
 }
 
+/// Spins of `user`, whom Redis has just refused for the first time, until the
+/// replica answers from its quota cache for good. The first refusal is
+/// remembered before the replica watches the campaign; its first reading of the
+/// campaign's version (within one check interval) then forgets it, as it could
+/// predate a re-apply the replica never saw. So Redis refuses exactly once more,
+/// and from then on the cache answers. Returns the spin script's calls and the
+/// Retry-After of Redis's last refusal.
+async fn until_cached(
+    app: &TestApp,
+    redis: &PrivateRedis,
+    campaign: &str,
+    user: &str,
+) -> (u64, Option<String>) {
+    let mut calls = scripts(redis);
+    let mut retry = None;
+    let mut asked_again = false;
+    for attempt in 0..100 {
+        let (status, after, _) =
+            problem(app.spin(campaign, user, &format!("w{attempt}")).await).await;
+        assert_eq!(status, 429);
+        let now = scripts(redis);
+        match now - calls {
+            0 if asked_again => return (calls, retry),
+            0 => {}
+            1 if !asked_again => {
+                asked_again = true;
+                (calls, retry) = (now, after);
+            }
+            n => panic!("Redis asked {n} more times for {user}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the quota cache never kept the refusal of {user}");
+}
+
 async fn problem(r: reqwest::Response) -> (u16, Option<String>, Value) {
     let status = r.status().as_u16();
     let retry = r
@@ -189,6 +224,11 @@ async fn the_quota_cache_refuses_only_what_redis_refused() {
         (429, Some("spin_quota_exhausted"))
     );
     assert_eq!(scripts(&redis), before + 1);
+    // The replica's first reading of the campaign's version (within one check
+    // interval) forgets what it remembered before it, which could predate a
+    // re-apply it never saw; Redis refuses once more and the refusal is kept.
+    let (calls, _) = until_cached(&app, &redis, &spec.id, "amir").await;
+    assert_eq!(calls, before + 2);
     // The next clicks are answered the same way without Redis.
     for k in ["k3", "k4", "k5"] {
         let (status, _, p) = problem(app.spin(&spec.id, "amir", k).await).await;
@@ -197,7 +237,7 @@ async fn the_quota_cache_refuses_only_what_redis_refused() {
             (429, Some("spin_quota_exhausted"))
         );
     }
-    assert_eq!(scripts(&redis), before + 1, "refused from the cache");
+    assert_eq!(scripts(&redis), calls, "refused from the cache");
     // Someone else is not refused.
     assert_eq!(app.spin(&spec.id, "bea", "k0").await.status(), 200);
 
@@ -217,14 +257,16 @@ async fn the_quota_cache_refuses_only_what_redis_refused() {
 /// `max_ttl_secs`, so a client obeying it retried every 10 minutes all day).
 #[tokio::test]
 async fn a_cached_daily_refusal_retries_after_the_reset_as_redis_says() {
-    let (app, redis) = app_on_private_redis(|_| {}).await;
+    let (app, redis) =
+        app_on_private_redis(|s| s.admission.quota_cache.version_check_ms = 100).await;
     let mut spec = Spec::new("qretry");
     spec.per_day = Some(1);
     app.apply(&spec.yaml()).await;
     assert_eq!(app.spin(&spec.id, "ines", "k0").await.status(), 200);
     let (status, from_redis, _) = problem(app.spin(&spec.id, "ines", "k1").await).await;
     assert_eq!(status, 429);
-    let calls = scripts(&redis);
+    let (calls, again) = until_cached(&app, &redis, &spec.id, "ines").await;
+    let from_redis = again.or(from_redis);
     let (status, from_cache, _) = problem(app.spin(&spec.id, "ines", "k2").await).await;
     assert_eq!(status, 429);
     assert_eq!(scripts(&redis), calls, "answered from the cache");
@@ -238,17 +280,18 @@ async fn a_cached_daily_refusal_retries_after_the_reset_as_redis_says() {
 
 #[tokio::test]
 async fn a_cached_daily_refusal_ends_with_the_day() {
-    let (app, redis) = app_on_private_redis(|_| {}).await;
+    let (app, redis) =
+        app_on_private_redis(|s| s.admission.quota_cache.version_check_ms = 100).await;
     let mut spec = Spec::new("qdaily");
     spec.per_day = Some(1);
     app.apply(&spec.yaml()).await;
     assert_eq!(app.spin(&spec.id, "cleo", "k0").await.status(), 200);
-    // The next campaign day starts two seconds from now.
+    // The next campaign day starts three seconds from now.
     let mut conn = app.redis_conn_to(&redis.url).await;
     let keys = prizewheel::store::redis::keys::CampaignKeys::new(
         &prizewheel::domain::CampaignId::parse(&spec.id).unwrap(),
     );
-    let next_day = chrono::Utc::now().timestamp_millis() + 2000;
+    let next_day = chrono::Utc::now().timestamp_millis() + 3000;
     let _: () = redis::cmd("ZADD")
         .arg(&keys.days)
         .arg(next_day)
@@ -257,7 +300,8 @@ async fn a_cached_daily_refusal_ends_with_the_day() {
         .await
         .unwrap();
     let (_, from_redis, _) = problem(app.spin(&spec.id, "cleo", "k1").await).await;
-    let calls = scripts(&redis);
+    let (calls, again) = until_cached(&app, &redis, &spec.id, "cleo").await;
+    let from_redis = again.or(from_redis);
     let (status, from_cache, p) = problem(app.spin(&spec.id, "cleo", "k2").await).await;
     assert_eq!(
         (status, p["code"].as_str()),

@@ -23,6 +23,7 @@ mod ledger_poison;
 mod limits;
 mod memory;
 mod model;
+mod pacing;
 mod reapply;
 mod recovery;
 mod settle;
