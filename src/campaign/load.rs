@@ -110,7 +110,7 @@ fn campaign(root: &Node, p: &mut Problems) -> Option<Campaign> {
         });
     let budget = match f.get("budget") {
         None => Some(None),
-        Some(n) => money(n, p).map(Some),
+        Some(n) => money(n, "`budget`", p).map(Some),
     };
     let window = starts_at.zip(ends_at);
     let currency = budget
@@ -275,7 +275,7 @@ fn prize(n: &Node, window: Window, budget: Option<&Currency>, p: &mut Problems) 
         .required("weight", p)
         .and_then(|n| integer(n, "weight", 1, MAX_EXACT - 1, p));
     let stock = f.required("stock", p).and_then(|n| stock(n, p));
-    let value = f.required("value", p).and_then(|n| money(n, p));
+    let value = f.required("value", p).and_then(|n| money(n, "`value`", p));
     if let (Some(budget), Some(v), Some(n)) = (budget, &value, f.get("value"))
         && &v.currency != budget
     {
@@ -307,11 +307,13 @@ fn release(n: &Node, stock: Option<Stock>, window: Window, p: &mut Problems) -> 
     let r = match &n.value {
         Value::Str(s) if s == "all_at_start" => return Some(Release::AllAtStart),
         Value::Str(s) if s == "even" => Release::Even,
-        Value::Map(_) => {
+        Value::Map(keys) => {
             let f = Fields::of(n, "`release`", RELEASE_KEYS, p)?;
             match (f.get("per_day"), f.get("schedule")) {
                 (Some(d), None) => Release::PerDay(integer(d, "per_day", 1, Stock::MAX, p)?),
                 (None, Some(s)) => schedule(s, stock, window, p)?,
+                // Only unknown keys: those are reported already.
+                (None, None) if !keys.is_empty() => return None,
                 _ => {
                     p.at(
                         n.pos,
@@ -420,8 +422,9 @@ fn stock(n: &Node, p: &mut Problems) -> Option<Stock> {
     }
 }
 
-fn money(n: &Node, p: &mut Problems) -> Option<Money> {
-    let f = Fields::of(n, "`value`", VALUE_KEYS, p)?;
+/// `{amount, currency}` of a mapping named `what` (`value`, `budget`).
+fn money(n: &Node, what: &'static str, p: &mut Problems) -> Option<Money> {
+    let f = Fields::of(n, what, VALUE_KEYS, p)?;
     let amount = f.required("amount", p).and_then(|n| match &n.value {
         Value::Str(s) => Money::parse_amount(s).map_err(|e| p.at(n.pos, e)).ok(),
         Value::Int(_) | Value::Float(_) => {
@@ -613,6 +616,117 @@ prizes:
             "    value: { amount: \"5\", currency: INR, tax: 1 }",
             "tax",
             "unknown key `tax`",
+        );
+    }
+
+    /// The gold prize of the valid file with `release` lines after its value,
+    /// and `budget` lines before `fallback`: the problems as (line, column, message).
+    fn paced(release: &str, budget: &str) -> Result<Campaign, Vec<(u64, u64, String)>> {
+        let yaml = VALID
+            .replace(
+                "fallback: none\n",
+                &format!("{budget}fallback: none\n"),
+            )
+            .replace(
+                "    value: { amount: \"5.00\", currency: INR }\n",
+                &format!("    value: {{ amount: \"5.00\", currency: INR }}\n{release}"),
+            );
+        parse_campaign(&yaml)
+            .map_err(|ps| ps.into_iter().map(|d| (d.line, d.column, d.message)).collect())
+    }
+
+    fn one_problem(r: Result<Campaign, Vec<(u64, u64, String)>>, at: (u64, u64), says: &str) {
+        let problems = r.expect_err(says);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let (line, column, message) = &problems[0];
+        assert_eq!((*line, *column), at, "{message}");
+        assert!(message.contains(says), "{message}");
+    }
+
+    #[test]
+    fn releases_and_budgets_parse() {
+        let c = paced("    release: even\n", "").unwrap();
+        assert_eq!(c.prizes[0].release, Release::Even);
+        assert_eq!(c.prizes[1].release, Release::AllAtStart);
+        let c = paced("    release: { per_day: 3 }\n", "").unwrap();
+        assert_eq!(c.prizes[0].release, Release::PerDay(3));
+        let c = paced(
+            "    release:\n      schedule:\n        - { at: 2026-11-01T20:00:00+05:30, units: 4 }\n        - { at: 2026-11-02T20:00:00+05:30, units: 6 }\n",
+            "budget: { amount: \"1500000.00\", currency: INR }\n",
+        )
+        .unwrap();
+        let Release::Schedule(steps) = &c.prizes[0].release else {
+            panic!("{:?}", c.prizes[0].release);
+        };
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].units, 4);
+        assert_eq!(
+            steps[0].at,
+            DateTime::parse_from_rfc3339("2026-11-01T14:30:00Z").unwrap().timestamp_millis()
+        );
+        assert_eq!(c.budget.unwrap().units(), 15_000_000_000);
+        assert_eq!(
+            paced("    release: all_at_start\n", "").unwrap().prizes[0].release,
+            Release::AllAtStart
+        );
+    }
+
+    #[test]
+    fn every_release_and_budget_rule_reports_its_position() {
+        // The gold prize's value is line 15; its `release` starts on line 16.
+        one_problem(paced("    release: often\n", ""), (16, 14), "must be all_at_start, even");
+        one_problem(paced("    release: { per_day: 0 }\n", ""), (16, 25), "between 1 and");
+        one_problem(
+            paced("    release: { per_day: 1, schedule: [] }\n", ""),
+            (16, 14),
+            "exactly one of `per_day` and `schedule`",
+        );
+        one_problem(paced("    release: { weekly: 1 }\n", ""), (16, 16), "unknown key `weekly`");
+        one_problem(paced("    release: { schedule: [] }\n", ""), (16, 26), "1 to 1000 releases");
+        one_problem(
+            paced("    release: { schedule: [{ at: 2026-12-01T00:00:00Z, units: 10 }] }\n", ""),
+            (16, 33),
+            "inside the campaign window",
+        );
+        one_problem(
+            paced("    release: { schedule: [{ at: 2026-11-02T00:00:00Z, units: 4 }, { at: 2026-11-01T00:00:00Z, units: 6 }] }\n", ""),
+            (16, 73),
+            "in time order",
+        );
+        one_problem(
+            paced("    release: { schedule: [{ at: 2026-11-02T00:00:00Z, units: 4 }] }\n", ""),
+            (16, 26),
+            "releases 4 units but the stock is 10",
+        );
+        one_problem(
+            paced("    release: { schedule: [{ at: 2026-11-02T00:00:00Z, units: 0 }] }\n", ""),
+            (16, 62),
+            "between 1 and",
+        );
+        one_problem(
+            paced("    release: { schedule: [{ at: tomorrow, units: 10 }] }\n", ""),
+            (16, 33),
+            "RFC 3339",
+        );
+        // Pacing needs a stock to pace: the fallback is unlimited.
+        let yaml = VALID.replace(
+            "    value: { amount: \"0\", currency: INR }\n",
+            "    value: { amount: \"0\", currency: INR }\n    release: even\n",
+        );
+        let problems = parse_campaign(&yaml).unwrap_err();
+        assert_eq!((problems[0].line, problems[0].column), (21, 14), "{problems:?}");
+        assert!(problems[0].message.contains("stock is unlimited"), "{problems:?}");
+        // The budget: a money value, and every prize in its currency.
+        // (The budget's line moves the prizes down by one.)
+        let problems = paced("", "budget: { amount: \"10.00\", currency: USD }\n").unwrap_err();
+        let at: Vec<(u64, u64)> = problems.iter().map(|(l, c, _)| (*l, *c)).collect();
+        assert_eq!(at, [(16, 12), (21, 12)], "{problems:?}");
+        assert!(problems[0].2.contains("not the budget's USD"), "{problems:?}");
+        one_problem(paced("", "budget: 1000\n"), (9, 9), "`budget` must be a mapping");
+        one_problem(
+            paced("", "budget: { amount: \"900000000000\", currency: INR }\n"),
+            (9, 19),
+            "must be below",
         );
     }
 
