@@ -46,10 +46,12 @@ field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
 # ratio A B: A / B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-# bench_campaign DIR ID SPINS_PER_USER EXPECTED_USERS COUPON_STOCK BY [EXTRA]:
+# bench_campaign DIR ID SPINS_PER_USER EXPECTED_USERS COUPON_STOCK BY [EXTRA [PACED]]:
 # writes DIR/ID.yaml (open now, a rare bounded prize, a common one with
 # COUPON_STOCK units, the fallback, and the top-level YAML line EXTRA if given,
-# e.g. `earned_spins: { free: 1 }`) and applies it as BY.
+# e.g. `earned_spins: { free: 1 }`) and applies it as BY. With PACED (any
+# word), the phone is released 10 a day and the coupon evenly over the window,
+# so most draws check a release.
 bench_campaign() {
     cat >"$1/$2.yaml" <<YAML
 id: $2
@@ -61,8 +63,8 @@ limits: { spins_per_user: $3 }
 ${7:-}
 fallback: none
 prizes:
-  - { id: phone, name: Phone, weight: 1, stock: 1000, value: { amount: "79900.00", currency: INR } }
-  - { id: coupon, name: Coupon, weight: 2000, stock: $5, value: { amount: "100.00", currency: INR } }
+  - { id: phone, name: Phone, weight: 1, stock: 1000, value: { amount: "79900.00", currency: INR }${8:+, release: { per_day: 10 \}} }
+  - { id: coupon, name: Coupon, weight: 2000, stock: $5, value: { amount: "100.00", currency: INR }${8:+, release: even} }
   - { id: none, name: Better luck, weight: 7999, stock: unlimited, value: { amount: "0", currency: INR } }
 YAML
     "$bin" campaign apply "$1/$2.yaml" --by "$6" >/dev/null

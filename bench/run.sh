@@ -10,7 +10,10 @@
 #  1. the spin path: HTTP spins/s and latency (wrk, CONCURRENCY connections,
 #     100,000 users, a fresh key per request) against lua/spin.lua driven straight
 #     at Redis by redis-benchmark (EVALSHA, same concurrency, no pipelining), and
-#     the latency at 70 % of the HTTP capacity (paced wrk connections);
+#     the latency at 70 % of the HTTP capacity (paced wrk connections); the same
+#     two for a paced and budgeted campaign (the phone released per day, the
+#     coupon evenly, a budget that never runs out), with spin.lua's Redis CPU
+#     per call on both campaigns;
 #  2. the rejection path: 429s/s from the per-user limiter and from the quota
 #     cache against GET /healthz of the same server;
 #  3. grants from the order service over HTTP (bench/wrk-grant.lua, a campaign
@@ -77,6 +80,12 @@ campaign bench 1000000 1000000
 campaign quota 1 1000
 # With earned_spins: a user without grants keeps the integer form of its state.
 campaign memory 1 "$mem_users" "$earned"
+# A build from before pacing (PW_BENCH_BIN) cannot apply it: measured without those rows.
+paced_campaign=false
+if bench_campaign "$work" paced 1000000 1000000 1000000 bench \
+    'budget: { amount: "800000000000.00", currency: INR }' paced 2>/dev/null; then
+    paced_campaign=true
+fi
 if $grants; then
     campaign grants 1000000 1000000 "$earned"
     campaign memory-uuids 1 "$uuid_grants" "$earned"
@@ -100,6 +109,25 @@ baseline=$(redis-benchmark -p "$port" -c "$conc" -n $((conc * 4000)) -r "$users"
 script_rps=$(cut -d, -f2 <<<"$baseline")
 script_p50=$(cut -d, -f5 <<<"$baseline")
 script_p99=$(cut -d, -f7 <<<"$baseline")
+# evalsha_usec: spin.lua's Redis time per call since the last RESETSTAT.
+evalsha_usec() { redis-cli -p "$port" INFO commandstats | sed -nE 's/^cmdstat_evalsha:.*usec_per_call=([0-9.]+).*/\1/p'; }
+# script_bench ID: spin.lua on campaign ID by redis-benchmark: sets sb_rps
+# (calls/s) and sb_usec (its Redis µs per call).
+script_bench() {
+    redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
+    sb_rps=$(redis-benchmark -p "$port" -c "$conc" -n $((conc * 4000)) -r "$users" --csv \
+        EVALSHA "$sha" 5 "pw:{$1}:meta" "pw:{$1}:stock" "pw:{$1}:awarded" "pw:{$1}:days" "pw:{$1}:results" \
+        'u-__rand_int__' '__rand_int__' 'r__rand_int__' 'fpfpfpfp' '__rand_int__' '0123456789abcdef' \
+        'bench-spin-id' '' 'k__rand_int__' | tail -1 | tr -d '"' | awk -F, '{ print $2 }')
+    sb_usec=$(evalsha_usec)
+}
+if $paced_campaign; then
+    pw_log "1/6 spin.lua straight at Redis, the plain and the paced, budgeted campaign"
+    script_bench bench
+    plain_usec=$sb_usec
+    script_bench paced
+    paced_script_rps=$sb_rps paced_script_usec=$sb_usec
+fi
 redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
 
 # 2. Over HTTP, with the service's resident memory sampled.
@@ -122,6 +150,16 @@ service_us=$(per_spin_us "$cpu0" "$cpu1")
 redis_us=$(per_spin_us "$rcpu0" "$rcpu1")
 rss_max=$(sort -n "$work/rss.txt" | tail -1)
 usec=$(redis-cli -p "$port" INFO commandstats | grep '^cmdstat_evalsha' | sed -E 's/.*usec_per_call=([0-9.]+).*/\1/')
+if $paced_campaign; then
+    pw_log "2/6 spins over HTTP, the paced and budgeted campaign"
+    redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
+    pc0=$(cpu_of "$server_pid") pr0=$(redis_cpu)
+    paced_http=$(wrk_spin /v1/campaigns/paced/spins "$work/tokens.txt" "$duration")
+    pc1=$(cpu_of "$server_pid") pr1=$(redis_cpu)
+    paced_usec=$(evalsha_usec)
+    paced_cpu=$(awk -v c0="$pc0" -v c1="$pc1" -v r0="$pr0" -v r1="$pr1" -v n="$(field requests "$paced_http")" \
+        'BEGIN { printf "service %.1f µs, Redis %.1f µs", (c1 - c0) * 1e6 / n, (r1 - r0) * 1e6 / n }')
+fi
 
 # The latency at 70 % of that capacity: PACED_CONNECTIONS connections, each
 # pausing between requests (bench/wrk-paced.lua; wrk pauses in whole ms, hence
@@ -231,6 +269,11 @@ grant_cpu() {
     echo "| spins/s, HTTP vs spin.lua via redis-benchmark | $http_rps | $script_rps | $(ratio "$http_rps" "$script_rps") | ≥ 0.6 |"
     echo "| spin latency p50 / p99 / p99.9 (ms), at saturation | $(field p50_ms "$http") / $(field p99_ms "$http") / $(field p999_ms "$http") | $script_p50 / $script_p99 / - | | |"
     echo "| spin latency p50 / p99 / p99.9 (ms) at $(field rps "$paced") spins/s, $(ratio "$(field rps "$paced")" "$http_rps") × capacity ($paced_conns paced connections) | $(field p50_ms "$paced") / $(field p99_ms "$paced") / $(field p999_ms "$paced") | | | p99 < 5 at 0.7 |"
+    if $paced_campaign; then
+        paced_rps=$(field rps "$paced_http")
+        echo "| spins/s, HTTP vs spin.lua via redis-benchmark, paced and budgeted campaign | $paced_rps | $paced_script_rps | $(ratio "$paced_rps" "$paced_script_rps") | ≥ 0.6 |"
+        echo "| spin.lua Redis µs per call, paced and budgeted vs plain campaign (redis-benchmark, one after the other) | $paced_script_usec | $plain_usec | $(ratio "$paced_script_usec" "$plain_usec") | |"
+    fi
     echo "| spins/s vs the PostgreSQL FOR UPDATE design, a round trip per statement | $http_rps | $pg_stmt_rps | $(ratio "$http_rps" "$pg_stmt_rps") | ≥ 30 |"
     echo "| spins/s vs the same in one plpgsql call | $http_rps | $pg_rps | $(ratio "$http_rps" "$pg_rps") | |"
     echo "| per-user limiter 429/s vs GET /healthz ($(share "$limited") refused) | $(field rps "$limited") | $health_rps | $(ratio "$(field rps "$limited")" "$health_rps") | |"
@@ -251,6 +294,9 @@ grant_cpu() {
     echo "| service RSS under spin load (MiB) | $((rss_max / 1024)) | | | |"
     echo
     echo "CPU per HTTP spin: service $service_us µs, Redis $redis_us µs (spin.lua itself: $usec µs per call); per 429 from a limiter: service $reject_us µs"
+    if $paced_campaign; then
+        echo "CPU per HTTP spin, paced and budgeted campaign: $paced_cpu (spin.lua itself: $paced_usec µs per call)"
+    fi
     if $grants; then
         grant_cpu "one per request" "$grant_single"
         for line in "${grant_batch[@]}"; do
