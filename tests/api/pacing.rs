@@ -534,3 +534,52 @@ async fn the_audit_checks_releases_and_the_budget() {
         "{text}"
     );
 }
+
+/// `even` is exact where the products pass 2^53: a stock of 10^12 over 365
+/// days. With the awarded count set just below `released(now)` the next unit
+/// is drawn; set to `released` of two seconds later it is held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn even_pacing_is_exact_at_a_trillion_units_over_a_year() {
+    use prizewheel::campaign::model::Release;
+    use prizewheel::draw::release::{Window, released};
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now();
+    let mut spec = Spec::new("paced-big");
+    spec.spins_per_user = 1_000_000;
+    spec.starts_at = (now - chrono::Duration::days(100)).to_rfc3339();
+    spec.ends_at = (now + chrono::Duration::days(265)).to_rfc3339();
+    let stock = 1_000_000_000_000u64;
+    spec.prizes = vec![("big", 1_000_000, Some(stock)), ("none", 1, None)];
+    spec.releases.insert("big", "even".into());
+    app.apply(&spec.yaml()).await;
+    let w = Window {
+        start_ms: ms(&spec.starts_at),
+        end_ms: ms(&spec.ends_at),
+        day_starts: &[],
+    };
+    let id = CampaignId::parse(&spec.id).unwrap();
+    let keys = CampaignKeys::new(&id);
+    let user = UserId::parse("tara").unwrap();
+    let set_awarded = |a: u64| {
+        let keys = keys.clone();
+        let app = &app;
+        async move {
+            let _: () = redis::pipe()
+                .hset(&keys.awarded, "big", a)
+                .hset(&keys.stock, "big", stock - a)
+                .query_async(&mut app.redis_conn().await)
+                .await
+                .unwrap();
+        }
+    };
+    for n in 0..10u64 {
+        let t0 = chrono::Utc::now().timestamp_millis();
+        let out_now = released(&Release::Even, stock, w, t0);
+        // a × W passes 2^53 by far (2^37 × 2^34).
+        assert!(out_now > 1 << 37, "{out_now}");
+        set_awarded(out_now - 1).await;
+        assert_eq!(draw(&app, &id, &user, 2 * n, 0).await.prize_id, "big");
+        set_awarded(released(&Release::Even, stock, w, t0 + 2000)).await;
+        assert_eq!(draw(&app, &id, &user, 2 * n + 1, 0).await.prize_id, "none");
+    }
+}

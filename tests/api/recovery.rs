@@ -844,3 +844,68 @@ async fn a_crash_with_grants_and_spins_in_flight_keeps_every_shopper_to_the_ledg
         answers.iter().filter(|a| !a.0 && a.2 == 200).count()
     );
 }
+
+/// Pacing and the budget survive a Redis that forgot settled draws: after the
+/// recovery the paced prize is still held to what was released and the value
+/// awarded to the budget, both counted from the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_keeps_releases_and_the_budget_to_the_ledger() {
+    let mut redis =
+        PrivateRedis::start_with("redis-server", &["--auto-aof-rewrite-percentage", "0"]).await;
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|s| {
+        s.redis.url = Some(url.into());
+        s.redis.response_timeout_ms = 500;
+    })
+    .await;
+    let mut spec = Spec::new("recover-paced");
+    spec.spins_per_user = 1000;
+    spec.prizes = vec![
+        ("gold", 3, Some(100)),
+        ("coupon", 3, None),
+        ("none", 2, None),
+    ];
+    spec.releases.insert("gold", "{ per_day: 30 }".into());
+    spec.amounts.insert("gold", "1.00".into());
+    spec.amounts.insert("coupon", "2.00".into());
+    spec.amounts.insert("none", "0".into());
+    spec.budget = Some("90.00".into());
+    app.apply(&spec.yaml()).await;
+
+    load(&app, &spec.id, 20, 0, 40).await;
+    settle(&redis, &app, &spec.id).await;
+    let copy = redis.snapshot_aof();
+    let forgotten = load(&app, &spec.id, 20, 40, 60).await;
+    settle(&redis, &app, &spec.id).await;
+    assert!(drawn(&forgotten).count() > 0);
+    redis.crash_and_restart(Some(&copy)).await;
+    let (ok, text) = cli(&["recover", &spec.id], &redis.url, &app.db.url);
+    assert!(ok, "{text}");
+
+    let after = load(&app, &spec.id, 20, 100, 400).await;
+    assert!(drawn(&after).count() > 0);
+    settle(&redis, &app, &spec.id).await;
+    let rows = ledger(&app, &spec.id).await;
+    let gold = rows.iter().filter(|r| r.3 == "gold").count();
+    assert!(gold <= 30, "{gold} gold units, 30 released");
+    let spent: rust_decimal::Decimal =
+        sqlx::query_scalar("SELECT sum(amount) FROM rewards WHERE campaign_id = $1")
+            .bind(&spec.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert!(spent <= rust_decimal::Decimal::new(90, 0), "spent {spent}");
+    let keys = CampaignKeys::new(&CampaignId::parse(&spec.id).unwrap());
+    let mut conn = app.redis_conn_to(&redis.url).await;
+    let (awarded, bs): (Option<u64>, Option<u64>) = redis::pipe()
+        .hget(&keys.awarded, "gold")
+        .hget(&keys.meta, "bs")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(awarded.unwrap_or(0), gold as u64);
+    assert_eq!(
+        rust_decimal::Decimal::from(bs.unwrap_or(0)) / rust_decimal::Decimal::from(10_000),
+        spent
+    );
+}
