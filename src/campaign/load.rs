@@ -623,16 +623,16 @@ prizes:
     /// and `budget` lines before `fallback`: the problems as (line, column, message).
     fn paced(release: &str, budget: &str) -> Result<Campaign, Vec<(u64, u64, String)>> {
         let yaml = VALID
-            .replace(
-                "fallback: none\n",
-                &format!("{budget}fallback: none\n"),
-            )
+            .replace("fallback: none\n", &format!("{budget}fallback: none\n"))
             .replace(
                 "    value: { amount: \"5.00\", currency: INR }\n",
                 &format!("    value: {{ amount: \"5.00\", currency: INR }}\n{release}"),
             );
-        parse_campaign(&yaml)
-            .map_err(|ps| ps.into_iter().map(|d| (d.line, d.column, d.message)).collect())
+        parse_campaign(&yaml).map_err(|ps| {
+            ps.into_iter()
+                .map(|d| (d.line, d.column, d.message))
+                .collect()
+        })
     }
 
     fn one_problem(r: Result<Campaign, Vec<(u64, u64, String)>>, at: (u64, u64), says: &str) {
@@ -662,7 +662,9 @@ prizes:
         assert_eq!(steps[0].units, 4);
         assert_eq!(
             steps[0].at,
-            DateTime::parse_from_rfc3339("2026-11-01T14:30:00Z").unwrap().timestamp_millis()
+            DateTime::parse_from_rfc3339("2026-11-01T14:30:00Z")
+                .unwrap()
+                .timestamp_millis()
         );
         assert_eq!(c.budget.unwrap().units(), 15_000_000_000);
         assert_eq!(
@@ -672,39 +674,93 @@ prizes:
     }
 
     #[test]
+    fn a_schedule_of_the_most_releases_fits_in_a_file() {
+        let steps: String = (0..Release::MAX_STEPS)
+            .map(|i| {
+                format!(
+                    "        - {{ at: 2026-11-0{}T{:02}:{:02}:00Z, units: 1 }}\n",
+                    1 + i / 600,
+                    (i % 600) / 60 + 1,
+                    i % 60
+                )
+            })
+            .collect();
+        let yaml = VALID.replace("    stock: 10\n", "    stock: 1000\n");
+        let yaml = yaml.replace(
+            "    value: { amount: \"5.00\", currency: INR }\n",
+            &format!("    value: {{ amount: \"5.00\", currency: INR }}\n    release:\n      schedule:\n{steps}"),
+        );
+        let c = parse_campaign(&yaml).unwrap();
+        assert!(
+            matches!(&c.prizes[0].release, Release::Schedule(s) if s.len() == Release::MAX_STEPS)
+        );
+    }
+
+    #[test]
     fn every_release_and_budget_rule_reports_its_position() {
         // The gold prize's value is line 15; its `release` starts on line 16.
-        one_problem(paced("    release: often\n", ""), (16, 14), "must be all_at_start, even");
-        one_problem(paced("    release: { per_day: 0 }\n", ""), (16, 25), "between 1 and");
+        one_problem(
+            paced("    release: often\n", ""),
+            (16, 14),
+            "must be all_at_start, even",
+        );
+        one_problem(
+            paced("    release: { per_day: 0 }\n", ""),
+            (16, 25),
+            "between 1 and",
+        );
         one_problem(
             paced("    release: { per_day: 1, schedule: [] }\n", ""),
             (16, 14),
             "exactly one of `per_day` and `schedule`",
         );
-        one_problem(paced("    release: { weekly: 1 }\n", ""), (16, 16), "unknown key `weekly`");
-        one_problem(paced("    release: { schedule: [] }\n", ""), (16, 26), "1 to 1000 releases");
         one_problem(
-            paced("    release: { schedule: [{ at: 2026-12-01T00:00:00Z, units: 10 }] }\n", ""),
+            paced("    release: { weekly: 1 }\n", ""),
+            (16, 16),
+            "unknown key `weekly`",
+        );
+        one_problem(
+            paced("    release: { schedule: [] }\n", ""),
+            (16, 26),
+            "1 to 1000 releases",
+        );
+        one_problem(
+            paced(
+                "    release: { schedule: [{ at: 2026-12-01T00:00:00Z, units: 10 }] }\n",
+                "",
+            ),
             (16, 33),
             "inside the campaign window",
         );
         one_problem(
-            paced("    release: { schedule: [{ at: 2026-11-02T00:00:00Z, units: 4 }, { at: 2026-11-01T00:00:00Z, units: 6 }] }\n", ""),
+            paced(
+                "    release: { schedule: [{ at: 2026-11-02T00:00:00Z, units: 4 }, { at: 2026-11-01T00:00:00Z, units: 6 }] }\n",
+                "",
+            ),
             (16, 73),
             "in time order",
         );
         one_problem(
-            paced("    release: { schedule: [{ at: 2026-11-02T00:00:00Z, units: 4 }] }\n", ""),
+            paced(
+                "    release: { schedule: [{ at: 2026-11-02T00:00:00Z, units: 4 }] }\n",
+                "",
+            ),
             (16, 26),
             "releases 4 units but the stock is 10",
         );
         one_problem(
-            paced("    release: { schedule: [{ at: 2026-11-02T00:00:00Z, units: 0 }] }\n", ""),
+            paced(
+                "    release: { schedule: [{ at: 2026-11-02T00:00:00Z, units: 0 }] }\n",
+                "",
+            ),
             (16, 62),
             "between 1 and",
         );
         one_problem(
-            paced("    release: { schedule: [{ at: tomorrow, units: 10 }] }\n", ""),
+            paced(
+                "    release: { schedule: [{ at: tomorrow, units: 10 }] }\n",
+                "",
+            ),
             (16, 33),
             "RFC 3339",
         );
@@ -714,15 +770,29 @@ prizes:
             "    value: { amount: \"0\", currency: INR }\n    release: even\n",
         );
         let problems = parse_campaign(&yaml).unwrap_err();
-        assert_eq!((problems[0].line, problems[0].column), (21, 14), "{problems:?}");
-        assert!(problems[0].message.contains("stock is unlimited"), "{problems:?}");
+        assert_eq!(
+            (problems[0].line, problems[0].column),
+            (21, 14),
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].message.contains("stock is unlimited"),
+            "{problems:?}"
+        );
         // The budget: a money value, and every prize in its currency.
         // (The budget's line moves the prizes down by one.)
         let problems = paced("", "budget: { amount: \"10.00\", currency: USD }\n").unwrap_err();
         let at: Vec<(u64, u64)> = problems.iter().map(|(l, c, _)| (*l, *c)).collect();
         assert_eq!(at, [(16, 12), (21, 12)], "{problems:?}");
-        assert!(problems[0].2.contains("not the budget's USD"), "{problems:?}");
-        one_problem(paced("", "budget: 1000\n"), (9, 9), "`budget` must be a mapping");
+        assert!(
+            problems[0].2.contains("not the budget's USD"),
+            "{problems:?}"
+        );
+        one_problem(
+            paced("", "budget: 1000\n"),
+            (9, 9),
+            "`budget` must be a mapping",
+        );
         one_problem(
             paced("", "budget: { amount: \"900000000000\", currency: INR }\n"),
             (9, 19),

@@ -168,10 +168,11 @@ pub const MAX_LISTED: usize = 50;
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
 
 /// Most values (scalars, lists and mappings) a file may hold once its aliases
-/// are expanded; 64 prizes take about 1,000. With [`MAX_FILE_BYTES`] of text
-/// after expansion, this bounds the time and memory of a parse (an alias bomb
-/// of a few hundred bytes would otherwise expand to millions of values).
-pub const MAX_NODES: usize = 4096;
+/// are expanded; 64 prizes take about 1,000, a release schedule of its most
+/// (1,000) instants about 5,000. With [`MAX_FILE_BYTES`] of text after
+/// expansion, this bounds the time and memory of a parse (an alias bomb of a
+/// few hundred bytes would otherwise expand to millions of values).
+pub const MAX_NODES: usize = 16_384;
 
 /// Deepest nesting of lists and mappings; a campaign nests 4 deep.
 pub const MAX_DEPTH: usize = 16;
