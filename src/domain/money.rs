@@ -97,6 +97,13 @@ impl Money {
             .to_u64()
             .unwrap_or(0)
     }
+
+    /// The decimal amount of `units` ten-thousandths (the inverse of
+    /// [`Self::units`]), exact, with four decimals as the ledger keeps them.
+    pub fn amount_of_units(units: u64) -> Decimal {
+        // Units stay below 2^53 (budget counts saturate there): exact in i64.
+        Decimal::new(i64::try_from(units).unwrap_or(i64::MAX), Self::MAX_SCALE)
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +143,10 @@ mod tests {
         assert_eq!(m("0").units(), 0);
         assert_eq!(m("899999999999.9999").units(), 8_999_999_999_999_999);
         assert!(m("899999999999.9999").units() < 1 << 53);
+        for a in ["100.00", "0.0001", "0", "899999999999.9999"] {
+            assert_eq!(Money::amount_of_units(m(a).units()), m(a).amount, "{a}");
+        }
+        assert_eq!(Money::amount_of_units(15_000).to_string(), "1.5000");
     }
 
     #[test]

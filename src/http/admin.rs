@@ -5,8 +5,9 @@ use super::auth::{Caller, Role};
 use super::body::{read_limited, text};
 use super::campaign_path::CampaignPath;
 use super::error::{ApiError, ApiResult, Problem, RoleGatedProblems};
+use super::pacing;
 use crate::campaign::{Campaign, parse_campaign};
-use crate::domain::truncate_for_message;
+use crate::domain::{Money, truncate_for_message};
 use crate::rollout::apply::{ApplyReport, apply, plan_against_live};
 use crate::rollout::plan::Plan;
 use actix_web::{HttpRequest, get, put, route, web};
@@ -135,7 +136,8 @@ pub async fn plan(
     Ok(web::Json(changes))
 }
 
-/// A live campaign: its config, version and per-prize stock.
+/// A live campaign: its config, version, per-prize stock and releases, the
+/// budget, as the draw sees them at `as_of`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LiveCampaign {
     pub id: String,
@@ -144,7 +146,13 @@ pub struct LiveCampaign {
     pub config_hash: String,
     /// The YAML last applied.
     pub yaml: String,
+    /// The instant (Redis's clock, the draw's) the figures below are taken at.
+    pub as_of: String,
+    /// In draw order, retired prizes included.
     pub prizes: Vec<LivePrize>,
+    /// Set when the campaign has a budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<LiveBudget>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -159,6 +167,44 @@ pub struct LivePrize {
     pub awarded: i64,
     /// Dropped from the YAML by a later apply.
     pub retired: bool,
+    /// How its units are released, as in the YAML: `"all_at_start"`,
+    /// `"even"`, `{"per_day": n}` or `{"schedule": [{"at": unix_ms, "units": n}, …]}`.
+    #[schema(value_type = Value)]
+    pub release: serde_json::Value,
+    /// Units released by now (all of `stock` unless paced; a curve drawn over
+    /// the configured stock, so a live top-up or cut redraws it); null = unlimited.
+    pub released: Option<u64>,
+    /// Whether a spin can win it now.
+    pub available: bool,
+    /// Why it cannot now: `no_stock`, `not_released` (its next unit is not
+    /// released yet) or `over_budget` (worth more than the budget has left).
+    #[schema(value_type = Option<String>)]
+    pub held: Option<&'static str>,
+    /// The share of the total weight it is drawn with now, 0 to 1 (the
+    /// fallback takes the shares of prizes held back).
+    pub odds: f64,
+    /// A paced prize with units still to come: when its next unit beyond
+    /// those released (or awarded) is released, RFC 3339. While it waits
+    /// (`held: not_released`) that is when it can be won again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_release_at: Option<String>,
+}
+
+/// A campaign's budget: the most value it may award, and what was awarded.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LiveBudget {
+    /// As configured, decimal string.
+    #[schema(example = "500000.00")]
+    pub amount: String,
+    pub currency: String,
+    /// Value awarded so far, every award counted (also those before the budget
+    /// was set), as the draw counts it; decimal string, four decimals.
+    #[schema(example = "1234.5000")]
+    pub spent: String,
+    /// `amount` − `spent`, never below 0 (a budget set below what was already
+    /// awarded has nothing left); decimal string, four decimals.
+    #[schema(example = "498765.5000")]
+    pub left: String,
 }
 
 /// The live campaign.
@@ -167,7 +213,7 @@ pub struct LivePrize {
     params(("id" = String, Path, description = "Campaign id")),
     responses(
         RoleGatedProblems,
-        (status = 200, description = "The live campaign: version, YAML and stock per prize", body = LiveCampaign),
+        (status = 200, description = "The live campaign: version, YAML, per-prize stock, releases and odds now, the budget", body = LiveCampaign),
     ),
     security(("bearer" = []))
 )]
@@ -184,26 +230,53 @@ pub async fn get_live(
         .live_state(campaign)
         .await?
         .ok_or_else(|| path.not_found())?;
+    let inputs = pacing::Inputs::from(&live.draw);
     let unlimited_as_none = |v: Option<&i64>| v.copied().filter(|n| *n >= 0);
-    let prizes = live
-        .table
-        .iter()
-        .map(|p| LivePrize {
-            id: p.id.clone(),
-            name: p.name.clone(),
-            weight: p.w,
-            stock: unlimited_as_none(live.initial.get(&p.id)),
-            remaining: unlimited_as_none(live.stock.get(&p.id)),
-            awarded: live.awarded.get(&p.id).copied().unwrap_or(0),
-            retired: p.w == 0,
+    let release_of = |id: &str| {
+        live.draw.config["prizes"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["id"].as_str() == Some(id)))
+            .and_then(|p| p.get("release").cloned())
+            .unwrap_or_else(|| serde_json::json!("all_at_start"))
+    };
+    let prizes = pacing::prizes_now(&inputs)
+        .into_iter()
+        .map(|p| {
+            let id = &p.state.entry.id;
+            LivePrize {
+                id: id.clone(),
+                name: p.state.entry.name.clone(),
+                weight: p.state.entry.w,
+                stock: unlimited_as_none(live.initial.get(id)),
+                remaining: unlimited_as_none(live.stock.get(id)),
+                awarded: live.awarded.get(id).copied().unwrap_or(0),
+                retired: p.state.entry.w == 0,
+                release: release_of(id),
+                released: p.released,
+                available: p.held.is_ok(),
+                held: p.held_reason(),
+                odds: p.odds,
+                next_release_at: p.next_release_ms.and_then(pacing::rfc3339_ms),
+            }
         })
         .collect();
+    let budget = live.draw.config.get("budget").map(|b| {
+        let text = |k: &str| b[k].as_str().unwrap_or_default().to_owned();
+        LiveBudget {
+            amount: text("amount"),
+            currency: text("currency"),
+            spent: Money::amount_of_units(live.draw.spent).to_string(),
+            left: Money::amount_of_units(inputs.budget_left().unwrap_or(0)).to_string(),
+        }
+    });
     Ok(web::Json(LiveCampaign {
         id: campaign.to_string(),
         version: live.version,
+        as_of: pacing::rfc3339_ms(live.draw.now_ms).unwrap_or_default(),
         config_hash: live.hash,
         yaml: live.yaml,
         prizes,
+        budget,
     }))
 }
 

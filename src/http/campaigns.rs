@@ -4,10 +4,8 @@ use super::AppState;
 use super::auth::Caller;
 use super::campaign_path::CampaignPath;
 use super::error::{ApiResult, Problem};
+use super::pacing;
 use super::spins::PrizeValue;
-use crate::campaign::model::Release;
-use crate::draw::model::{Held, PrizeState, odds};
-use crate::draw::release::{Window, next_release};
 use crate::draw::user_hash;
 use crate::store::redis::status::ClientView;
 use actix_web::{get, web};
@@ -110,79 +108,26 @@ pub async fn get_campaign(
         spins_per_user_per_day: limit("spins_per_user_per_day"),
         earned_spins: cfg.get("earned_spins").cloned(),
         spins_left: view.spins_left,
-        prizes: prizes_now(&view, millis("starts_at"), millis("ends_at")),
+        prizes: prizes_now(&view),
     }))
 }
 
 /// Each prize as it can be drawn at the view's instant: stock, pacing and
 /// budget, by the model's rule (`draw::model`), with its odds now.
-fn prizes_now(view: &ClientView, starts_ms: i64, ends_ms: i64) -> Vec<PrizeView> {
-    let configured = view
-        .config
-        .get("prizes")
-        .and_then(|p| p.as_array())
-        .cloned()
-        .unwrap_or_default();
-    let of = |id: &str| configured.iter().find(|p| p["id"].as_str() == Some(id));
-    let fallback_id = view.config.get("fallback").and_then(|f| f.as_str());
-    let fallback = view
-        .prizes
-        .iter()
-        .position(|(e, _, _)| Some(e.id.as_str()) == fallback_id)
-        .unwrap_or_default();
-    let window = Window {
-        start_ms: starts_ms,
-        end_ms: ends_ms,
-        day_starts: &view.day_starts,
-    };
-    let budget_left = view.budget.map(|b| b.saturating_sub(view.spent));
-    let states: Vec<PrizeState> = view
-        .prizes
-        .iter()
-        .map(|(entry, stock, awarded)| {
-            let cfg = of(&entry.id);
-            PrizeState {
-                entry: entry.clone(),
-                remaining: u64::try_from(*stock).ok(),
-                awarded: *awarded,
-                configured: cfg.and_then(|p| p["stock"].as_u64()).unwrap_or(0),
-                release: cfg
-                    .and_then(|p| p.get("release"))
-                    .and_then(|r| serde_json::from_value::<Release>(r.clone()).ok())
-                    .unwrap_or_default(),
-            }
-        })
-        .collect();
-    let held: Vec<Result<(), Held>> = states
-        .iter()
-        .enumerate()
-        .map(|(i, p)| p.held(i == fallback, budget_left, window, view.now_ms))
-        .collect();
-    let weights: Vec<u64> = states.iter().map(|p| p.entry.w).collect();
-    let drawable: Vec<bool> = held.iter().map(Result::is_ok).collect();
-    let shares = odds(&weights, fallback, &drawable);
-    states
+fn prizes_now(view: &ClientView) -> Vec<PrizeView> {
+    pacing::prizes_now(&view.into())
         .into_iter()
-        .zip(held)
-        .zip(shares)
-        .filter(|((p, _), _)| p.entry.w > 0)
-        .map(|((p, held), odds)| {
-            let next_release_at = (held == Err(Held::NotReleased))
-                .then(|| next_release(&p.release, p.configured, p.awarded, window))
-                .flatten()
-                .and_then(chrono::DateTime::from_timestamp_millis)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-            PrizeView {
-                id: p.entry.id,
-                name: p.entry.name,
-                value: PrizeValue {
-                    amount: p.entry.amt,
-                    currency: p.entry.cur,
-                },
-                available: held.is_ok(),
-                odds,
-                next_release_at,
-            }
+        .filter(|p| p.state.entry.w > 0)
+        .map(|p| PrizeView {
+            next_release_at: p.waiting_until_ms().and_then(pacing::rfc3339_ms),
+            available: p.held.is_ok(),
+            odds: p.odds,
+            id: p.state.entry.id,
+            name: p.state.entry.name,
+            value: PrizeValue {
+                amount: p.state.entry.amt,
+                currency: p.state.entry.cur,
+            },
         })
         .collect()
 }

@@ -23,6 +23,8 @@ pub mod grants;
 pub mod health;
 /// Request duration metrics and the access log.
 pub mod observe;
+/// Each prize as the draw treats it now (stock, releases, budget, odds).
+pub mod pacing;
 /// The server's settings.
 mod settings;
 /// The spin endpoint.

@@ -187,3 +187,138 @@ async fn an_apply_on_a_vanished_postgres_answers_503_in_time_and_a_reapply_recor
             .unwrap();
     assert_eq!(recorded, 1, "the re-apply recorded the version once");
 }
+
+/// The admin view of a paced, budgeted campaign: per prize the units released
+/// by its rule, awarded and remaining, when the next unit comes, the odds now;
+/// the budget with what was spent and what is left, also after a live cut
+/// below what was awarded.
+#[tokio::test]
+async fn the_live_view_shows_releases_odds_and_the_budget() {
+    use crate::support::helpers::draw;
+    use prizewheel::domain::{CampaignId, UserId};
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("admin-paced");
+    // Three days in: a `per_day: 7` prize has released 4 days' worth, 28.
+    let now = chrono::Utc::now();
+    spec.starts_at = (now - chrono::Duration::days(3)).to_rfc3339();
+    spec.prizes = vec![
+        ("gold", 1, Some(100)),
+        ("silver", 1, Some(10)),
+        ("none", 8, None),
+    ];
+    spec.amounts = [("gold", "5.00"), ("silver", "1.00"), ("none", "0")]
+        .into_iter()
+        .map(|(p, a)| (p, a.to_owned()))
+        .collect();
+    spec.releases.insert("gold", "{ per_day: 7 }".into());
+    spec.budget = Some("200.00".into());
+    app.apply(&spec.yaml()).await;
+    let id = CampaignId::parse(&spec.id).unwrap();
+    let user = UserId::parse("ada").unwrap();
+    // R mod 10: 0 draws gold, 1 silver.
+    for n in 0..28 {
+        assert_eq!(draw(&app, &id, &user, n, 0).await.prize_id, "gold");
+    }
+    for n in 28..30 {
+        assert_eq!(draw(&app, &id, &user, n, 1).await.prize_id, "silver");
+    }
+    // The 29th gold is not released yet: the fallback.
+    assert_eq!(draw(&app, &id, &user, 30, 0).await.prize_id, "none");
+
+    let live = || async {
+        let r = app
+            .client
+            .get(format!("{}/v1/admin/campaigns/{}", app.address, spec.id))
+            .bearer_auth(token("m", &["marketing"]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()
+    };
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let v = live().await;
+    let prize = |v: &Value, id: &str| {
+        v["prizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let gold = prize(&v, "gold");
+    assert_eq!(gold["release"], serde_json::json!({"per_day": 7}), "{v}");
+    assert_eq!(
+        (&gold["released"], &gold["awarded"], &gold["remaining"]),
+        (&Value::from(28), &Value::from(28), &Value::from(72)),
+        "{gold}"
+    );
+    assert_eq!(gold["available"], false);
+    assert_eq!(gold["held"], "not_released");
+    assert_eq!(gold["odds"], 0.0);
+    assert_eq!(gold["next_release_at"], tomorrow.as_str(), "{gold}");
+    let silver = prize(&v, "silver");
+    assert_eq!(silver["release"], "all_at_start");
+    assert_eq!(
+        (
+            &silver["released"],
+            &silver["awarded"],
+            &silver["remaining"]
+        ),
+        (&Value::from(10), &Value::from(2), &Value::from(8))
+    );
+    assert_eq!(silver["available"], true);
+    assert_eq!(silver["held"], Value::Null);
+    assert_eq!(silver["odds"], 0.1);
+    assert!(
+        silver.get("next_release_at").is_none(),
+        "not paced: {silver}"
+    );
+    let none = prize(&v, "none");
+    assert_eq!(none["released"], Value::Null, "unlimited");
+    assert_eq!(none["odds"], 0.9, "the fallback takes gold's share");
+    assert_eq!(
+        v["budget"],
+        serde_json::json!({"amount": "200.00", "currency": "INR", "spent": "142.0000", "left": "58.0000"})
+    );
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(v["as_of"].as_str().unwrap()).is_ok(),
+        "{v}"
+    );
+
+    // A live cut of the budget below what silver is worth: everything with a
+    // value is held back, gold for its value first; the fallback takes all.
+    spec.budget = Some("142.50".into());
+    app.apply(&spec.yaml()).await;
+    let v = live().await;
+    let (gold, silver) = (prize(&v, "gold"), prize(&v, "silver"));
+    assert_eq!(
+        (&gold["held"], &silver["held"]),
+        (&"over_budget".into(), &"over_budget".into()),
+        "{v}"
+    );
+    assert_eq!(
+        gold["next_release_at"],
+        tomorrow.as_str(),
+        "its curve goes on"
+    );
+    assert_eq!(prize(&v, "none")["odds"], 1.0);
+    assert_eq!(v["budget"]["left"], "0.5000");
+    // Below what was spent: nothing left, spent unchanged.
+    spec.budget = Some("100".into());
+    app.apply(&spec.yaml()).await;
+    let v = live().await;
+    assert_eq!(
+        (&v["budget"]["spent"], &v["budget"]["left"]),
+        (&"142.0000".into(), &"0.0000".into())
+    );
+    // No budget: no `budget`.
+    spec.budget = None;
+    app.apply(&spec.yaml()).await;
+    assert!(live().await.get("budget").is_none());
+}
