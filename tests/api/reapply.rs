@@ -168,3 +168,86 @@ async fn a_dropped_prize_is_retired_and_new_prizes_are_appended() {
     );
     assert_eq!(live.stock["silver"], 0);
 }
+
+/// `campaign plan` against a live campaign: a release rule changed, a stock
+/// top-up, a budget set below what was already awarded, each with what it
+/// means now (units released before and after, what was spent); the plan's
+/// hash semantics hold (the same file again is unchanged).
+#[tokio::test]
+async fn plan_shows_release_and_budget_changes_against_what_was_awarded() {
+    use crate::support::helpers::{TempDir, cli, draw, redis_url};
+    use prizewheel::domain::UserId;
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("plan-paced");
+    // Three days in: `per_day: 7` has released 4 days' worth, 28 units.
+    spec.starts_at = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
+    spec.prizes = vec![("gold", 1, Some(100)), ("none", 1, None)];
+    spec.amounts = [("gold", "5.00"), ("none", "0")]
+        .into_iter()
+        .map(|(p, a)| (p, a.to_owned()))
+        .collect();
+    app.apply(&spec.yaml()).await;
+    let id = CampaignId::parse(&spec.id).unwrap();
+    let user = UserId::parse("ivy").unwrap();
+    for n in 0..12 {
+        assert_eq!(draw(&app, &id, &user, n, 0).await.prize_id, "gold");
+    }
+
+    spec.prizes[0].2 = Some(150);
+    spec.releases.insert("gold", "{ per_day: 7 }".into());
+    spec.budget = Some("50.00".into());
+    let dir = TempDir::new();
+    let file = dir.0.join("paced.yaml");
+    std::fs::write(&file, spec.yaml()).unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, out) = cli(&["campaign", "plan", path], &redis_url(), &app.db.url);
+    assert!(ok, "{out}");
+    println!("{out}");
+    for line in [
+        "  + budget: none -> 50.00 INR (60.0000 INR awarded so far (every award counted): the budget is below it, so no prize with a value is drawn any more)",
+        "  ~ prizes.gold.stock: 100 -> 150 (12 awarded; remaining 88 -> 138)",
+        "  ~ prizes.gold.release: all_at_start -> per_day 7 (released now 100 -> 28)",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no line\n{line}\nin\n{out}");
+    }
+
+    // Applied, then a top-up of the paced prize redraws nothing of a per-day
+    // curve below its stock, and an even one is redrawn over the new stock.
+    let report = app.apply(&spec.yaml()).await;
+    assert!(report.changed);
+    assert!(
+        app.apply(&spec.yaml()).await.plan.unchanged,
+        "same file, same hash"
+    );
+    spec.releases.insert("gold", "even".into());
+    app.apply(&spec.yaml()).await;
+    spec.prizes[0].2 = Some(300);
+    std::fs::write(&file, spec.yaml()).unwrap();
+    let (ok, out) = cli(&["campaign", "plan", path], &redis_url(), &app.db.url);
+    assert!(ok, "{out}");
+    println!("{out}");
+    let stock = out
+        .lines()
+        .find(|l| l.starts_with("  ~ prizes.gold.stock: 150 -> 300"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        stock.contains("the even curve is redrawn over the new stock: released now "),
+        "{stock}"
+    );
+    // The recorded plan of each version says the same.
+    let changes: Vec<Value> = sqlx::query_scalar(
+        "SELECT changes FROM campaign_versions WHERE campaign_id = $1 AND version = 2",
+    )
+    .bind(&spec.id)
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        changes[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == "prizes.gold.release" && c["note"] == "released now 100 -> 28"),
+        "{changes:?}"
+    );
+}
