@@ -96,6 +96,7 @@ fn table(r: &Reconciliation) -> String {
             );
         }
     }
+    out += &budget_line(r);
     if r.grants.made > 0 || r.spins.granted > 0 {
         out += &format!(
             "spins: {} granted, {} revoked, {} lapsed, {} used (settled)\n",
@@ -115,5 +116,28 @@ fn table(r: &Reconciliation) -> String {
     for p in &r.problems {
         out += &format!("problem: {p}\n");
     }
+    for n in &r.notices {
+        out += &format!("note: {n}\n");
+    }
     out
+}
+
+/// The budget against the value awarded: Redis's count and the ledger's.
+fn budget_line(r: &Reconciliation) -> String {
+    let b = &r.budget;
+    let cur = b.currency.as_deref().unwrap_or("");
+    let spent = format!(
+        "value awarded {} {cur} (Redis), settled {}, in flight and dead-lettered {}",
+        b.spent_redis, b.spent_ledger, b.spent_unsettled
+    );
+    let check = if b.ok { "ok" } else { "MISMATCH" };
+    match (b.amount, b.left) {
+        (Some(amount), Some(left)) => format!(
+            "budget: {amount} {cur}; {spent}; left {left} {cur}{}  {check}\n",
+            b.spent_when_set
+                .map(|s| format!("; {s} {cur} settled when it was set"))
+                .unwrap_or_default()
+        ),
+        _ => format!("budget: none; {spent}  {check}\n"),
+    }
 }

@@ -10,12 +10,19 @@
 //!   shopper's, waiting for `prizewheel dead-letters retry`);
 //! - grants made (meta `gv`) = settled + in flight + dead-lettered, and the
 //!   same for revocations (meta `rv`);
+//! - the value Redis counted as awarded (meta `bs`, what a budget is held
+//!   against) = the value settled + in flight + dead-lettered;
+//! - with a budget, the value settled is within it, unless the budget was set
+//!   below what had already been awarded when it was applied: legal (the draw
+//!   then awards nothing with a value), so reported as a notice, not a failure;
 //! - and for the campaign: no spin id twice, nothing stuck pending, the oldest
 //!   unsettled entry younger than `settle.max_lag_ms`, nothing in the
 //!   dead-letter stream.
 
 use crate::domain::CampaignId;
+use crate::domain::Money;
 use crate::domain::StreamId;
+use crate::draw::model::SPENT_CAP;
 use crate::settle::Thresholds;
 use crate::settle::stream as results;
 use crate::store::redis::keys::CampaignKeys;
@@ -91,10 +98,44 @@ pub struct SpinFigures {
     pub used: i64,
 }
 
+/// The campaign's budget against the value awarded, in Redis and in the ledger.
+/// Amounts are exact decimal strings.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BudgetFigures {
+    /// The live campaign's budget; null: it has none.
+    #[schema(value_type = Option<String>)]
+    pub amount: Option<Decimal>,
+    /// The budget's currency (every prize is in it), or the prizes' without a budget.
+    pub currency: Option<String>,
+    /// The value of the settled rewards (up to the snapshot).
+    #[schema(value_type = String)]
+    pub spent_ledger: Decimal,
+    /// The value of the draws in flight and dead-lettered.
+    #[schema(value_type = String)]
+    pub spent_unsettled: Decimal,
+    /// The value Redis counted as awarded (meta `bs`), every award counted:
+    /// what the draw holds the budget against.
+    #[schema(value_type = String)]
+    pub spent_redis: Decimal,
+    /// `amount` − `spent_redis`, never below 0; null without a budget.
+    #[schema(value_type = Option<String>)]
+    pub left: Option<Decimal>,
+    /// The value the ledger had settled, in draw order, before the apply that
+    /// set the current budget; null without a budget.
+    #[schema(value_type = Option<String>)]
+    pub spent_when_set: Option<Decimal>,
+    /// The budget was set below what had already been awarded: legal, and
+    /// reported (in `notices`), not a failure.
+    pub set_below_spent: bool,
+    /// The value checks hold.
+    pub ok: bool,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Reconciliation {
     pub campaign_id: String,
     pub prizes: Vec<PrizeFigures>,
+    pub budget: BudgetFigures,
     pub grants: GrantFigures,
     pub revocations: GrantFigures,
     pub spins: SpinFigures,
@@ -122,6 +163,9 @@ pub struct Reconciliation {
     pub awaiting_recovery: bool,
     /// Human-readable reasons for every failed check.
     pub problems: Vec<String>,
+    /// What is worth knowing and fails no check (a budget set below what had
+    /// already been awarded).
+    pub notices: Vec<String>,
     pub ok: bool,
 }
 
@@ -142,6 +186,17 @@ struct LedgerSnapshot {
     /// already, and which revocations'.
     landed_grants: HashSet<String>,
     landed_revocations: HashSet<String>,
+    /// The budget (amount, currency) of the last apply in the ledger, and the
+    /// value settled before the apply that last set or changed it.
+    budget_history: BudgetHistory,
+}
+
+/// The budget as the ledger's applies have it (see [`LedgerSnapshot`]).
+#[derive(Debug, Default, sqlx::FromRow)]
+struct BudgetHistory {
+    amount: Option<String>,
+    currency: Option<String>,
+    spent_before: Decimal,
 }
 
 async fn ledger_snapshot(
@@ -221,6 +276,36 @@ async fn ledger_snapshot(
         .await?
         .into_iter()
         .collect();
+    // Each apply in draw order with the budget of its version; the last one
+    // whose budget differs from the apply before it set the budget now in
+    // force (when the ledger has it), and what was settled before it.
+    let budget_history = sqlx::query_as(
+        "WITH applies AS (
+             SELECT a.stream_ms, a.stream_seq, v.config -> 'budget' AS budget,
+                    lag(v.config -> 'budget') OVER (ORDER BY a.stream_ms, a.stream_seq) AS before
+             FROM ledger_applies a
+             JOIN campaign_versions v ON v.campaign_id = a.campaign_id AND v.version = a.version
+             WHERE a.campaign_id = $1 AND (a.stream_ms, a.stream_seq) <= ($2, $3)
+         ),
+         latest AS (
+             SELECT budget FROM applies ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1
+         ),
+         set_at AS (
+             SELECT stream_ms, stream_seq FROM applies
+             WHERE budget IS DISTINCT FROM before
+             ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1
+         )
+         SELECT (SELECT budget ->> 'amount' FROM latest) AS amount,
+                (SELECT budget ->> 'currency' FROM latest) AS currency,
+                (SELECT coalesce(sum(r.amount), 0) FROM rewards r, set_at s
+                 WHERE r.campaign_id = $1
+                   AND (r.stream_ms, r.stream_seq) < (s.stream_ms, s.stream_seq)) AS spent_before",
+    )
+    .bind(campaign)
+    .bind(last.ms)
+    .bind(last.seq)
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(LedgerSnapshot {
         settled,
@@ -236,6 +321,7 @@ async fn ledger_snapshot(
         },
         landed_grants,
         landed_revocations,
+        budget_history,
     })
 }
 
@@ -304,9 +390,16 @@ pub async fn reconcile(
         HashMap<String, i64>,
         HashMap<String, redis::Value>,
         u64,
-        (Option<String>, Option<i64>, Option<i64>),
+        MetaFields,
     );
-    let (initial, stock, awarded, last, dead_letters, (table, made_grants, made_revocations)): Snapshot = redis::pipe()
+    type MetaFields = (
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+    );
+    let (initial, stock, awarded, last, dead_letters, meta): Snapshot = redis::pipe()
         .atomic()
         .hgetall(&k.initial)
         .hgetall(&k.stock)
@@ -319,10 +412,11 @@ pub async fn reconcile(
         .arg(&k.dead)
         .cmd("HMGET")
         .arg(&k.meta)
-        .arg(&["tbl", "gv", "rv"])
+        .arg(&["tbl", "gv", "rv", "cfg", "bs"])
         .query_async(&mut conn)
         .await
         .map_err(StoreError::from)?;
+    let (table, made_grants, made_revocations, config, value_awarded) = meta;
     let Some(table) = table else {
         return Ok(None);
     };
@@ -349,7 +443,7 @@ pub async fn reconcile(
     let mut mc = redis.conn();
     let lag = results::lag(&mut mc, &k.results).await?;
     let stuck = stuck_count(&mut mc, &k.results, stuck_after_ms).await?;
-    let mut unsettled: Vec<(String, String)> = Vec::new(); // (spin id, prize)
+    let mut unsettled: Vec<SpinEntry> = Vec::new();
     let mut unsettled_grants: Vec<GrantEntry> = Vec::new();
     if let Some(from) = lag.oldest.filter(|o| *o <= last) {
         let mut start = from.to_string();
@@ -371,7 +465,7 @@ pub async fn reconcile(
                 match f.get("type").map(String::as_str) {
                     Some("spin") => {
                         if let (Some(spin), Some(prize)) = (f.remove("spin"), f.remove("prize")) {
-                            unsettled.push((spin, prize));
+                            unsettled.push((spin, prize, value(f.get("amount"))));
                         }
                     }
                     Some(kind @ ("grant" | "revoke")) => {
@@ -394,7 +488,7 @@ pub async fn reconcile(
     let ids: Vec<uuid::Uuid> = unsettled
         .iter()
         .chain(&dead)
-        .filter_map(|(s, _)| s.parse().ok())
+        .filter_map(|(s, _, _)| s.parse().ok())
         .collect();
     let grant_ids: Vec<String> = unsettled_grants
         .iter()
@@ -411,6 +505,7 @@ pub async fn reconcile(
         mut spins,
         landed_grants,
         landed_revocations,
+        budget_history,
     } = crate::store::pg::within(pg, pg_limit, move |c| {
         Box::pin(async move { ledger_snapshot(c, &owned, last, &ids, &grant_ids).await })
     })
@@ -433,14 +528,16 @@ pub async fn reconcile(
     );
 
     let mut in_flight: HashMap<&str, i64> = HashMap::new();
+    let mut spent_unsettled = Decimal::ZERO;
     let mut seen = HashSet::new();
     let mut duplicates = 0;
-    for (spin, prize) in &unsettled {
+    for (spin, prize, amount) in &unsettled {
         if !seen.insert(spin.as_str()) {
             duplicates += 1;
         }
         if spin.parse().map(|u| !landed.contains(&u)).unwrap_or(true) {
             *in_flight.entry(prize.as_str()).or_default() += 1;
+            spent_unsettled += amount;
         }
     }
 
@@ -450,12 +547,13 @@ pub async fn reconcile(
     // entry again when it is redelivered: count each spin once.
     let mut dead_lettered: HashMap<&str, i64> = HashMap::new();
     let mut dead_seen = HashSet::new();
-    for (spin, prize) in &dead {
+    for (spin, prize, amount) in &dead {
         if !dead_seen.insert(spin.as_str()) {
             continue;
         }
         if spin.parse().map(|u| !landed.contains(&u)).unwrap_or(true) {
             *dead_lettered.entry(prize.as_str()).or_default() += 1;
+            spent_unsettled += amount;
         }
     }
 
@@ -480,6 +578,7 @@ pub async fn reconcile(
         });
     }
     spins.used = settled.iter().map(|s| s.2).sum();
+    let spent_ledger: Decimal = settled.iter().map(|s| s.3).sum();
     for (prize, currency, count, amount) in settled {
         if let Some(p) = prizes.get_mut(&prize) {
             p.settled += count;
@@ -509,6 +608,15 @@ pub async fn reconcile(
             ));
         }
     }
+    let (budget, budget_problems, notices) = budget_figures(
+        config.as_deref(),
+        table.first().map(|e| e.cur.as_str()),
+        u64::try_from(value_awarded.unwrap_or(0)).unwrap_or(0),
+        spent_ledger,
+        spent_unsettled,
+        &budget_history,
+    );
+    problems.extend(budget_problems);
     for (what, g) in [("grants", &grants), ("revocations", &revocations)] {
         if !g.ok {
             problems.push(format!(
@@ -558,6 +666,7 @@ pub async fn reconcile(
         campaign_id: campaign.to_string(),
         ok: problems.is_empty(),
         prizes: prizes.into_values().collect(),
+        budget,
         grants,
         revocations,
         spins,
@@ -572,19 +681,110 @@ pub async fn reconcile(
         forgotten_by_redis,
         awaiting_recovery,
         problems,
+        notices,
     }))
+}
+
+/// A spin entry of the results (or dead-letter) stream: (spin id, prize, value).
+type SpinEntry = (String, String, Decimal);
+
+/// The `amount` of a spin entry (0 when missing or not a decimal, which only an
+/// entry spin.lua did not write can be: no value was counted for it).
+fn value(amount: Option<&String>) -> Decimal {
+    amount.and_then(|a| a.parse().ok()).unwrap_or_default()
+}
+
+/// [`BudgetFigures`] from the live config (`cfg`), the value Redis counted
+/// (`bs`, in `Money::units`), the ledger's and what is unsettled, with the
+/// failed checks (problems) and a budget legally set below the value awarded
+/// (a notice).
+fn budget_figures(
+    config: Option<&str>,
+    prize_currency: Option<&str>,
+    value_awarded: u64,
+    spent_ledger: Decimal,
+    spent_unsettled: Decimal,
+    history: &BudgetHistory,
+) -> (BudgetFigures, Vec<String>, Vec<String>) {
+    let (mut problems, mut notices) = (Vec::new(), Vec::new());
+    let config: serde_json::Value = config
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    let configured = config.get("budget").and_then(|b| {
+        let amount: Decimal = b.get("amount")?.as_str()?.parse().ok()?;
+        Some((amount, b.get("currency")?.as_str()?.to_owned()))
+    });
+    let currency = configured
+        .as_ref()
+        .map(|(_, c)| c.clone())
+        .or(prize_currency.map(str::to_owned));
+    let cur = currency.as_deref().unwrap_or("");
+    let spent_redis = Money::amount_of_units(value_awarded);
+    let mut ok = true;
+    // Past 2^53 units Redis stops counting (every budget is below it).
+    if value_awarded < SPENT_CAP && spent_redis != spent_ledger + spent_unsettled {
+        ok = false;
+        problems.push(format!(
+            "budget: Redis counted {spent_redis} {cur} awarded (meta bs) != settled {spent_ledger} + in flight and dead-lettered {spent_unsettled}"
+        ));
+    }
+    // When the ledger's last apply has another budget, the apply that set the
+    // one in force is not settled yet: all that is settled came before it.
+    let spent_when_set = configured.as_ref().map(|(amount, c)| {
+        let in_ledger = history
+            .amount
+            .as_deref()
+            .and_then(|a| a.parse::<Decimal>().ok())
+            == Some(*amount)
+            && history.currency.as_deref() == Some(c.as_str());
+        if in_ledger {
+            history.spent_before
+        } else {
+            spent_ledger
+        }
+    });
+    let mut set_below_spent = false;
+    if let (Some((amount, _)), Some(when_set)) = (&configured, spent_when_set)
+        && spent_ledger > *amount
+    {
+        if spent_ledger <= when_set {
+            set_below_spent = true;
+            notices.push(format!(
+                "budget: {amount} {cur} was set below the {when_set} {cur} already awarded; the ledger holds {spent_ledger} {cur}, nothing with a value was drawn since (legal: the draw awards nothing the budget cannot pay)"
+            ));
+        } else {
+            ok = false;
+            problems.push(format!(
+                "budget: the ledger's rewards add up to {spent_ledger} {cur}, above the budget of {amount} {cur} (and above the {when_set} {cur} awarded when it was set): more was awarded than the budget allows"
+            ));
+        }
+    }
+    let figures = BudgetFigures {
+        left: configured
+            .as_ref()
+            .map(|(amount, _)| (*amount - spent_redis).max(Decimal::ZERO)),
+        amount: configured.map(|(amount, _)| amount),
+        currency,
+        spent_ledger,
+        spent_unsettled,
+        spent_redis,
+        spent_when_set,
+        set_below_spent,
+        ok,
+    };
+    (figures, problems, notices)
 }
 
 /// Most dead letters read per reconciliation; past it the counts are a floor
 /// (the `dead_letters` total and its problem still say how many there are).
 const MAX_DEAD_READ: usize = 100_000;
 
-/// (spin id, prize) of the spins in the dead-letter stream, and its grants and
-/// revocations.
+/// (spin id, prize, value) of the spins in the dead-letter stream, and its
+/// grants and revocations.
 async fn dead_lettered(
     conn: &mut impl redis::aio::ConnectionLike,
     dead: &str,
-) -> Result<(Vec<(String, String)>, Vec<GrantEntry>), ReconcileError> {
+) -> Result<(Vec<SpinEntry>, Vec<GrantEntry>), ReconcileError> {
     let mut out = Vec::new();
     let mut grants = Vec::new();
     let mut after: Option<String> = None;
@@ -605,7 +805,7 @@ async fn dead_lettered(
             match field("type").as_deref() {
                 Some("spin") => {
                     if let (Some(spin), Some(prize)) = (field("spin"), field("prize")) {
-                        out.push((spin, prize));
+                        out.push((spin, prize, value(field("amount").as_ref())));
                     }
                 }
                 Some(kind @ ("grant" | "revoke")) => {
@@ -643,5 +843,96 @@ async fn stuck_count(
         // No stream or no group yet: nothing can be stuck.
         Err(e) if e.code() == Some("NOGROUP") => Ok(0),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = r#"{"budget": {"amount": "60.00", "currency": "INR"}}"#;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// The ledger's last apply set the 60.00 budget when `before` was settled.
+    fn set_at(before: &str) -> BudgetHistory {
+        BudgetHistory {
+            amount: Some("60.00".into()),
+            currency: Some("INR".into()),
+            spent_before: d(before),
+        }
+    }
+
+    #[test]
+    fn a_spend_within_the_budget_adds_up() {
+        let (b, problems, notices) =
+            budget_figures(Some(CFG), None, 500_000, d("40"), d("10"), &set_at("0"));
+        assert!(
+            b.ok && problems.is_empty() && notices.is_empty(),
+            "{problems:?}"
+        );
+        assert_eq!((b.amount, b.left), (Some(d("60")), Some(d("10"))));
+        assert_eq!(b.currency.as_deref(), Some("INR"));
+        assert_eq!(b.spent_when_set, Some(d("0")));
+    }
+
+    #[test]
+    fn a_budget_set_below_what_was_awarded_is_a_notice() {
+        let (b, problems, notices) =
+            budget_figures(Some(CFG), None, 800_000, d("80"), d("0"), &set_at("80"));
+        assert!(b.ok && problems.is_empty(), "{problems:?}");
+        assert!(b.set_below_spent);
+        assert_eq!(b.left, Some(Decimal::ZERO));
+        assert_eq!(notices.len(), 1);
+        // Its apply not settled yet: all that is settled came before it.
+        let older = BudgetHistory {
+            amount: Some("90.00".into()),
+            ..set_at("0")
+        };
+        let (b, problems, _) = budget_figures(Some(CFG), None, 800_000, d("80"), d("0"), &older);
+        assert!(b.ok && b.set_below_spent, "{problems:?}");
+        assert_eq!(b.spent_when_set, Some(d("80")));
+    }
+
+    #[test]
+    fn a_spend_above_the_budget_and_a_redis_count_apart_fail() {
+        // 65.00 settled on a budget set at 50.00 spent.
+        let (b, problems, _) =
+            budget_figures(Some(CFG), None, 650_000, d("65"), d("0"), &set_at("50"));
+        assert!(!b.ok);
+        assert!(
+            problems[0].contains("above the budget of 60.00 INR"),
+            "{problems:?}"
+        );
+        // Redis counted 1.00 less than the ledger holds.
+        let (b, problems, _) =
+            budget_figures(Some(CFG), None, 390_000, d("40"), d("0"), &set_at("0"));
+        assert!(!b.ok);
+        assert!(
+            problems[0].contains("Redis counted 39.0000 INR"),
+            "{problems:?}"
+        );
+        // Saturated: Redis stopped counting, nothing to compare.
+        let (b, problems, _) =
+            budget_figures(None, Some("INR"), SPENT_CAP, d("1"), d("0"), &set_at("0"));
+        assert!(b.ok && problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn without_a_budget_only_the_value_is_counted() {
+        let (b, problems, notices) = budget_figures(
+            Some("{}"),
+            Some("INR"),
+            15_000,
+            d("1.5"),
+            d("0"),
+            &BudgetHistory::default(),
+        );
+        assert!(b.ok && problems.is_empty() && notices.is_empty());
+        assert_eq!((b.amount, b.left, b.spent_when_set), (None, None, None));
+        assert_eq!(b.currency.as_deref(), Some("INR"), "the prizes'");
+        assert_eq!(b.spent_redis.to_string(), "1.5000");
     }
 }

@@ -388,3 +388,143 @@ async fn the_summary_names_every_prize_currency_before_anything_settles() {
     assert_eq!(prizes.len(), 2, "{s}");
     assert!(prizes.iter().all(|p| p["currency"] == "INR"), "{s}");
 }
+
+/// The summary and `reconcile` hold the budget against the value awarded:
+/// Redis's count (meta `bs`) against the ledger's; a budget lowered below
+/// what was already awarded is a notice, not a failure; a ledger spend above
+/// the budget that the draw could not have made fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_is_reconciled_and_a_budget_set_below_the_spend_is_a_notice() {
+    use crate::support::helpers::{cli, draw, redis_url};
+    use prizewheel::domain::UserId;
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("fin-budget");
+    spec.prizes = vec![("gold", 1, Some(100)), ("none", 1, None)];
+    spec.amounts = [("gold", "5.00"), ("none", "0")]
+        .into_iter()
+        .map(|(p, a)| (p, a.to_owned()))
+        .collect();
+    spec.budget = Some("100.00".into());
+    app.apply(&spec.yaml()).await;
+    let id = CampaignId::parse(&spec.id).unwrap();
+    let user = UserId::parse("bea").unwrap();
+    let mut n = 0;
+    // R = 0 draws gold (R mod 2), 1 the fallback.
+    let mut draws_of = |count: u64, r: u64| {
+        let (app, id, user) = (&app, &id, &user);
+        let from = n;
+        n += count;
+        async move {
+            let mut prizes = Vec::new();
+            for k in from..from + count {
+                prizes.push(draw(app, id, user, k, r).await.prize_id);
+            }
+            prizes
+        }
+    };
+    assert!(draws_of(8, 0).await.iter().all(|p| p == "gold"));
+    settle_all(&app, &spec.id, "fin-budget").await;
+    let summary = || async {
+        get(
+            &app,
+            &format!("/v1/finance/campaigns/{}/summary", spec.id),
+            &["finance"],
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()
+    };
+    let dec = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
+    };
+    let s = summary().await;
+    let b = &s["budget"];
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(
+        (&b["amount"], &b["currency"]),
+        (&"100.00".into(), &"INR".into())
+    );
+    assert_eq!(dec(&b["spent_ledger"]), 40.into(), "{b}");
+    assert_eq!(dec(&b["spent_redis"]), 40.into());
+    assert_eq!(dec(&b["spent_unsettled"]), 0.into());
+    assert_eq!(dec(&b["left"]), 60.into());
+    assert_eq!(
+        dec(&b["spent_when_set"]),
+        0.into(),
+        "set at the first apply"
+    );
+    assert_eq!(b["set_below_spent"], false);
+
+    // Drawn, not yet settled: in flight, still adding up.
+    assert!(draws_of(2, 0).await.iter().all(|p| p == "gold"));
+    let s = summary().await;
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(dec(&s["budget"]["spent_unsettled"]), 10.into());
+    assert_eq!(dec(&s["budget"]["spent_redis"]), 50.into());
+
+    // Lowered below the 50.00 awarded: legal. Nothing with a value is drawn
+    // since; reported, not failed.
+    spec.budget = Some("30.00".into());
+    app.apply(&spec.yaml()).await;
+    assert!(draws_of(3, 0).await.iter().all(|p| p == "none"));
+    settle_all(&app, &spec.id, "fin-budget").await;
+    let s = summary().await;
+    let b = &s["budget"];
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(b["set_below_spent"], true, "{b}");
+    assert_eq!(dec(&b["spent_when_set"]), 50.into());
+    assert_eq!(dec(&b["left"]), 0.into());
+    assert!(
+        s["notices"][0].as_str().unwrap().contains("was set below"),
+        "{s}"
+    );
+    let (ok, out) = cli(&["reconcile", &spec.id], &redis_url(), &app.db.url);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("budget: 30.00 INR; value awarded 50.0000 INR (Redis), settled 50.0000")
+            && out
+                .contains("note: budget: 30.00 INR was set below the 50.0000 INR already awarded"),
+        "{out}"
+    );
+
+    // Raised to 60.00 on 50.00 awarded: two more golds, then the fallback.
+    spec.budget = Some("60.00".into());
+    app.apply(&spec.yaml()).await;
+    let drawn = draws_of(4, 0).await;
+    assert_eq!(drawn, ["gold", "gold", "none", "none"]);
+    settle_all(&app, &spec.id, "fin-budget").await;
+    let s = summary().await;
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(s["budget"]["set_below_spent"], false);
+    assert_eq!(dec(&s["budget"]["spent_ledger"]), 60.into());
+    assert_eq!(dec(&s["budget"]["spent_when_set"]), 50.into());
+
+    // Tamper: a gold drawn after the raise is worth 50.00 in the ledger.
+    sqlx::query(
+        "UPDATE rewards SET amount = 50 WHERE spin_id = (SELECT spin_id FROM rewards
+         WHERE campaign_id = $1 AND prize_id = 'gold' ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1)",
+    )
+    .bind(&spec.id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let s = summary().await;
+    assert_eq!(s["ok"], false, "{s}");
+    assert_eq!(s["budget"]["ok"], false);
+    let problems = s["problems"].to_string();
+    assert!(
+        problems.contains("above the budget of 60.00 INR")
+            && problems.contains("Redis counted 60.0000 INR awarded"),
+        "{problems}"
+    );
+    let (ok, out) = cli(&["reconcile", &spec.id], &redis_url(), &app.db.url);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("problem: budget: the ledger's rewards add up to 105.0000 INR"),
+        "{out}"
+    );
+}
