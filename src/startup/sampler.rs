@@ -1,11 +1,14 @@
-//! Gauges that need a store read: stock per prize, settlement lag and dead
-//! letters per active campaign (the campaigns PostgreSQL knows, so labels are
-//! bounded by what was applied), and the replica's in-flight Redis calls. Sampled
-//! every few seconds by one task per replica, off the request path.
+//! Gauges that need a store read: stock and released units per prize, the
+//! value awarded and the budget left, settlement lag and dead letters per
+//! active campaign (the campaigns PostgreSQL knows, so labels are bounded by
+//! what was applied), and the replica's in-flight Redis calls. Sampled every
+//! few seconds by one task per replica, off the request path.
 
+use crate::domain::Money;
+use crate::http::pacing;
 use crate::settle::{ledger, stream};
-use crate::store::redis::RedisStore;
 use crate::store::redis::keys::CampaignKeys;
+use crate::store::redis::{RedisStore, StoreError};
 use crate::telemetry::metrics;
 use opentelemetry::KeyValue;
 use sqlx::PgPool;
@@ -33,7 +36,7 @@ pub async fn sample_forever(redis: &RedisStore, pg: &PgPool, every: Duration) {
     }
 }
 
-async fn sample_campaign(redis: &RedisStore, id: &str) -> redis::RedisResult<()> {
+async fn sample_campaign(redis: &RedisStore, id: &str) -> Result<(), StoreError> {
     let Ok(campaign) = crate::domain::CampaignId::parse(id) else {
         return Ok(());
     };
@@ -51,6 +54,30 @@ async fn sample_campaign(redis: &RedisStore, id: &str) -> redis::RedisResult<()>
                 KeyValue::new("campaign", id.to_owned()),
                 KeyValue::new("prize", prize),
             ],
+        );
+    }
+    if let Some(draw) = redis.draw_state(&campaign).await? {
+        let inputs = pacing::Inputs::from(&draw);
+        for p in pacing::prizes_now(&inputs) {
+            m.stock_released.record(
+                p.released
+                    .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+                &[
+                    KeyValue::new("campaign", id.to_owned()),
+                    KeyValue::new("prize", p.state.entry.id),
+                ],
+            );
+        }
+        let in_currency = |units: u64| {
+            use rust_decimal::prelude::ToPrimitive;
+            Money::amount_of_units(units).to_f64().unwrap_or(f64::MAX)
+        };
+        let campaign_label = [KeyValue::new("campaign", id.to_owned())];
+        m.budget_spent
+            .record(in_currency(draw.spent), &campaign_label);
+        m.budget_left.record(
+            inputs.budget_left().map_or(-1.0, in_currency),
+            &campaign_label,
         );
     }
     let lag = stream::lag(&mut conn, &keys.results).await?;

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub grants: Counter<u64>,
     pub awarded: Counter<u64>,
     pub stock_remaining: Gauge<i64>,
+    pub stock_released: Gauge<i64>,
+    pub budget_spent: Gauge<f64>,
+    pub budget_left: Gauge<f64>,
     pub rejections: Counter<u64>,
     pub redis_in_flight: Gauge<i64>,
     pub script_duration: Histogram<f64>,
@@ -117,6 +120,24 @@ impl Metrics {
             stock_remaining: m
                 .i64_gauge("prizewheel.stock.remaining")
                 .with_description("Units left per prize (-1: unlimited), sampled")
+                .build(),
+            stock_released: m
+                .i64_gauge("prizewheel.stock.released")
+                .with_description(
+                    "Units per prize its release rule has released by now (the stock unless paced; -1: unlimited), sampled",
+                )
+                .build(),
+            budget_spent: m
+                .f64_gauge("prizewheel.budget.spent")
+                .with_description(
+                    "Value awarded per campaign, in its currency, every award counted (what a budget is held against), sampled",
+                )
+                .build(),
+            budget_left: m
+                .f64_gauge("prizewheel.budget.left")
+                .with_description(
+                    "What a campaign's budget has left, in its currency (0 once spent or set below what was awarded; -1: no budget), sampled",
+                )
                 .build(),
             rejections: m
                 .u64_counter("prizewheel.admission.rejections")

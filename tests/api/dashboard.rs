@@ -62,6 +62,13 @@ const METRICS: &[Metric] = &[
         &["campaign", "prize"],
     ),
     m(
+        "prizewheel_stock_released",
+        Kind::Gauge,
+        &["campaign", "prize"],
+    ),
+    m("prizewheel_budget_spent", Kind::Gauge, &["campaign"]),
+    m("prizewheel_budget_left", Kind::Gauge, &["campaign"]),
+    m(
         "prizewheel_admission_rejections_total",
         Kind::Counter,
         &["layer"],

@@ -149,6 +149,100 @@ async fn metrics_expose_the_sale_with_bounded_labels() {
     );
 }
 
+/// The sampler's pacing and budget gauges: units released by each prize's
+/// rule, the value awarded and what the budget has left; -1 for an unlimited
+/// prize and for a campaign without a budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_units_and_the_budget_are_sampled() {
+    use crate::support::helpers::draw;
+    use prizewheel::domain::{CampaignId, UserId};
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("metrics-paced");
+    // Three days in: `per_day: 2` has released 8 units.
+    spec.starts_at = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
+    spec.prizes = vec![("gold", 1, Some(100)), ("none", 1, None)];
+    spec.releases.insert("gold", "{ per_day: 2 }".into());
+    spec.amounts = [("gold", "5.25"), ("none", "0")]
+        .into_iter()
+        .map(|(p, a)| (p, a.to_owned()))
+        .collect();
+    spec.budget = Some("100.00".into());
+    app.apply(&spec.yaml()).await;
+    let plain = Spec::new("metrics-plain");
+    app.apply(&plain.yaml()).await;
+    let id = CampaignId::parse(&spec.id).unwrap();
+    let user = UserId::parse("gus").unwrap();
+    for n in 0..3 {
+        assert_eq!(draw(&app, &id, &user, n, 0).await.prize_id, "gold");
+    }
+
+    let (paced, unpaced) = (
+        format!("campaign=\"{}\"", spec.id),
+        format!("campaign=\"{}\"", plain.id),
+    );
+    let value = |text: &str, name: &str, labels: &[&str]| {
+        series(text, &format!("{name}{{"), labels)
+            .first()
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let mut text = String::new();
+    // Sampled every 5 s.
+    for _ in 0..150 {
+        text = metrics_text(&app).await;
+        if value(&text, "prizewheel_budget_spent", &[&paced]) == Some(15.75)
+            && value(&text, "prizewheel_budget_left", &[&unpaced]).is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gold = [&paced[..], "prize=\"gold\""];
+    assert_eq!(
+        value(&text, "prizewheel_stock_released", &gold),
+        Some(8.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "prizewheel_stock_remaining", &gold),
+        Some(97.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "prizewheel_stock_released",
+            &[&paced, "prize=\"none\""]
+        ),
+        Some(-1.0),
+        "unlimited"
+    );
+    assert_eq!(
+        value(&text, "prizewheel_budget_spent", &[&paced]),
+        Some(15.75)
+    );
+    assert_eq!(
+        value(&text, "prizewheel_budget_left", &[&paced]),
+        Some(84.25)
+    );
+    // Without a budget or pacing: the whole stock released, -1 left.
+    assert_eq!(
+        value(
+            &text,
+            "prizewheel_stock_released",
+            &[&unpaced, "prize=\"gold\""]
+        ),
+        Some(10.0)
+    );
+    assert_eq!(
+        value(&text, "prizewheel_budget_left", &[&unpaced]),
+        Some(-1.0)
+    );
+    assert_eq!(
+        value(&text, "prizewheel_budget_spent", &[&unpaced]),
+        Some(0.0)
+    );
+}
+
 /// What the receiver got: (path, body) of each request.
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
