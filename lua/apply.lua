@@ -80,6 +80,10 @@ for _ = 1, s do
   at = at + 2 + 2 * k
 end
 local days_from = at
+local decoded, entries = pcall(cjson.decode, ARGV[4])
+if not decoded or type(entries) ~= 'table' then
+  return redis.error_reply('apply.lua: the prize table is not JSON')
+end
 for i = days_from, #ARGV do
   if not tonumber(ARGV[i]) then
     return redis.error_reply('apply.lua: day start is not a number')
@@ -124,6 +128,21 @@ redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'cfg', ARGV[3], 'tbl', ARGV[4], 'ya
   'start', ARGV[6], 'end', ARGV[7], 'paused', ARGV[8], 'lim', ARGV[9], 'dlim', ARGV[10],
   'fb', ARGV[11], 'tw', ARGV[12], 'ef', ARGV[14], 'bud', ARGV[16])
 redis.call('HSETNX', KEYS[1], 'nb', ARGV[13])
+-- The value awarded (`bs`, counted by spin.lua) starts at 0. A campaign first
+-- applied before it was counted starts from its awarded units at this
+-- version's values (their values then are not known here; a recovery raises
+-- it to the ledger's sum).
+if redis.call('HEXISTS', KEYS[1], 'bs') == 0 then
+  local spent = 0
+  if cur then
+    for _, e in ipairs(entries) do
+      if e.v then
+        spent = spent + e.v * tonumber(redis.call('HGET', KEYS[3], e.id) or '0')
+      end
+    end
+  end
+  redis.call('HSET', KEYS[1], 'bs', string.format('%d', math.min(spent, 9007199254740992)))
+end
 if ARGV[15] ~= '' then
   redis.call('HSET', KEYS[1], 'ex', ARGV[15])
 end

@@ -29,6 +29,12 @@ pub fn day_starts(c: &Campaign) -> Vec<i64> {
     starts
 }
 
+/// The campaign day of `now_ms` given the sorted day starts: how many starts lie
+/// at or before it, minus one (as lua/counters.lua's day_index).
+pub fn day_index(day_starts: &[i64], now_ms: i64) -> i64 {
+    day_starts.partition_point(|&d| d <= now_ms) as i64 - 1
+}
+
 /// The first instant of `date` in `tz`. Where a zone skips midnight (a DST change
 /// at 00:00), the day starts at the first local time that exists.
 fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {

@@ -305,11 +305,7 @@ pub struct GrantState {
     pub revoked: Option<Revoked>,
 }
 
-/// The campaign day of `now_ms` given the sorted day starts: how many starts lie
-/// at or before it, minus one (as lua/counters.lua's day_index).
-pub fn day_index(day_starts: &[i64], now_ms: i64) -> i64 {
-    day_starts.partition_point(|&d| d <= now_ms) as i64 - 1
-}
+pub use crate::campaign::days::day_index;
 
 /// A campaign's live state as the model keeps it.
 #[derive(Debug, Clone)]

@@ -8,8 +8,8 @@
 //! the start. Units already awarded stay awarded; when more were awarded than
 //! the new curve has released, the prize waits until the curve catches up.
 
+use crate::campaign::days::day_index;
 use crate::campaign::model::Release;
-use crate::draw::model::day_index;
 
 /// The window and the day starts a campaign's curves are drawn over.
 #[derive(Debug, Clone, Copy)]

@@ -583,3 +583,49 @@ async fn even_pacing_is_exact_at_a_trillion_units_over_a_year() {
         assert_eq!(draw(&app, &id, &user, 2 * n + 1, 0).await.prize_id, "none");
     }
 }
+
+/// A campaign first applied before the value awarded was counted (no `bs`)
+/// starts the count, at its next apply, from its awarded units at the new
+/// version's values, so a budget added then counts what came before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_from_before_value_counting_starts_from_its_awarded_units() {
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("budget-old");
+    spec.prizes = vec![("coupon", 1, None)];
+    spec.amounts.insert("coupon", "2.50".into());
+    app.apply(&spec.yaml()).await;
+    for n in 0..4 {
+        assert_eq!(
+            app.spin(&spec.id, "olu", &format!("k{n}")).await.status(),
+            200
+        );
+    }
+    let keys = CampaignKeys::new(&CampaignId::parse(&spec.id).unwrap());
+    let mut conn = app.redis_conn().await;
+    let bs: u64 = redis::cmd("HGET")
+        .arg(&keys.meta)
+        .arg("bs")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(bs, 4 * 25_000);
+    // As a campaign applied by a build that did not count it.
+    let _: () = redis::cmd("HDEL")
+        .arg(&keys.meta)
+        .arg("bs")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    spec.budget = Some("12.00".into());
+    app.apply(&spec.yaml()).await;
+    let bs: u64 = redis::cmd("HGET")
+        .arg(&keys.meta)
+        .arg("bs")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(bs, 4 * 25_000, "4 coupons at 2.50");
+    // 2.00 left cannot pay for the coupon, which is the fallback: refused.
+    let r = app.spin(&spec.id, "olu", "k9").await;
+    assert_eq!(r.status(), 409);
+}
