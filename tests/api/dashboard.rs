@@ -355,8 +355,14 @@ async fn the_metric_list_is_what_a_running_service_exposes() {
         s.admission.per_user.burst = 1;
     })
     .await;
-    let spec = Spec::new("dashboard");
+    let mut spec = Spec::new("dashboard");
+    spec.earned = Some((1, "campaign_end"));
     app.apply(&spec.yaml()).await;
+    // A grant: its counter appears once one is made (not only when another
+    // test of the run made one).
+    let body = serde_json::json!({"user_id": "ann", "spins": 1}).to_string();
+    let r = crate::support::helpers::grant(&app.client, &app.address, &spec.id, "g1", &body).await;
+    assert_eq!(r.status(), 200);
     // Two at once from one user: the second is over the per-user burst.
     for key in ["a", "b"] {
         app.spin(&spec.id, "ann", key).await;
