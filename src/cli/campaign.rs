@@ -6,7 +6,10 @@ use crate::campaign::tree::MAX_LISTED;
 use crate::campaign::{Campaign, parse_campaign};
 use crate::rollout::apply::{apply, plan_against_live};
 use crate::simulate::plot::burn_down_svg;
-use crate::simulate::{Arrival, Options, Report, simulate, stock_text};
+use crate::simulate::progress::Progress;
+use crate::simulate::{
+    Arrival, Options, Report, duration_text, simulate_with_progress, stock_text,
+};
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -17,8 +20,9 @@ pub enum CampaignCommand {
     Validate { file: PathBuf },
     /// Show what applying the file would change against what is live; change nothing.
     Plan { file: PathBuf },
-    /// Monte Carlo of the whole sale on the model of the draw: when prizes run
-    /// out, what it costs, how many shoppers win.
+    /// Monte Carlo of the whole sale on the model of the draw: when prizes are
+    /// released and run out, when the budget runs out, what it costs, how many
+    /// shoppers win.
     Simulate(SimulateArgs),
     /// Apply the file atomically (also while live) and record the version.
     Apply {
@@ -57,7 +61,9 @@ pub struct SimulateArgs {
     /// Print JSON for tools instead of a table.
     #[arg(long)]
     json: bool,
-    /// Also draw the stock burn-down curves into this SVG file.
+    /// Also draw the chart into this SVG file: per prize the share of its stock
+    /// awarded over the sale (and released, for a paced prize), the budget
+    /// spent, against dates and times of the campaign's time zone.
     #[arg(long)]
     plot: Option<PathBuf>,
 }
@@ -90,11 +96,14 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
                 arrival: a.arrival,
                 runs: a.runs,
                 seed: a.seed,
-                samples: 200,
+                samples: 500,
                 grants_per_user: a.grants_per_user.unwrap_or(1.0),
                 spins_per_grant: a.spins_per_grant.unwrap_or(1),
             };
-            let report = simulate(&campaign, &options);
+            // A run of more than 2 s shows where it is on stderr.
+            let mut progress = Progress::stderr();
+            let report = simulate_with_progress(&campaign, &options, &mut |t| progress.tick(t));
+            progress.finish();
             if let Some(path) = &a.plot {
                 burn_down_svg(&report, path)?;
             }
@@ -103,7 +112,7 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
             } else {
                 print!("{}", table(&report));
                 if let Some(path) = &a.plot {
-                    println!("burn-down chart: {}", path.display());
+                    println!("chart: {}", path.display());
                 }
             }
             Ok(true)
@@ -155,15 +164,22 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
 }
 
 fn table(r: &Report) -> String {
+    let local = |ms: i64| r.local(ms).format("%Y-%m-%d %H:%M:%S").to_string();
+    let window_ms = (r.window_secs * 1000.0) as i64;
     let mut out = format!(
-        "campaign {}: {} users x {} spin attempts each, {:?} arrival over {:.1} h, {} run(s), seed {}\n",
+        "campaign {} ({}): {} users x {} spin attempts each, {} arrival, {} run(s), seed {}\n\
+         window: {} to {} {} ({})\n",
         r.campaign_id,
+        r.campaign_name,
         r.users,
         r.attempts_per_run / r.users.max(1),
-        r.arrival,
-        r.window_secs / 3600.0,
+        r.arrival.as_str(),
         r.runs,
-        r.seed
+        r.seed,
+        local(0),
+        local(window_ms),
+        r.timezone,
+        duration_text(r.window_secs),
     );
     if let Some(e) = &r.earned_spins {
         out += &format!(
@@ -176,19 +192,29 @@ fn table(r: &Report) -> String {
         );
     }
     out += &format!(
-        "{:<20} {:>12} {:>14} {:>10} {:>16} {:>14}\n",
-        "prize", "stock", "awarded (med)", "runs out", "at spin (med)", "at (med)"
+        "{:<20} {:>12} {:>20} {:>14} {:>14} {:>9} {:>14}  {}\n",
+        "prize",
+        "stock",
+        "release",
+        "released (end)",
+        "awarded (med)",
+        "runs out",
+        "at spin (med)",
+        "at (med)"
     );
     for p in &r.prizes {
+        let at = p.ran_out_at_secs.map_or("-".into(), |s| {
+            format!("{} (+{})", local((s * 1000.0) as i64), duration_text(s))
+        });
         out += &format!(
-            "{:<20} {:>12} {:>14} {:>9.0}% {:>16} {:>14}\n",
+            "{:<20} {:>12} {:>20} {:>14} {:>14} {:>8.0}% {:>14}  {at}\n",
             p.id,
             stock_text(p.stock),
+            p.release.as_deref().unwrap_or("-"),
+            p.released_at_end.map_or("-".into(), |n| n.to_string()),
             p.awarded_median,
             p.ran_out_share * 100.0,
             p.ran_out_at_spin.map_or("-".into(), |s| s.to_string()),
-            p.ran_out_at_secs
-                .map_or("-".into(), |s| format!("{:.1} h", s / 3600.0)),
         );
     }
     for c in &r.costs {
@@ -196,6 +222,26 @@ fn table(r: &Report) -> String {
             "cost ({}): expected {}, p5 {}, median {}, p95 {}\n",
             c.currency, c.expected, c.p5, c.p50, c.p95
         );
+    }
+    if let Some(b) = &r.budget {
+        let runs_out = match (&b.ran_out_at, b.ran_out_at_secs, b.ran_out_at_spin) {
+            (Some(at), Some(secs), Some(spin)) => format!(
+                "runs out (med) {at} (+{}) at spin {spin}, in {:.0}% of runs",
+                duration_text(secs),
+                b.ran_out_share * 100.0
+            ),
+            _ => "runs out: never".into(),
+        };
+        out += &format!(
+            "budget ({}): {}; value awarded (med) {}; {runs_out}\n",
+            b.currency, b.amount, b.awarded_median
+        );
+        if b.budget_exhausted_median > 0 {
+            out += &format!(
+                "attempts refused as budget_exhausted (med): {} of {}\n",
+                b.budget_exhausted_median, r.attempts_per_run
+            );
+        }
     }
     if let Some(e) = &r.earned_spins {
         let unused = match e.expire {

@@ -1,11 +1,22 @@
 //! Monte Carlo of a whole sale on the reference model, before it goes live:
-//! when each prize runs out, what the campaign costs, how many shoppers win.
+//! when each prize's units are released and run out, when the budget runs
+//! out, what the campaign costs, how many shoppers win.
+//!
+//! Every attempt is decided by [`Model::decide`] at its instant, so the
+//! simulation follows the release curves and the budget exactly as the draw
+//! script does (a prize not yet released or above the budget left gives its
+//! turn to the fallback; an attempt the budget cannot pay the fallback for is
+//! refused as `budget_exhausted`).
 
 pub mod plot;
+pub mod progress;
 
-use crate::campaign::model::{Campaign, EarnedSpins, Expiry};
+use crate::campaign::model::{Campaign, EarnedSpins, Expiry, Release};
 use crate::draw::model::{Counters, Model, day_index};
+use crate::draw::release::{Window, next_release, released};
 use crate::store::redis::spin::Rejection;
+use chrono::{DateTime, SecondsFormat};
+use chrono_tz::Tz;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
@@ -31,6 +42,22 @@ impl Arrival {
             Arrival::Burst => u * u * u,
         }
     }
+
+    /// Its name, as `--arrival` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arrival::Uniform => "uniform",
+            Arrival::Burst => "burst",
+        }
+    }
+
+    /// What it means, for people.
+    pub fn description(self) -> &'static str {
+        match self {
+            Arrival::Uniform => "spin attempts spread evenly over the window",
+            Arrival::Burst => "half of all spin attempts in the first eighth of the window",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +69,10 @@ pub struct Options {
     pub arrival: Arrival,
     pub runs: u32,
     pub seed: u64,
-    /// Points of the burn-down curves.
+    /// Points of each curve (awarded, released, budget spent): a point each
+    /// time a curve passes another 1/`samples` of its prize's stock (or of the
+    /// budget), so a curve is drawn as finely in a sale's first second as
+    /// over its whole window.
     pub samples: usize,
     /// With the campaign's `earned_spins`: orders per user on average, each a
     /// grant to a random user, arriving over the window like the spins (and
@@ -68,6 +98,12 @@ pub struct PrizeOutcome {
     pub id: String,
     /// Configured units; null = unlimited.
     pub stock: Option<u64>,
+    /// How its units are released (`all_at_start`, `even`, `per_day N`,
+    /// `schedule (K steps)`); null for an unlimited prize.
+    pub release: Option<String>,
+    /// Units released by the end of the window (the whole stock unless a
+    /// paced release ends first); null = unlimited.
+    pub released_at_end: Option<u64>,
     /// Median units awarded over the runs.
     pub awarded_median: u64,
     /// Share of runs in which the prize ran out.
@@ -76,6 +112,8 @@ pub struct PrizeOutcome {
     pub ran_out_at_spin: Option<u64>,
     /// Median time into the sale, seconds, at which it ran out.
     pub ran_out_at_secs: Option<f64>,
+    /// The same instant in the campaign's time zone (RFC 3339).
+    pub ran_out_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,13 +125,51 @@ pub struct Cost {
     pub p95: Decimal,
 }
 
-/// Remaining units of a prize over time in the first run.
+/// A stock-bounded prize over the sale, medians over the runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct BurnDown {
     pub id: String,
     pub stock: u64,
-    /// (seconds into the sale, units remaining)
+    /// (seconds into the sale, units remaining): from (0, stock), a point each
+    /// time the median run awards another step of the stock, the median
+    /// remaining at the end at `last_award_secs` (where it is not on a step),
+    /// and again at the end of the window.
     pub points: Vec<(f64, u64)>,
+    /// For a paced prize, (seconds into the sale, units released by then), a
+    /// point per step of the stock; empty when every unit is out at the start.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<(f64, u64)>,
+    /// Median time into the sale, seconds, of its last award (null: never awarded).
+    pub last_award_secs: Option<f64>,
+}
+
+/// The campaign's budget over the sale, for a campaign with one.
+#[derive(Debug, Clone, Serialize)]
+pub struct BudgetOutcome {
+    pub amount: Decimal,
+    pub currency: String,
+    /// Median value awarded per run (every prize is in the budget's currency).
+    pub awarded_median: Decimal,
+    /// Share of runs in which the budget ran out: what it had left paid for
+    /// no unit of any prize worth something that still had units, so nothing
+    /// of value was awarded after that.
+    pub ran_out_share: f64,
+    /// Median spin attempt (1-based; 0 = before the first) at which it ran
+    /// out, over the runs where it did.
+    pub ran_out_at_spin: Option<u64>,
+    /// Median time into the sale, seconds, at which it ran out.
+    pub ran_out_at_secs: Option<f64>,
+    /// The same instant in the campaign's time zone (RFC 3339); null = never.
+    pub ran_out_at: Option<String>,
+    /// Median spin attempts per run refused as `budget_exhausted` (the budget
+    /// left could not pay for the fallback).
+    pub budget_exhausted_median: u64,
+    /// (seconds into the sale, share of the budget spent), medians over the
+    /// runs: a point per step of the budget, and the median share at the end
+    /// at `last_spend_secs`.
+    pub spent: Vec<(f64, f64)>,
+    /// Median time into the sale, seconds, of the last award worth something.
+    pub last_spend_secs: Option<f64>,
 }
 
 /// Earned spins over a run, for a campaign with `earned_spins`.
@@ -120,6 +196,12 @@ pub struct EarnedOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub campaign_id: String,
+    pub campaign_name: String,
+    /// The campaign's time zone (IANA name): every instant of the report is in it.
+    pub timezone: String,
+    /// The window, RFC 3339 in the campaign's time zone.
+    pub starts_at: String,
+    pub ends_at: String,
     pub users: u64,
     pub attempts_per_run: u64,
     pub arrival: Arrival,
@@ -135,32 +217,171 @@ pub struct Report {
     /// Only for a campaign with `earned_spins`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub earned_spins: Option<EarnedOutcome>,
+    /// Only for a campaign with a `budget`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetOutcome>,
+    #[serde(skip)]
+    pub tz: Tz,
+    /// Unix ms of `starts_at`.
+    #[serde(skip)]
+    pub starts_ms: i64,
 }
 
-/// One run's results.
-struct Run {
-    awarded: Vec<u64>,
-    /// (attempt number, ms into the sale) when each prize ran out.
-    ran_out: Vec<Option<(u64, i64)>>,
-    winners: u64,
-    burn_down: Vec<Vec<(f64, u64)>>,
-    /// Spins drawn.
-    drawn: u64,
-    /// Attempts refused as `no_spins_left`.
-    no_spins_left: u64,
-    /// Earned spins never spun (lapsed, or left at the end).
-    earned_unused: u64,
+impl Report {
+    /// The instant `ms` into the sale, in the campaign's time zone.
+    pub fn local(&self, ms: i64) -> DateTime<Tz> {
+        local(self.tz, self.starts_ms.saturating_add(ms))
+    }
+}
+
+/// Unix ms `ms` in `tz` (clamped to the range chrono represents).
+pub fn local(tz: Tz, ms: i64) -> DateTime<Tz> {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+}
+
+fn rfc3339(t: DateTime<Tz>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// A duration for people: `0.25 s`, `42 s`, `12.5 min`, `81.7 h`, `18.2 days`.
+pub fn duration_text(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs < 10.0 {
+        format!("{secs:.2} s")
+    } else if secs < 120.0 {
+        format!("{secs:.0} s")
+    } else if secs < 7200.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else if secs < 4.0 * 86_400.0 {
+        format!("{:.1} h", secs / 3600.0)
+    } else {
+        format!("{:.1} days", secs / 86_400.0)
+    }
+}
+
+/// Where a simulation is, for a progress display: attempt `done` of
+/// `attempts` in run `run` (1-based) of `runs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    pub run: u32,
+    pub runs: u32,
+    pub done: u64,
+    pub attempts: u64,
+}
+
+/// A curve's steps are counted in `levels`: the k-th of them is reached once
+/// the curve's count is at `levels[k]` or above.
+fn levels(total: u64, samples: usize) -> Vec<u64> {
+    let n = samples.max(1) as u128;
+    let mut out: Vec<u64> = (1..=n)
+        .map(|j| (u128::from(total) * j).div_ceil(n) as u64)
+        .filter(|&l| l > 0)
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Instants a run records (ms into the sale, per level) are kept for every
+/// run, for the medians: at most this many of them in all.
+const MAX_RECORDED: usize = 4_000_000;
+
+/// The steps each curve of a run is recorded at.
+struct Steps {
+    /// Per prize (empty for an unlimited one).
+    prizes: Vec<Vec<u64>>,
+    /// Of the budget, in value units.
+    spent: Vec<u64>,
+}
+
+impl Steps {
+    fn new(m: &Model, o: &Options) -> Self {
+        let curves = m.prizes.iter().filter(|p| p.remaining.is_some()).count()
+            + usize::from(m.budget.is_some());
+        let runs = o.runs.max(1) as usize;
+        let samples = o
+            .samples
+            .min((MAX_RECORDED / (runs * curves.max(1))).max(8));
+        Steps {
+            prizes: m
+                .prizes
+                .iter()
+                .map(|p| p.remaining.map_or(Vec::new(), |s| levels(s, samples)))
+                .collect(),
+            spent: m.budget.map_or(Vec::new(), |b| levels(b, samples)),
+        }
+    }
+}
+
+/// Never reached, in a run's recorded instants.
+const NEVER: i64 = i64::MAX;
+
+/// The value of a unit of the cheapest prize worth something that still has
+/// units (`None`: no such prize is left).
+fn cheapest(m: &Model) -> Option<u64> {
+    m.prizes
+        .iter()
+        .filter(|p| p.remaining != Some(0))
+        .filter_map(|p| p.entry.v.filter(|&v| v > 0))
+        .min()
+}
+
+/// Whether the budget left pays for no unit of value any more.
+fn budget_spent(m: &Model, cheapest: Option<u64>) -> bool {
+    matches!((m.budget_left(), cheapest), (Some(left), Some(c)) if left < c)
+}
+
+/// How a prize's units are released, in a word.
+fn release_text(r: &Release) -> String {
+    match r {
+        Release::AllAtStart => "all_at_start".into(),
+        Release::Even => "even".into(),
+        Release::PerDay(n) => format!("per_day {n}"),
+        Release::Schedule(steps) => format!("schedule ({} steps)", steps.len()),
+    }
+}
+
+/// An amount of value units (ten-thousandths) as money: at least two decimals.
+fn money(units: u64) -> Decimal {
+    let mut d = Decimal::new(i64::try_from(units).unwrap_or(i64::MAX), 4).normalize();
+    if d.scale() < 2 {
+        d.rescale(2);
+    }
+    d
 }
 
 pub fn simulate(c: &Campaign, o: &Options) -> Report {
+    simulate_with_progress(c, o, &mut |_| {})
+}
+
+/// [`simulate`], telling `progress` where it is every 65,536 attempts and at
+/// the end of each run.
+pub fn simulate_with_progress(c: &Campaign, o: &Options, progress: &mut dyn FnMut(Tick)) -> Report {
     let started = Instant::now();
     let attempts = o.users.saturating_mul(o.spins_per_user).max(1);
-    let runs: Vec<Run> = (0..o.runs.max(1))
-        .map(|k| run(c, o, attempts, o.seed.wrapping_add(u64::from(k)), k == 0))
+    let model = Model::new(c);
+    let steps = Steps::new(&model, o);
+    let nruns = o.runs.max(1);
+    let runs: Vec<Run> = (0..nruns)
+        .map(|k| {
+            let seed = o.seed.wrapping_add(u64::from(k));
+            let mut tick = |done| {
+                progress(Tick {
+                    run: k + 1,
+                    runs: nruns,
+                    done,
+                    attempts,
+                })
+            };
+            run(c, o, attempts, seed, &steps, &mut tick)
+        })
         .collect();
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-    let model = Model::new(c);
     let window_ms = (model.ends_ms - model.starts_ms) as f64;
+    let w = model.window();
+    let tz = c.timezone;
+    let at = |ms: i64| rfc3339(local(tz, model.starts_ms.saturating_add(ms)));
 
     let prizes: Vec<PrizeOutcome> = model
         .prizes
@@ -168,15 +389,20 @@ pub fn simulate(c: &Campaign, o: &Options) -> Report {
         .enumerate()
         .map(|(i, p)| {
             let ran: Vec<(u64, i64)> = runs.iter().filter_map(|r| r.ran_out[i]).collect();
+            let ran_ms = (!ran.is_empty()).then(|| median_i64(ran.iter().map(|r| r.1).collect()));
             PrizeOutcome {
                 id: p.entry.id.clone(),
                 stock: p.remaining,
+                release: p.remaining.map(|_| release_text(&p.release)),
+                released_at_end: p
+                    .remaining
+                    .map(|_| released(&p.release, p.configured, w, model.ends_ms - 1)),
                 awarded_median: median(runs.iter().map(|r| r.awarded[i]).collect()),
                 ran_out_share: ran.len() as f64 / runs.len() as f64,
                 ran_out_at_spin: (!ran.is_empty())
                     .then(|| median(ran.iter().map(|r| r.0).collect())),
-                ran_out_at_secs: (!ran.is_empty())
-                    .then(|| median(ran.iter().map(|r| r.1 as u64).collect()) as f64 / 1000.0),
+                ran_out_at_secs: ran_ms.map(|ms| ms as f64 / 1000.0),
+                ran_out_at: ran_ms.map(at),
             }
         })
         .collect();
@@ -210,25 +436,99 @@ pub fn simulate(c: &Campaign, o: &Options) -> Report {
         })
         .collect();
 
+    let secs = |ms: i64| ms as f64 / 1000.0;
+    // The median of each level's instant over the runs, while it is reached.
+    let curve = |levels: &[u64], reached: &dyn Fn(&Run) -> &[i64]| -> Vec<(f64, u64)> {
+        levels
+            .iter()
+            .enumerate()
+            .map_while(|(j, &l)| {
+                let t = median_i64(runs.iter().map(|r| reached(r)[j]).collect());
+                (t != NEVER).then(|| (secs(t), l))
+            })
+            .collect()
+    };
     let burn_down = model
         .prizes
         .iter()
         .enumerate()
         .filter_map(|(i, p)| {
+            let stock = p.remaining?;
+            let mut points = vec![(0.0, stock)];
+            points.extend(
+                curve(&steps.prizes[i], &|r| &r.reached[i])
+                    .into_iter()
+                    .map(|(t, l)| (t, stock - l)),
+            );
+            let last: Vec<i64> = runs.iter().filter_map(|r| r.last_award[i]).collect();
+            let last_award_secs = (!last.is_empty()).then(|| secs(median_i64(last)));
+            // Between the last step and the median count at the end: at the
+            // last award.
+            let left = stock.saturating_sub(prizes[i].awarded_median);
+            if let (Some(t), Some(&(at, l))) = (last_award_secs, points.last())
+                && left < l
+            {
+                points.push((t.max(at), left));
+            }
+            points.push((secs(model.ends_ms - model.starts_ms - 1), left));
+            let released = if p.release.is_paced() {
+                release_points(&p.release, p.configured, &steps.prizes[i], w)
+            } else {
+                Vec::new()
+            };
             Some(BurnDown {
                 id: p.entry.id.clone(),
-                stock: p.remaining?,
-                points: runs[0].burn_down[i].clone(),
+                stock,
+                points,
+                released,
+                last_award_secs,
             })
         })
         .collect();
 
+    let budget = c.budget.as_ref().map(|b| {
+        let units = b.units().max(1) as f64;
+        let ran: Vec<(u64, i64)> = runs.iter().filter_map(|r| r.budget_out).collect();
+        let ran_ms = (!ran.is_empty()).then(|| median_i64(ran.iter().map(|r| r.1).collect()));
+        let last: Vec<i64> = runs.iter().filter_map(|r| r.last_spend).collect();
+        let last_spend_secs = (!last.is_empty()).then(|| secs(median_i64(last)));
+        let spent_median = median(runs.iter().map(|r| r.spent).collect());
+        let mut spent: Vec<(f64, f64)> = curve(&steps.spent, &|r| &r.spent_reached)
+            .into_iter()
+            .map(|(t, l)| (t, l as f64 / units))
+            .collect();
+        // Between the last step and the median value at the end: at the last
+        // award worth something.
+        let share = spent_median as f64 / units;
+        if let Some(t) = last_spend_secs
+            && spent.last().is_none_or(|&(_, s)| s < share)
+        {
+            spent.push((t.max(spent.last().map_or(0.0, |p| p.0)), share));
+        }
+        BudgetOutcome {
+            amount: b.amount,
+            currency: b.currency.to_string(),
+            awarded_median: money(spent_median),
+            ran_out_share: ran.len() as f64 / runs.len() as f64,
+            ran_out_at_spin: (!ran.is_empty()).then(|| median(ran.iter().map(|r| r.0).collect())),
+            ran_out_at_secs: ran_ms.map(secs),
+            ran_out_at: ran_ms.map(at),
+            budget_exhausted_median: median(runs.iter().map(|r| r.budget_exhausted).collect()),
+            spent,
+            last_spend_secs,
+        }
+    });
+
     Report {
         campaign_id: c.id.to_string(),
+        campaign_name: c.name.clone(),
+        timezone: tz.name().to_owned(),
+        starts_at: rfc3339(c.starts_at.with_timezone(&tz)),
+        ends_at: rfc3339(c.ends_at.with_timezone(&tz)),
         users: o.users,
         attempts_per_run: attempts,
         arrival: o.arrival,
-        runs: o.runs.max(1),
+        runs: nruns,
         seed: o.seed,
         window_secs: window_ms / 1000.0,
         prizes,
@@ -252,7 +552,24 @@ pub fn simulate(c: &Campaign, o: &Options) -> Report {
                 earned_unused_median: median(runs.iter().map(|r| r.earned_unused).collect()),
             }
         }),
+        budget,
+        tz,
+        starts_ms: model.starts_ms,
     }
+}
+
+/// (seconds into the sale, units released) of a paced prize of `stock`
+/// configured units: when unit `l` of each level is released, while it is
+/// within the window. Unit `l` cannot be awarded before that instant, so the
+/// awarded curve, drawn at the same levels, never rises above this one.
+fn release_points(release: &Release, stock: u64, levels: &[u64], w: Window) -> Vec<(f64, u64)> {
+    levels
+        .iter()
+        .map_while(|&l| {
+            let at = next_release(release, stock, l - 1, w)?;
+            (at < w.end_ms).then(|| ((at - w.start_ms).max(0) as f64 / 1000.0, l))
+        })
+        .collect()
 }
 
 /// The grants of one run, in time order.
@@ -323,31 +640,77 @@ fn grant(m: &Model, e: EarnedSpins, c: &mut Counters, spins: u32, now_ms: i64) -
     u64::from(lapsed)
 }
 
-fn run(c: &Campaign, o: &Options, attempts: u64, seed: u64, sample: bool) -> Run {
+/// One run's results.
+struct Run {
+    awarded: Vec<u64>,
+    /// (attempt number, ms into the sale) when each prize ran out.
+    ran_out: Vec<Option<(u64, i64)>>,
+    winners: u64,
+    /// Per prize, ms into the sale at which its awarded count reached each of
+    /// its [`Steps`] ([`NEVER`] if it did not).
+    reached: Vec<Vec<i64>>,
+    /// Per prize, ms into the sale of its last award (of a stock-bounded
+    /// prize or one worth something; `None` for the others).
+    last_award: Vec<Option<i64>>,
+    /// Spins drawn.
+    drawn: u64,
+    /// Attempts refused as `no_spins_left`.
+    no_spins_left: u64,
+    /// Earned spins never spun (lapsed, or left at the end).
+    earned_unused: u64,
+    /// Attempts refused as `budget_exhausted`.
+    budget_exhausted: u64,
+    /// Value units awarded.
+    spent: u64,
+    /// (attempt number, ms into the sale) when the budget ran out.
+    budget_out: Option<(u64, i64)>,
+    /// Ms into the sale at which the value awarded reached each budget step.
+    spent_reached: Vec<i64>,
+    /// Ms into the sale of the last award worth something.
+    last_spend: Option<i64>,
+}
+
+fn run(
+    c: &Campaign,
+    o: &Options,
+    attempts: u64,
+    seed: u64,
+    steps: &Steps,
+    tick: &mut dyn FnMut(u64),
+) -> Run {
     let mut m = Model::new(c);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = m.prizes.len();
     let mut users = vec![Counters::default(); o.users.max(1) as usize];
     let mut won = vec![false; users.len()];
     let mut ran_out = vec![None; n];
-    let mut burn_down = vec![Vec::new(); n];
+    let mut reached: Vec<Vec<i64>> = steps.prizes.iter().map(|l| vec![NEVER; l.len()]).collect();
+    let mut next_level = vec![0usize; n];
+    let mut last_award = vec![None; n];
+    let mut spent_reached = vec![NEVER; steps.spent.len()];
+    let mut next_spent = 0usize;
+    let mut last_spend = None;
+    // The prizes whose draws change a curve: stock-bounded or worth something.
+    let tracked: Vec<bool> = m
+        .prizes
+        .iter()
+        .map(|p| p.remaining.is_some() || p.entry.v.is_some_and(|v| v > 0))
+        .collect();
+    let mut cheapest_left = cheapest(&m);
+    let mut budget_out = budget_spent(&m, cheapest_left).then_some((0, 0));
     let window = (m.ends_ms - m.starts_ms - 1) as f64;
-    let every = (attempts / o.samples.max(1) as u64).max(1);
     let (mut drawn, mut no_spins_left, mut earned_unused) = (0u64, 0u64, 0u64);
+    let mut budget_exhausted = 0u64;
     let mut grants = Grants::new(o, o.grants(c), window, seed);
     for a in 0..attempts {
+        if a & 0xFFFF == 0 && a > 0 {
+            tick(a);
+        }
         let offset = (o.arrival.at(a as f64 / attempts as f64) * window) as i64;
         let now = m.starts_ms + offset;
         // The orders placed by now (an order comes before the spin it earns).
         if grants.next_at <= offset {
             earned_unused += grants.make_until(&m, &mut users, offset);
-        }
-        if sample && a % every == 0 {
-            for (i, p) in m.prizes.iter().enumerate() {
-                if let Some(left) = p.remaining {
-                    burn_down[i].push((offset as f64 / 1000.0, left));
-                }
-            }
         }
         let u = (rng.next_u64() % users.len() as u64) as usize;
         let r = rng.next_u64() >> 11;
@@ -357,14 +720,38 @@ fn run(c: &Campaign, o: &Options, attempts: u64, seed: u64, sample: bool) -> Run
                 if i != m.fallback {
                     won[u] = true;
                 }
-                if m.prizes[i].remaining == Some(0) && ran_out[i].is_none() {
-                    ran_out[i] = Some((a + 1, offset));
+                // Most draws are of an unlimited prize worth nothing (the
+                // fallback): nothing to record.
+                if tracked[i] {
+                    let p = &m.prizes[i];
+                    last_award[i] = Some(offset);
+                    let levels = &steps.prizes[i];
+                    while next_level[i] < levels.len() && p.awarded >= levels[next_level[i]] {
+                        reached[i][next_level[i]] = offset;
+                        next_level[i] += 1;
+                    }
+                    if p.remaining == Some(0) && ran_out[i].is_none() {
+                        ran_out[i] = Some((a + 1, offset));
+                        cheapest_left = cheapest(&m);
+                    }
+                    if m.prizes[i].entry.v.is_some_and(|v| v > 0) {
+                        last_spend = Some(offset);
+                        while next_spent < steps.spent.len() && m.spent >= steps.spent[next_spent] {
+                            spent_reached[next_spent] = offset;
+                            next_spent += 1;
+                        }
+                        if budget_out.is_none() && budget_spent(&m, cheapest_left) {
+                            budget_out = Some((a + 1, offset));
+                        }
+                    }
                 }
             }
             Err(Rejection::NoSpinsLeft) => no_spins_left += 1,
+            Err(Rejection::BudgetExhausted) => budget_exhausted += 1,
             Err(_) => {}
         }
     }
+    tick(attempts);
     // The orders after the last attempt, then what is left in every pool.
     if let Some(e) = m.earned {
         earned_unused += grants.make_until(&m, &mut users, i64::MAX - 1);
@@ -372,13 +759,6 @@ fn run(c: &Campaign, o: &Options, attempts: u64, seed: u64, sample: bool) -> Run
             .iter()
             .filter_map(|c| c.earned.map(|p| u64::from(c.balance(e, p.day).1)))
             .sum::<u64>();
-    }
-    if sample {
-        for (i, p) in m.prizes.iter().enumerate() {
-            if let Some(left) = p.remaining {
-                burn_down[i].push((window / 1000.0, left));
-            }
-        }
     }
     // A prize configured with no stock ran out before the first spin.
     for (i, p) in m.prizes.iter().enumerate() {
@@ -390,10 +770,16 @@ fn run(c: &Campaign, o: &Options, attempts: u64, seed: u64, sample: bool) -> Run
         awarded: m.prizes.iter().map(|p| p.awarded).collect(),
         ran_out,
         winners: won.iter().filter(|w| **w).count() as u64,
-        burn_down,
+        reached,
+        last_award,
         drawn,
         no_spins_left,
         earned_unused,
+        budget_exhausted,
+        spent: m.spent,
+        budget_out,
+        spent_reached,
+        last_spend,
     }
 }
 
@@ -405,14 +791,24 @@ fn median(mut v: Vec<u64>) -> u64 {
     v[v.len() / 2]
 }
 
+/// As [`median`], of instants ([`NEVER`] sorts last).
+fn median_i64(mut v: Vec<i64>) -> i64 {
+    if v.is_empty() {
+        return NEVER;
+    }
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
 /// A stock for people: a count or `unlimited`.
 pub fn stock_text(s: Option<u64>) -> String {
     s.map_or("unlimited".into(), |n| n.to_string())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::campaign::model::Stock;
 
     /// A four-day campaign (UTC days), `limit` spins per user, `daily` a day,
     /// with `earned` (YAML of `earned_spins`, or empty).
@@ -441,7 +837,42 @@ mod tests {
 
     /// One run as `simulate` plays it.
     fn one_run(c: &Campaign, o: &Options) -> Run {
-        run(c, o, o.users * o.spins_per_user, o.seed, false)
+        let steps = Steps::new(&Model::new(c), o);
+        run(
+            c,
+            o,
+            o.users * o.spins_per_user,
+            o.seed,
+            &steps,
+            &mut |_| {},
+        )
+    }
+
+    /// Every key of `old` is in `new` with the same value, down the tree
+    /// (arrays element by element), but for the keys in `except`.
+    fn assert_kept(old: &serde_json::Value, new: &serde_json::Value, except: &[&str], at: &str) {
+        use serde_json::Value;
+        match (old, new) {
+            (Value::Object(o), Value::Object(n)) => {
+                for (k, v) in o {
+                    if except.contains(&k.as_str()) {
+                        continue;
+                    }
+                    let here = format!("{at}.{k}");
+                    let Some(nv) = n.get(k) else {
+                        panic!("{here} is gone");
+                    };
+                    assert_kept(v, nv, except, &here);
+                }
+            }
+            (Value::Array(o), Value::Array(n)) => {
+                assert_eq!(o.len(), n.len(), "{at}");
+                for (k, (v, nv)) in o.iter().zip(n).enumerate() {
+                    assert_kept(v, nv, except, &format!("{at}[{k}]"));
+                }
+            }
+            _ => assert_eq!(old, new, "{at}"),
+        }
     }
 
     fn without_speed(r: &Report) -> serde_json::Value {
@@ -452,7 +883,10 @@ mod tests {
 
     /// Figures `simulate` printed before earned spins (commit 2330978), for the
     /// same campaign, options and seed: grant options change nothing without
-    /// `earned_spins`, and the report has no `earned_spins` key.
+    /// `earned_spins`, and the report has no `earned_spins` key. Fields added
+    /// since are left aside, and so is `burn_down`, which was the first run's
+    /// and is now the median over the runs (the run-outs it shows are checked
+    /// against `prizes`).
     #[test]
     fn without_earned_spins_the_projection_is_as_before() {
         let c = campaign(5, Some(2), "");
@@ -475,12 +909,31 @@ mod tests {
                     ..options(2000, 5, arrival)
                 };
                 let report = simulate(&c, &o);
-                assert_eq!(
-                    without_speed(&report),
-                    expected,
-                    "{arrival:?}, {grants} grants"
+                let got = without_speed(&report);
+                assert_kept(
+                    &expected,
+                    &got,
+                    &["burn_down"],
+                    &format!("{arrival:?}, {grants} grants"),
                 );
-                assert!(report.earned_spins.is_none());
+                assert!(report.earned_spins.is_none() && report.budget.is_none());
+                assert!(got.get("earned_spins").is_none() && got.get("budget").is_none());
+                for (b, p) in report.burn_down.iter().zip(&report.prizes) {
+                    assert_eq!(b.points[0], (0.0, b.stock));
+                    let end = *b.points.last().unwrap();
+                    assert_eq!(end, (345599.999, b.stock - p.awarded_median));
+                    assert!(
+                        b.points
+                            .windows(2)
+                            .all(|w| w[0].0 <= w[1].0 && w[0].1 >= w[1].1)
+                    );
+                    assert!(b.released.is_empty());
+                    if let Some(out) = p.ran_out_at_secs {
+                        // The median run's stock reaches 0 when the prize runs out.
+                        let zero = b.points.iter().find(|q| q.1 == 0).unwrap();
+                        assert!((zero.0 - out).abs() <= 0.001, "{} {zero:?} {out}", b.id);
+                    }
+                }
             }
         }
     }
@@ -614,5 +1067,266 @@ mod tests {
             without_speed(&simulate(&c, &o)),
             without_speed(&simulate(&c, &other))
         );
+    }
+
+    /// A four-day campaign in Asia/Kolkata (days from local midnight) with
+    /// `top` (more campaign keys) and these prizes (YAML list items).
+    pub(super) fn kolkata(top: &str, prizes: &str) -> Campaign {
+        let yaml = format!(
+            "id: sim\nname: Sim Sale\ntimezone: Asia/Kolkata\nstarts_at: 2026-11-01T00:00:00+05:30\nends_at: 2026-11-05T00:00:00+05:30\nlimits:\n  spins_per_user: 5\n{top}fallback: none\nprizes:\n{prizes}"
+        );
+        crate::campaign::parse_campaign(&yaml).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    pub(super) const NONE: &str = "  - {id: none, name: N, weight: 79, stock: unlimited, value: {amount: \"0\", currency: INR}}\n";
+
+    /// Every unit of a paced prize is awarded at or after its release, in
+    /// every run: awarded(t) <= released(t) at every instant. The pacing binds
+    /// (more is asked for than released), and what it holds back goes to the
+    /// fallback.
+    #[test]
+    fn a_paced_prize_is_never_awarded_beyond_its_release() {
+        let prizes = format!(
+            "  - {{id: gold, name: G, weight: 3, stock: 20, release: even, value: {{amount: \"500.00\", currency: INR}}}}\n  - {{id: silver, name: S, weight: 20, stock: 1500, release: {{per_day: 300}}, value: {{amount: \"10.50\", currency: INR}}}}\n  - {{id: bronze, name: B, weight: 10, stock: 300, release: {{schedule: [{{at: 2026-11-01T12:00:00+05:30, units: 100}}, {{at: 2026-11-03T20:00:00+05:30, units: 200}}]}}, value: {{amount: \"1\", currency: INR}}}}\n{NONE}"
+        );
+        let c = kolkata("", &prizes);
+        let model = Model::new(&c);
+        let w = model.window();
+        for arrival in [Arrival::Uniform, Arrival::Burst] {
+            let o = Options {
+                samples: 5000,
+                ..options(2000, 5, arrival)
+            };
+            let steps = Steps::new(&model, &o);
+            for seed in 0..3 {
+                let r = run(&c, &o, 10_000, seed, &steps, &mut |_| {});
+                for (i, p) in model.prizes.iter().enumerate().take(3) {
+                    let stock = p.configured;
+                    // Every unit is a step: reached[i][k] is when unit k + 1 was awarded.
+                    assert_eq!(steps.prizes[i], (1..=stock).collect::<Vec<_>>());
+                    for (k, &at) in r.reached[i].iter().enumerate() {
+                        if at == NEVER {
+                            assert!(r.awarded[i] <= k as u64, "{arrival:?} {}", p.entry.id);
+                            break;
+                        }
+                        let out = next_release(&p.release, stock, k as u64, w).unwrap();
+                        assert!(
+                            model.starts_ms + at >= out,
+                            "{arrival:?} seed {seed}: unit {} of {} awarded {} ms before its release",
+                            k + 1,
+                            p.entry.id,
+                            out - model.starts_ms - at
+                        );
+                        let now = model.starts_ms + at;
+                        assert!((k as u64) < released(&p.release, stock, w, now));
+                    }
+                    let end = released(&p.release, stock, w, model.ends_ms - 1);
+                    assert!(r.awarded[i] <= end);
+                }
+                assert_eq!(r.drawn, r.awarded.iter().sum::<u64>());
+            }
+            let report = simulate(&c, &o);
+            let silver = &report.prizes[1];
+            // 300 a day over four days: 1,200 of the 1,500 are ever released.
+            // Uniform, the ~1,800 draws of silver take nearly all of them
+            // (unpaced, the 1,500 would all go); a burst asks for most on the
+            // first day, when 300 are out, and fewer on the next.
+            assert_eq!(silver.released_at_end, Some(1200), "{arrival:?}");
+            let expected = match arrival {
+                Arrival::Uniform => 1100..=1200,
+                Arrival::Burst => 600..=1100,
+            };
+            assert!(
+                expected.contains(&silver.awarded_median),
+                "{arrival:?} {}",
+                silver.awarded_median
+            );
+            assert_eq!(silver.ran_out_share, 0.0);
+            assert_eq!(silver.release.as_deref(), Some("per_day 300"));
+            assert_eq!(report.prizes[0].release.as_deref(), Some("even"));
+            assert_eq!(
+                report.prizes[2].release.as_deref(),
+                Some("schedule (2 steps)")
+            );
+            assert_eq!(report.prizes[3].released_at_end, None);
+            // The median curves keep the order: awarded under released.
+            for b in &report.burn_down {
+                assert!(!b.released.is_empty(), "{}", b.id);
+                for &(t, left) in &b.points {
+                    let awarded = b.stock - left;
+                    let released_by_t = b
+                        .released
+                        .iter()
+                        .take_while(|(at, _)| *at <= t)
+                        .last()
+                        .map_or(0, |r| r.1);
+                    let last_point = (t - 345_599.999).abs() < 1e-6;
+                    if !last_point {
+                        assert!(awarded <= released_by_t, "{arrival:?} {} at {t}", b.id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Without pacing or a budget nothing is held back: the same draws as a
+    /// campaign that says `release: all_at_start`.
+    #[test]
+    fn all_at_start_is_the_behaviour_without_release() {
+        let prize = |release: &str| {
+            format!(
+                "  - {{id: gold, name: G, weight: 21, stock: 1500{release}, value: {{amount: \"1\", currency: INR}}}}\n{NONE}"
+            )
+        };
+        let o = options(1000, 5, Arrival::Burst);
+        let plain = simulate(&kolkata("", &prize("")), &o);
+        let stated = simulate(&kolkata("", &prize(", release: all_at_start")), &o);
+        assert_eq!(without_speed(&plain), without_speed(&stated));
+        assert_eq!(plain.prizes[0].released_at_end, Some(1500));
+        assert!(plain.burn_down[0].released.is_empty());
+    }
+
+    fn budgeted(amount: &str, fallback_value: &str) -> Campaign {
+        kolkata(
+            &format!("budget: {{amount: \"{amount}\", currency: INR}}\n"),
+            &format!(
+                "  - {{id: gold, name: G, weight: 1, stock: 20, value: {{amount: \"500.00\", currency: INR}}}}\n  - {{id: silver, name: S, weight: 20, stock: 1500, value: {{amount: \"10.50\", currency: INR}}}}\n  - {{id: none, name: N, weight: 79, stock: unlimited, value: {{amount: \"{fallback_value}\", currency: INR}}}}\n"
+            ),
+        )
+    }
+
+    /// A budget below what the stock is worth runs out: the report gives the
+    /// instant, in the campaign's time zone, and nothing of value is awarded
+    /// after it.
+    #[test]
+    fn the_instant_the_budget_runs_out_is_reported() {
+        for arrival in [Arrival::Uniform, Arrival::Burst] {
+            let c = budgeted("5000.00", "0");
+            let report = simulate(&c, &options(2000, 5, arrival));
+            let b = report.budget.as_ref().unwrap();
+            assert_eq!(
+                (b.amount.to_string(), b.currency.as_str()),
+                ("5000.00".into(), "INR")
+            );
+            assert_eq!(b.ran_out_share, 1.0, "{arrival:?}");
+            let secs = b.ran_out_at_secs.unwrap();
+            assert!(secs > 0.0 && secs < report.window_secs);
+            let at = chrono::DateTime::parse_from_rfc3339(b.ran_out_at.as_ref().unwrap()).unwrap();
+            assert_eq!(
+                at.offset().local_minus_utc(),
+                5 * 3600 + 1800,
+                "Asia/Kolkata"
+            );
+            assert_eq!(
+                at.timestamp_millis(),
+                c.starts_at.timestamp_millis() + (secs * 1000.0).round() as i64
+            );
+            // What is left pays for no silver coupon (10.50), and the run-out
+            // is the last award worth something.
+            let awarded: Decimal = b.awarded_median;
+            assert!(awarded <= Decimal::from(5000), "{awarded}");
+            assert!(awarded > Decimal::new(498_950, 2), "{awarded}");
+            assert_eq!(b.last_spend_secs, Some(secs));
+            assert_eq!(b.budget_exhausted_median, 0, "the fallback is free");
+            assert_eq!(report.costs[0].p50, awarded);
+            // The spent curve ends at the value awarded.
+            let (t, share) = *b.spent.last().unwrap();
+            assert!(t == secs && share <= 1.0 && share > 0.99, "{t} {share}");
+            assert!(
+                b.spent
+                    .windows(2)
+                    .all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1)
+            );
+            assert!(report.prizes[1].ran_out_share == 0.0);
+            let json = serde_json::to_value(&report).unwrap();
+            assert_eq!(
+                json["budget"]["ran_out_at"],
+                b.ran_out_at.clone().unwrap().as_str()
+            );
+            assert_eq!(json["timezone"], "Asia/Kolkata");
+            assert_eq!(json["starts_at"], "2026-11-01T00:00:00+05:30");
+        }
+    }
+
+    #[test]
+    fn a_budget_that_pays_for_everything_never_runs_out() {
+        let report = simulate(
+            &budgeted("30000.00", "0"),
+            &options(2000, 5, Arrival::Uniform),
+        );
+        let b = report.budget.unwrap();
+        assert_eq!((b.ran_out_share, b.ran_out_at.as_ref()), (0.0, None));
+        assert_eq!((b.ran_out_at_secs, b.ran_out_at_spin), (None, None));
+        assert_eq!(b.awarded_median, Decimal::new(2_575_000, 2));
+        assert_eq!(b.budget_exhausted_median, 0);
+    }
+
+    /// A fallback worth something: once the budget cannot pay for it, every
+    /// attempt is refused as budget_exhausted, and the report counts them.
+    #[test]
+    fn attempts_the_budget_cannot_pay_for_are_counted() {
+        let report = simulate(
+            &budgeted("300.00", "0.10"),
+            &options(1000, 5, Arrival::Uniform),
+        );
+        let b = report.budget.unwrap();
+        assert_eq!(b.ran_out_share, 1.0);
+        let spin = b.ran_out_at_spin.unwrap();
+        assert!(b.budget_exhausted_median > 0);
+        // Every attempt after the run-out is refused (a few meet quotas first:
+        // a user has 5 spins and some try more).
+        assert!(b.budget_exhausted_median <= 5000 - spin);
+        assert!(
+            b.budget_exhausted_median + 200 >= 5000 - spin,
+            "{} {spin}",
+            b.budget_exhausted_median
+        );
+        assert!(b.awarded_median <= Decimal::from(300));
+        assert!(b.awarded_median > Decimal::new(29_990, 2));
+    }
+
+    /// A budget smaller than any prize worth something runs out before the
+    /// first spin.
+    #[test]
+    fn a_budget_below_every_prize_is_out_at_the_start() {
+        let report = simulate(&budgeted("5.00", "0"), &options(100, 2, Arrival::Uniform));
+        let b = report.budget.unwrap();
+        assert_eq!((b.ran_out_share, b.ran_out_at_spin), (1.0, Some(0)));
+        assert_eq!(b.ran_out_at.as_deref(), Some("2026-11-01T00:00:00+05:30"));
+        assert_eq!(b.awarded_median, Decimal::new(0, 2));
+        assert!(report.prizes[..2].iter().all(|p| p.awarded_median == 0));
+    }
+
+    #[test]
+    fn progress_is_told_through_every_run() {
+        let c = campaign(5, None, "");
+        let o = Options {
+            runs: 2,
+            ..options(40_000, 2, Arrival::Uniform)
+        };
+        let mut ticks = Vec::new();
+        simulate_with_progress(&c, &o, &mut |t| ticks.push(t));
+        let at = |run, done| Tick {
+            run,
+            runs: 2,
+            done,
+            attempts: 80_000,
+        };
+        assert_eq!(
+            ticks,
+            [at(1, 65_536), at(1, 80_000), at(2, 65_536), at(2, 80_000)]
+        );
+    }
+
+    #[test]
+    fn curve_steps_cover_the_stock() {
+        assert_eq!(levels(10, 4), [3, 5, 8, 10]);
+        assert_eq!(levels(3, 8), [1, 2, 3]);
+        assert_eq!(levels(0, 8), Vec::<u64>::new());
+        let big = levels(Stock::MAX, 200);
+        assert_eq!((big.len(), big[199]), (200, Stock::MAX));
+        assert_eq!(duration_text(0.25), "0.25 s");
+        assert_eq!(duration_text(293_400.0), "81.5 h");
+        assert_eq!(duration_text(31_536_000.0), "365.0 days");
     }
 }
