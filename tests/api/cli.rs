@@ -88,10 +88,27 @@ async fn serve_reads_the_environment_and_refuses_an_evicting_redis() {
 fn simulate_reports_run_outs_costs_and_draws_the_burn_down() {
     let dir = crate::support::helpers::TempDir::new();
     let svg = dir.0.join("burn.svg");
+    // The example without its pacing and budget: everything at the start, so
+    // a burst runs the phones out.
+    let unpaced: String = std::fs::read_to_string("config/campaigns/diwali-2026.yaml")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("budget:")
+                || t.starts_with("release:")
+                || t.starts_with("schedule:")
+                || t.starts_with("- { at:"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!unpaced.contains("release"), "{unpaced}");
+    let file = dir.0.join("diwali-unpaced.yaml");
+    std::fs::write(&file, unpaced).unwrap();
     let args = [
         "campaign",
         "simulate",
-        "config/campaigns/diwali-2026.yaml",
+        file.to_str().unwrap(),
         "--users",
         "200000",
         "--runs",
