@@ -120,6 +120,12 @@ pub enum Held {
     OverBudget,
 }
 
+/// What `budget` (value units, `None`: no budget) has left after `spent`: none
+/// once a budget set below what was awarded (lua/spin.lua `budget_left`).
+pub fn budget_left(budget: Option<u64>, spent: u64) -> Option<u64> {
+    budget.map(|b| b.saturating_sub(spent))
+}
+
 /// Budget arithmetic saturates here: past every budget (`Money::MAX_AMOUNT`
 /// in units is below it), and exact in Lua's numbers (lua/spin.lua).
 pub const SPENT_CAP: u64 = 1 << 53;
@@ -438,7 +444,7 @@ impl Model {
 
     /// The value units the budget has left (`None`: no budget).
     pub fn budget_left(&self) -> Option<u64> {
-        self.budget.map(|b| b.saturating_sub(self.spent))
+        budget_left(self.budget, self.spent)
     }
 
     /// Whether prize `i` may be awarded at `now_ms` (spin.lua step 5).

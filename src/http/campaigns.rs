@@ -7,7 +7,7 @@ use super::error::{ApiResult, Problem};
 use super::pacing;
 use super::spins::PrizeValue;
 use crate::draw::user_hash;
-use crate::store::redis::status::ClientView;
+use crate::store::redis::live::DrawState;
 use actix_web::{get, web};
 use serde::Serialize;
 
@@ -74,7 +74,7 @@ pub async fn get_campaign(
         .client_view(campaign, &caller.user, user_hash(caller.user.as_str()))
         .await?
         .ok_or_else(|| path.not_found())?;
-    let cfg = &view.config;
+    let cfg = &view.draw.config;
     let text = |k: &str| {
         cfg.get(k)
             .and_then(|v| v.as_str())
@@ -88,9 +88,9 @@ pub async fn get_campaign(
     };
     let status = if cfg.get("paused").and_then(|v| v.as_bool()).unwrap_or(false) {
         "paused"
-    } else if view.now_ms < millis("starts_at") {
+    } else if view.draw.now_ms < millis("starts_at") {
         "scheduled"
-    } else if view.now_ms >= millis("ends_at") {
+    } else if view.draw.now_ms >= millis("ends_at") {
         "ended"
     } else {
         "live"
@@ -108,14 +108,14 @@ pub async fn get_campaign(
         spins_per_user_per_day: limit("spins_per_user_per_day"),
         earned_spins: cfg.get("earned_spins").cloned(),
         spins_left: view.spins_left,
-        prizes: prizes_now(&view),
+        prizes: prizes_now(&view.draw),
     }))
 }
 
 /// Each prize as it can be drawn at the view's instant: stock, pacing and
 /// budget, by the model's rule (`draw::model`), with its odds now.
-fn prizes_now(view: &ClientView) -> Vec<PrizeView> {
-    pacing::prizes_now(&view.into())
+fn prizes_now(draw: &DrawState) -> Vec<PrizeView> {
+    pacing::prizes_now(&draw.into())
         .into_iter()
         .filter(|p| p.state.entry.w > 0)
         .map(|p| PrizeView {

@@ -7,7 +7,6 @@ use crate::campaign::model::Release;
 use crate::draw::model::{Held, PrizeState, odds};
 use crate::draw::release::{Window, next_release, released};
 use crate::store::redis::live::DrawState;
-use crate::store::redis::status::ClientView;
 use crate::store::redis::table::TableEntry;
 
 /// What the draw decides from, borrowed from a Redis read.
@@ -26,19 +25,6 @@ pub struct Inputs<'a> {
     pub day_starts: &'a [i64],
 }
 
-impl<'a> From<&'a ClientView> for Inputs<'a> {
-    fn from(v: &'a ClientView) -> Self {
-        Inputs {
-            now_ms: v.now_ms,
-            config: &v.config,
-            prizes: &v.prizes,
-            budget: v.budget,
-            spent: v.spent,
-            day_starts: &v.day_starts,
-        }
-    }
-}
-
 impl<'a> From<&'a DrawState> for Inputs<'a> {
     fn from(v: &'a DrawState) -> Self {
         Inputs {
@@ -55,7 +41,7 @@ impl<'a> From<&'a DrawState> for Inputs<'a> {
 impl Inputs<'_> {
     /// The budget left in value units (none below 0), if there is a budget.
     pub fn budget_left(&self) -> Option<u64> {
-        self.budget.map(|b| b.saturating_sub(self.spent))
+        crate::draw::model::budget_left(self.budget, self.spent)
     }
 
     /// The config's `starts_at` or `ends_at` in Unix ms (0 if unreadable).

@@ -86,16 +86,7 @@ async fn no_unit_is_awarded_before_its_release_under_load() {
     );
     app.apply(&spec.yaml()).await;
     // Before the start: nothing is released.
-    let before: Value = app
-        .client
-        .get(format!("{}/v1/campaigns/{}", app.address, spec.id))
-        .bearer_auth(crate::support::helpers::token("c0", &[]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before = view(&app, &spec.id, "c0").await;
     assert_eq!(before["status"], "scheduled", "{before}");
 
     let statuses = spin_until(&app, &spec.id, 8, start + window).await;

@@ -36,7 +36,7 @@ pub struct DrawState {
     /// The canonical config JSON (see `campaign::canonical`).
     pub config: serde_json::Value,
     /// The prize table with each entry's units left (-1 = unlimited) and
-    /// units awarded, as `status::ClientView` has it.
+    /// units awarded.
     pub prizes: Vec<(TableEntry, i64, u64)>,
     /// The budget in value units (`Money::units`, meta `bud`), if there is one.
     pub budget: Option<u64>,

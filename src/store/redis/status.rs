@@ -1,6 +1,7 @@
 //! Calling lua/status.lua: a campaign as a client sees it before spinning.
 
 use super::keys::CampaignKeys;
+use super::live::DrawState;
 use super::reply::Reply;
 use super::scripts::STATUS;
 use super::table::TableEntry;
@@ -8,19 +9,10 @@ use super::{RedisStore, StoreError};
 use crate::domain::{CampaignId, UserId};
 
 pub struct ClientView {
-    pub now_ms: i64,
-    /// The canonical config JSON (see `campaign::canonical`).
-    pub config: serde_json::Value,
-    /// Prize table with the remaining stock of each entry (-1 = unlimited)
-    /// and its awarded units.
-    pub prizes: Vec<(TableEntry, i64, u64)>,
+    /// The campaign as the draw sees it now (config, prizes with stock and
+    /// awarded units, budget, value awarded, day starts).
+    pub draw: DrawState,
     pub spins_left: u64,
-    /// The budget in value units (`Money::units`), if there is one.
-    pub budget: Option<u64>,
-    /// Value units awarded so far (meta `bs`).
-    pub spent: u64,
-    /// The campaign's day starts (only when a prize is released per day).
-    pub day_starts: Vec<i64>,
 }
 
 impl RedisStore {
@@ -62,13 +54,15 @@ impl RedisStore {
             .map(|i| r.int(i))
             .collect::<Result<_, _>>()?;
         Ok(Some(ClientView {
-            now_ms: r.int(0)?,
-            config,
-            prizes,
+            draw: DrawState {
+                now_ms: r.int(0)?,
+                config,
+                prizes,
+                budget: u64::try_from(r.int(4)?).ok(),
+                spent: u64::try_from(r.int(5)?).unwrap_or(0),
+                day_starts,
+            },
             spins_left: u64::try_from(r.int(3)?).unwrap_or(0),
-            budget: u64::try_from(r.int(4)?).ok(),
-            spent: u64::try_from(r.int(5)?).unwrap_or(0),
-            day_starts,
         }))
     }
 }
