@@ -20,12 +20,14 @@
 --          its currency, or -1 for none (meta `bud`; meta `bs` counts what was
 --          awarded, spin.lua)
 -- ARGV[17] n = number of prizes in the table, then n pairs (prize id, configured
---          stock: >= 0, -1 unlimited, -2 retired), then s = number of release
+--          stock: >= 0, -1 unlimited, -2 retired, -3 the codes loaded), then s = number of release
 --          schedules and s groups (prize id, k, then k pairs (instant ms, units
 --          released by then)), then the day starts in ms.
 --
 -- Stock is set to max(0, configured - awarded): a top-up or cut acts on what
 -- remains, awarded units are never resurrected and awarded counts are untouched.
+-- A code prize's stock is its pool (pw:{C}:codes:<id>, loaded by codes.lua) and
+-- its configured units awarded + pool.
 -- Returns {'applied', version} | {'unchanged', version} | {'conflict', live_hash}
 -- | {'expire_fixed', live expire rule}.
 
@@ -45,6 +47,7 @@ end
 -- Check every argument before the first write.
 local P = 17 -- ARGV index of the prize count
 local n = tonumber(ARGV[P])
+local pfx = string.sub(KEYS[1], 1, -5)
 for i = 5, 16 do
   if i ~= 5 and i ~= 15 and not tonumber(ARGV[i]) then
     return redis.error_reply('apply.lua: ARGV[' .. i .. '] is not a number')
@@ -94,6 +97,10 @@ for i = 0, n - 1 do
   local id, configured = ARGV[P + 1 + 2 * i], tonumber(ARGV[P + 2 + 2 * i])
   if configured == -2 then
     redis.call('HSET', KEYS[2], id, 0)
+  elseif configured == -3 then
+    local pool = redis.call('SCARD', pfx .. 'codes:' .. id)
+    redis.call('HSET', KEYS[2], id, pool)
+    redis.call('HSET', KEYS[4], id, string.format('%d', pool + tonumber(redis.call('HGET', KEYS[3], id) or '0')))
   elseif configured < 0 then
     redis.call('HSET', KEYS[2], id, -1)
     redis.call('HSET', KEYS[4], id, -1)
@@ -113,7 +120,6 @@ for i = days_from, #ARGV do
 end
 
 -- Release schedules replace the ones before (pw:{C}:rel:<prize id>).
-local pfx = string.sub(KEYS[1], 1, -5)
 for i = 0, n - 1 do
   redis.call('DEL', pfx .. 'rel:' .. ARGV[P + 1 + 2 * i])
 end

@@ -7,7 +7,9 @@
 -- KEYS[5] pw:{C}:results   settlement outbox (stream)
 -- Derived in the script (same {C} hash tag): pw:{C}:u:<b> user state (counters.lua),
 -- pw:{C}:i:<utc day>:<b> idempotency records, b = ARGV[2] mod meta.nb,
--- pw:{C}:rel:<prize id> a prize's release schedule.
+-- pw:{C}:rel:<prize id> a prize's release schedule, pw:{C}:codes:<prize id> a code
+-- prize's pool of codes (set), pw:{C}:codes-awarded the codes handed out (set),
+-- pw:{C}:initial a code prize's codes loaded (awarded + pool).
 --
 -- ARGV[1] user id (token subject)
 -- ARGV[2] user hash, an integer in [0, 2^32)
@@ -31,8 +33,8 @@
 -- that is here survived.
 --
 -- Returns {'ok'|'replay', spin_id_bytes, prize_id, name, amount, currency,
--- spins_left, bounded} (bounded: 1 for a stock-bounded prize, 0 for the fallback
--- or an unlimited one) or {error_code[, retry_after_ms]}. Nothing is written
+-- spins_left, bounded, code} (bounded: 1 for a stock-bounded prize, 0 for the
+-- fallback or an unlimited one; code: the prize code handed out, or '') or {error_code[, retry_after_ms]}. Nothing is written
 -- before every check has passed: Redis does not undo a script's earlier writes
 -- on failure.
 
@@ -53,7 +55,8 @@ local bucket = tonumber(ARGV[2]) % tonumber(m[9])
 local utc_day = math.floor(now / DAY_MS)
 
 -- 1. Replay: a record of (user, key) from today or yesterday (UTC) answers unchanged.
--- Record = fingerprint(8) .. spin id(16) .. prize index(u16) .. spins left(u32).
+-- Record = fingerprint(8) .. spin id(16) .. prize index(u16) .. spins left(u32)
+-- [.. the prize code, for a win of a code prize].
 local idem_key = pfx .. 'i:' .. utc_day .. ':' .. bucket
 local rec_key = idem_key
 local rec = redis.call('HGET', rec_key, ARGV[3])
@@ -73,7 +76,8 @@ if rec then
   if bounded and ARGV[10] == '1' then
     redis.call('HSET', rec_key, ARGV[3], rec)
   end
-  return {'replay', string.sub(rec, 9, 24), p.id, p.name, p.amt, p.cur, left, bounded and 1 or 0}
+  return {'replay', string.sub(rec, 9, 24), p.id, p.name, p.amt, p.cur, left, bounded and 1 or 0,
+    string.sub(rec, 31)}
 end
 
 -- Redis state known to hold every settled draw (see the header).
@@ -147,7 +151,8 @@ end
 -- Whether the next unit of paced prize p is released by now: awarded < released(now)
 -- (src/draw/release.rs): per day, pd * (today + 1); on a schedule, the units of
 -- its last instant at or before now; even, unit a + 1 is out once
--- floor(a * window / S) <= now - start, i.e. a * window < (now - start + 1) * S.
+-- floor(a * window / S) <= now - start, i.e. a * window < (now - start + 1) * S,
+-- S the configured stock or, for a code prize, the codes loaded.
 local function released(p)
   local a = tonumber(redis.call('HGET', KEYS[3], p.id) or '0')
   if p.pd then
@@ -158,13 +163,19 @@ local function released(p)
     return by_now ~= nil and a < tonumber(by_now)
   end
   local start = tonumber(m[2])
-  return product_lt(a, tonumber(m[3]) - start, p.pe, now - start + 1)
+  local S = p.pe
+  if p.c then
+    S = tonumber(redis.call('HGET', pfx .. 'initial', p.id) or '0')
+  end
+  return product_lt(a, tonumber(m[3]) - start, S, now - start + 1)
 end
 
 -- 5. Choose: r = R mod W; walk the prize table adding weights; the first prize
 -- whose running sum exceeds r wins. A prize that cannot be awarded now (no
 -- stock left, its next unit not released yet, its value above the budget
 -- left) gives its share to the fallback, so the odds of the others never rise.
+-- A code prize's stock mirrors its pool (codes.lua keeps them equal); the pool
+-- is checked too, so that a win always has a code to hand out.
 local r = math.fmod(tonumber(ARGV[5]), tonumber(m[8]))
 local idx = fb
 local acc = 0
@@ -179,6 +190,9 @@ local stock = -1
 if idx ~= fb then
   local p = tbl[idx]
   stock = tonumber(redis.call('HGET', KEYS[2], p.id) or '0')
+  if stock > 0 and p.c and redis.call('SCARD', pfx .. 'codes:' .. p.id) == 0 then
+    stock = 0
+  end
   if stock == 0 or (budget >= 0 and (p.v or 0) > budget_left)
       or ((p.pe or p.pd or p.ps) and not released(p)) then
     idx = fb
@@ -187,10 +201,16 @@ if idx ~= fb then
 end
 local prize = tbl[idx]
 
--- 6. Take the unit and count its value (saturating at 2^53, past any budget).
--- stock > 0 here for a bounded prize, so it never goes below zero.
+-- 6. Take the unit (and a code: SPOP picks one at random) and count its value
+-- (saturating at 2^53, past any budget). stock > 0 here for a bounded prize,
+-- so it never goes below zero.
+local code
 if stock > 0 then
   redis.call('HINCRBY', KEYS[2], prize.id, -1)
+  if prize.c then
+    code = redis.call('SPOP', pfx .. 'codes:' .. prize.id)
+    redis.call('SADD', pfx .. 'codes-awarded', code)
+  end
 end
 redis.call('HINCRBY', KEYS[3], prize.id, 1)
 if prize.v then
@@ -198,10 +218,17 @@ if prize.v then
 end
 
 -- 7. The settlement outbox.
-redis.call('XADD', KEYS[5], '*',
-  'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
-  'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
-  'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8])
+if code then
+  redis.call('XADD', KEYS[5], '*',
+    'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
+    'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
+    'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8], 'code', code)
+else
+  redis.call('XADD', KEYS[5], '*',
+    'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
+    'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
+    'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8])
+end
 
 -- 8. Count the spin, remember the answer, reply.
 local left = spins_left(limit, daily_limit, total + 1, day_count + 1)
@@ -210,6 +237,6 @@ if free_left then
   left = math.min(left, free_left + earned_left - 1)
 end
 write_user(user_key, ARGV[1], total + 1, day_count + 1, today, earned)
-redis.call('HSET', idem_key, ARGV[3], ARGV[4] .. ARGV[6] .. struct.pack('>HI4', idx, left))
+redis.call('HSET', idem_key, ARGV[3], ARGV[4] .. ARGV[6] .. struct.pack('>HI4', idx, left) .. (code or ''))
 redis.call('EXPIREAT', idem_key, (utc_day + 2) * 86400 + RECORD_TTL_SLACK_S)
-return {'ok', ARGV[6], prize.id, prize.name, prize.amt, prize.cur, left, stock > 0 and 1 or 0}
+return {'ok', ARGV[6], prize.id, prize.name, prize.amt, prize.cur, left, stock > 0 and 1 or 0, code or ''}

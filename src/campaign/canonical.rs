@@ -28,6 +28,7 @@ pub fn to_json(c: &Campaign) -> Value {
             "stock": match p.stock {
                 Stock::Limited(n) => json!(n),
                 Stock::Unlimited => json!("unlimited"),
+                Stock::Codes => json!("codes"),
             },
             "value": { "amount": p.value.amount.to_string(), "currency": p.value.currency.as_str() },
         })).collect::<Vec<_>>(),

@@ -408,12 +408,13 @@ fn schedule(n: &Node, stock: Option<Stock>, window: Window, p: &mut Problems) ->
 fn stock(n: &Node, p: &mut Problems) -> Option<Stock> {
     match &n.value {
         Value::Str(s) if s == "unlimited" => Some(Stock::Unlimited),
+        Value::Str(s) if s == "codes" => Some(Stock::Codes),
         Value::Int(_) => integer(n, "stock", 0, Stock::MAX, p).map(Stock::Limited),
         _ => {
             p.at(
                 n.pos,
                 format!(
-                    "`stock` must be an integer from 0 to {} or \"unlimited\"",
+                    "`stock` must be an integer from 0 to {}, \"unlimited\" or \"codes\"",
                     Stock::MAX
                 ),
             );

@@ -130,10 +130,18 @@ impl Release {
 pub enum Stock {
     Limited(u64),
     Unlimited,
+    /// `stock: codes`: one unit per prize code loaded and not yet awarded or
+    /// withdrawn (`prizewheel campaign codes add`); each win hands out one.
+    Codes,
 }
 
 impl Stock {
     pub const MAX: u64 = 1_000_000_000_000;
+
+    /// Bounded: by a count or by the codes loaded.
+    pub fn is_bounded(self) -> bool {
+        self != Stock::Unlimited
+    }
 
     pub fn from_redis(v: i64) -> Self {
         if v < 0 {
@@ -149,6 +157,7 @@ impl std::fmt::Display for Stock {
         match self {
             Stock::Limited(n) => write!(f, "{n}"),
             Stock::Unlimited => f.write_str("unlimited"),
+            Stock::Codes => f.write_str("codes"),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `prizewheel campaign validate|plan|apply FILE`.
+//! `prizewheel campaign validate|plan|apply|simulate FILE`, and `campaign codes`.
 
+use super::codes::CodesCommand;
 use super::stores::Stores;
 use crate::campaign::model::{EarnedSpins, Expiry};
 use crate::campaign::tree::MAX_LISTED;
@@ -31,6 +32,9 @@ pub enum CampaignCommand {
         #[arg(long, env = "USER", default_value = "unknown")]
         by: String,
     },
+    /// A code prize's pool of codes (`stock: codes`): add, withdraw, status.
+    #[command(subcommand)]
+    Codes(CodesCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +74,7 @@ pub struct SimulateArgs {
 
 pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
     match cmd {
+        CampaignCommand::Codes(c) => super::codes::run(c, config).await,
         CampaignCommand::Simulate(a) => {
             let Some(campaign) = load(&a.file)? else {
                 return Ok(false);

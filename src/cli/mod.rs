@@ -2,6 +2,7 @@
 
 mod audit;
 mod campaign;
+mod codes;
 mod dead_letters;
 mod healthcheck;
 mod reconcile;

@@ -338,6 +338,9 @@ pub struct Model {
     pub fixed_expire: Option<Expiry>,
     pub users: HashMap<String, Counters>,
     pub grants: HashMap<String, GrantState>,
+    /// Per prize id, the codes in its pool (loaded, not awarded nor withdrawn:
+    /// the set pw:{C}:codes:<id>), whatever its stock is configured as.
+    pub codes: HashMap<String, u64>,
 }
 
 /// What the model decided for one spin.
@@ -368,13 +371,15 @@ impl Model {
             fixed_expire: None,
             users: HashMap::new(),
             grants: HashMap::new(),
+            codes: HashMap::new(),
         };
         m.apply(c);
         m
     }
 
     /// Applies `c` as lua/apply.lua does: the table merged in place, remaining
-    /// stock = max(0, configured − awarded), retired prizes without stock.
+    /// stock = max(0, configured − awarded), retired prizes without stock; a
+    /// code prize's stock is its pool and its configured units awarded + pool.
     pub fn apply(&mut self, c: &Campaign) {
         let live: Vec<TableEntry> = self.prizes.iter().map(|p| p.entry.clone()).collect();
         let (table, fallback) = merge(&live, c);
@@ -392,6 +397,10 @@ impl Model {
                         (Some(n.saturating_sub(awarded)), n)
                     }
                     StockSetting::Configured(Stock::Unlimited) => (None, 0),
+                    StockSetting::Configured(Stock::Codes) => {
+                        let pool = self.codes.get(entry.id.as_str()).copied().unwrap_or(0);
+                        (Some(pool), awarded + pool)
+                    }
                     StockSetting::Retired => (Some(0), 0),
                 };
                 let release = match setting {
@@ -476,11 +485,41 @@ impl Model {
         self.budget_left().is_none_or(|left| fallback <= left)
     }
 
-    /// Takes one unit of prize `i` and counts its value.
+    /// Codes `n` more in prize `id`'s pool (lua/codes.lua `add`, net of
+    /// duplicates); a code prize's stock and configured units grow with it.
+    pub fn load_codes(&mut self, id: &str, n: u64) {
+        *self.codes.entry(id.to_owned()).or_default() += n;
+        if let Some(p) = self.prizes.iter_mut().find(|p| p.entry.id == id)
+            && p.entry.c.is_some()
+        {
+            p.remaining = p.remaining.map(|r| r + n);
+            p.configured += n;
+        }
+    }
+
+    /// `n` codes withdrawn from prize `id`'s pool (lua/codes.lua `withdraw`).
+    pub fn withdraw_codes(&mut self, id: &str, n: u64) {
+        let pool = self.codes.entry(id.to_owned()).or_default();
+        let n = n.min(*pool);
+        *pool -= n;
+        if let Some(p) = self.prizes.iter_mut().find(|p| p.entry.id == id)
+            && p.entry.c.is_some()
+        {
+            p.remaining = p.remaining.map(|r| r.saturating_sub(n));
+            p.configured = p.configured.saturating_sub(n);
+        }
+    }
+
+    /// Takes one unit of prize `i` (and, of a code prize, one code) and counts its value.
     pub fn award(&mut self, i: usize) {
         let p = &mut self.prizes[i];
         if let Some(n) = p.remaining.as_mut() {
             *n = n.saturating_sub(1);
+        }
+        if p.entry.c.is_some()
+            && let Some(pool) = self.codes.get_mut(p.entry.id.as_str())
+        {
+            *pool = pool.saturating_sub(1);
         }
         p.awarded += 1;
         self.spent = (self.spent + p.entry.v.unwrap_or(0)).min(SPENT_CAP);

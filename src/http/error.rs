@@ -31,6 +31,10 @@ pub enum ApiError {
     CampaignNotFound(String),
     #[error("no such resource")]
     NotFound,
+    #[error("campaign `{}` has no prize `{}`", .0, truncate_for_message(.1))]
+    PrizeNotFound(String, String),
+    #[error("prize `{0}` does not take codes: its stock is not `codes`")]
+    NotCodePrize(String),
     /// With the methods the resource serves, for the `Allow` header.
     #[error("method not allowed on this resource (allowed: {0})")]
     MethodNotAllowed(String),
@@ -138,6 +142,8 @@ impl ApiError {
             Forbidden(_) => ("forbidden", "Forbidden"),
             CampaignNotFound(_) => ("campaign_not_found", "Campaign not found"),
             NotFound => ("not_found", "Not found"),
+            PrizeNotFound(..) => ("prize_not_found", "Prize not found"),
+            NotCodePrize(_) => ("not_a_code_prize", "Not a code prize"),
             MethodNotAllowed(_) => ("method_not_allowed", "Method not allowed"),
             CampaignNotStarted => ("campaign_not_started", "Campaign not started"),
             CampaignEnded => ("campaign_ended", "Campaign ended"),
@@ -195,10 +201,14 @@ impl ResponseError for ApiError {
         match self {
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) => StatusCode::FORBIDDEN,
-            CampaignNotFound(_) | NotFound | GrantNotFound(_) => StatusCode::NOT_FOUND,
+            CampaignNotFound(_) | NotFound | GrantNotFound(_) | PrizeNotFound(..) => {
+                StatusCode::NOT_FOUND
+            }
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             CampaignNotStarted | CampaignEnded | CampaignPaused | BudgetExhausted
-            | ApplyConflict(_) | ApplyRefused(_) | GrantsNotEnabled => StatusCode::CONFLICT,
+            | ApplyConflict(_) | ApplyRefused(_) | GrantsNotEnabled | NotCodePrize(_) => {
+                StatusCode::CONFLICT
+            }
             QuotaExhausted | DailyQuotaExhausted { .. } | NoSpinsLeft | RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }

@@ -13,6 +13,8 @@ pub mod body;
 pub mod campaign_path;
 /// The client's view of a campaign.
 pub mod campaigns;
+/// Marketing's prize codes: upload, count, withdraw.
+pub mod codes;
 /// The one error type and its problem+json rendering.
 pub mod error;
 /// Finance's endpoints (rewards listing and export, reconciliation summary).
@@ -64,6 +66,9 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(admin::put_campaign)
         .service(admin::get_live)
         .service(admin::plan)
+        .service(codes::add_codes)
+        .service(codes::get_codes)
+        .service(codes::withdraw_codes)
         .service(grants::create_grant)
         .service(grants::create_grants)
         .service(grants::revoke_grant)

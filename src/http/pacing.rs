@@ -122,7 +122,13 @@ pub fn prizes_now(inputs: &Inputs) -> Vec<PrizeNow> {
                 entry: entry.clone(),
                 remaining: u64::try_from(*stock).ok(),
                 awarded: *awarded,
-                configured: cfg.and_then(|p| p["stock"].as_u64()).unwrap_or(0),
+                // A code prize's curve spreads its codes loaded: awarded + pool.
+                configured: match cfg.map(|p| &p["stock"]) {
+                    Some(serde_json::Value::String(s)) if s == "codes" => {
+                        awarded + u64::try_from(*stock).unwrap_or(0)
+                    }
+                    other => other.and_then(|s| s.as_u64()).unwrap_or(0),
+                },
                 release: cfg
                     .and_then(|p| p.get("release"))
                     .and_then(|r| serde_json::from_value::<Release>(r.clone()).ok())
@@ -192,6 +198,7 @@ mod tests {
             pe: None,
             pd: None,
             ps: None,
+            c: None,
         }
     }
 

@@ -22,6 +22,12 @@ pub struct HttpSettings {
     /// connection is closed. actix bounds the headers (5 s) but not the body:
     /// without this a client sending a byte now and then holds a connection.
     pub body_timeout_ms: NonZeroU64,
+    /// Largest upload of prize codes (POST/DELETE …/prizes/{prize}/codes), bytes.
+    pub max_codes_upload_bytes: usize,
+    /// Longest an upload of codes may take, reading and loading together; then
+    /// 408 `body_timeout` (the codes loaded so far stay; sending the file again
+    /// adds only the rest).
+    pub codes_upload_timeout_ms: NonZeroU64,
 }
 
 impl Default for HttpSettings {
@@ -32,6 +38,8 @@ impl Default for HttpSettings {
             max_campaign_bytes: crate::campaign::tree::MAX_FILE_BYTES,
             shutdown_timeout_secs: 10,
             body_timeout_ms: NonZeroU64::new(5000).unwrap_or(NonZeroU64::MIN),
+            max_codes_upload_bytes: 16 << 20,
+            codes_upload_timeout_ms: NonZeroU64::new(120_000).unwrap_or(NonZeroU64::MIN),
         }
     }
 }

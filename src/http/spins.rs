@@ -32,6 +32,11 @@ pub struct PrizeWon {
     pub id: String,
     pub name: String,
     pub value: PrizeValue,
+    /// The coupon code of a code prize (`stock: codes`): unique to this win,
+    /// the same on every replay. Absent for other prizes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "DIWALI-7KQ2M9")]
+    pub code: Option<String>,
 }
 
 /// A prize's value: an exact decimal string and a currency code.
@@ -169,6 +174,7 @@ fn respond(d: Drawn, campaign: &CampaignId) -> HttpResponse {
             id: d.prize_id,
             name: d.prize_name,
             value,
+            code: d.code,
         },
         spins_left: d.spins_left,
         replayed: d.replayed,

@@ -4,4 +4,5 @@
 //! the admin API. The campaign itself (YAML, validation) is `crate::campaign`.
 
 pub mod apply;
+pub mod codes;
 pub mod plan;

@@ -10,6 +10,7 @@ use crate::draw::release::{self, Window};
 use crate::store::redis::live::LiveState;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fmt;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -173,6 +174,8 @@ struct Curve {
     end_ms: i64,
     day_starts: Vec<i64>,
     now_ms: i64,
+    /// Codes loaded per code prize (awarded + available): what its curve spreads.
+    codes_loaded: HashMap<String, u64>,
 }
 
 impl Curve {
@@ -182,6 +185,26 @@ impl Curve {
             end_ms: c.ends_at.timestamp_millis(),
             day_starts: day_starts(c),
             now_ms: now.timestamp_millis(),
+            codes_loaded: HashMap::new(),
+        }
+    }
+
+    /// The curves over the codes `live` holds for each code prize.
+    fn with_codes(mut self, live: &LiveState) -> Self {
+        self.codes_loaded = live
+            .initial
+            .iter()
+            .map(|(id, &n)| (id.clone(), u64::try_from(n).unwrap_or(0)))
+            .collect();
+        self
+    }
+
+    /// The units `p`'s curve spreads: its stock, or the codes loaded for it.
+    fn stock_of(&self, p: &Prize) -> Option<u64> {
+        match p.stock {
+            Stock::Limited(n) => Some(n),
+            Stock::Codes => Some(self.codes_loaded.get(p.id.as_str()).copied().unwrap_or(0)),
+            Stock::Unlimited => None,
         }
     }
 
@@ -196,18 +219,14 @@ impl Curve {
     /// Units of `p` released now (`None`: unlimited), its curve drawn over
     /// its configured stock.
     fn released(&self, p: &Prize) -> Option<u64> {
-        match p.stock {
-            Stock::Limited(n) => Some(release::released(&p.release, n, self.window(), self.now_ms)),
-            Stock::Unlimited => None,
-        }
+        self.stock_of(p)
+            .map(|n| release::released(&p.release, n, self.window(), self.now_ms))
     }
 
     /// When a paced `p` with `awarded` units drawn gets a unit to draw again,
     /// if it waits for one now.
     fn resumes_at(&self, p: &Prize, awarded: u64) -> Option<String> {
-        let Stock::Limited(n) = p.stock else {
-            return None;
-        };
+        let n = self.stock_of(p)?;
         let waits = p.release.is_paced() && self.released(p).is_some_and(|r| r <= awarded);
         waits
             .then(|| release::next_release(&p.release, n, awarded, self.window()))
@@ -379,7 +398,10 @@ fn diff(
         );
     }
 
-    let (old_curve, new_curve) = (Curve::of(old, now), Curve::of(new, now));
+    let (old_curve, new_curve) = (
+        Curve::of(old, now).with_codes(live),
+        Curve::of(new, now).with_codes(live),
+    );
     for p in &new.prizes {
         let path = format!("prizes.{}", p.id);
         let awarded = live.awarded.get(p.id.as_str()).copied().unwrap_or(0);
@@ -412,6 +434,7 @@ fn diff(
             let after = match p.stock {
                 Stock::Limited(n) => (n as i64 - awarded).max(0).to_string(),
                 Stock::Unlimited => "unlimited".to_owned(),
+                Stock::Codes => "the codes loaded for it".to_owned(),
             };
             let before = Stock::from_redis(remaining).to_string();
             let mut note = format!("{awarded} awarded; remaining {before} -> {after}");
@@ -529,7 +552,7 @@ mod tests {
         let c = campaign(yaml);
         let stock = match c.prizes[0].stock {
             Stock::Limited(n) => (n as i64 - awarded).max(0),
-            Stock::Unlimited => -1,
+            Stock::Unlimited | Stock::Codes => -1,
         };
         LiveState {
             version: 1,

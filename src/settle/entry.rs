@@ -22,6 +22,8 @@ pub struct Reward {
     /// Canonical JSON, or empty.
     pub context: String,
     pub spun_at: DateTime<Utc>,
+    /// The prize code the win handed out (a code prize only).
+    pub code: Option<String>,
 }
 
 /// An apply between draws: a row of `ledger_applies`.
@@ -128,6 +130,8 @@ fn parse_inner(id: &str, f: &Fields) -> Result<Entry, String> {
                 idempotency_key: text("key")?,
                 context,
                 spun_at: millis(int("t")?)?,
+                // Optional: only a win of a code prize carries one.
+                code: text("code").ok(),
             }))
         }
         "grant" => {

@@ -175,15 +175,15 @@ pub async fn write_batch(
         let result = sqlx::query(
             "INSERT INTO rewards (spin_id, campaign_id, user_id, prize_id, amount, currency, r,
                                   stream_id, stream_ms, stream_seq, config_version, idempotency_key,
-                                  context, spun_at)
+                                  context, spun_at, code)
              SELECT spin_id, $1, user_id, prize_id, amount, currency, r,
                     stream_ms || '-' || stream_seq, stream_ms, stream_seq, ver, key,
-                    NULLIF(ctx, '')::jsonb, spun_at
+                    NULLIF(ctx, '')::jsonb, spun_at, code
              FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::numeric[], $6::text[], $7::bigint[],
                          $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[],
-                         $13::timestamptz[])
+                         $13::timestamptz[], $14::text[])
                   AS b(spin_id, user_id, prize_id, amount, currency, r, stream_ms, stream_seq, ver,
-                       key, ctx, spun_at)
+                       key, ctx, spun_at, code)
              ON CONFLICT (spin_id) DO NOTHING",
         )
         .bind(campaign)
@@ -199,6 +199,7 @@ pub async fn write_batch(
         .bind(col(|r| r.idempotency_key.clone()))
         .bind(col(|r| r.context.clone()))
         .bind(rewards.iter().map(|r| r.spun_at).collect::<Vec<_>>())
+        .bind(rewards.iter().map(|r| r.code.clone()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         inserted = result.rows_affected();

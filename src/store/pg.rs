@@ -192,16 +192,18 @@ pub async fn record_version(
         let amount: rust_decimal::Decimal = entry.amt.parse().context("prize amount")?;
         let (stock, retired) = match setting {
             StockSetting::Configured(Stock::Limited(n)) => (Some(*n as i64), false),
-            StockSetting::Configured(Stock::Unlimited) => (None, false),
+            StockSetting::Configured(Stock::Unlimited | Stock::Codes) => (None, false),
             StockSetting::Retired => (None, true),
         };
+        let codes = matches!(setting, StockSetting::Configured(Stock::Codes));
         sqlx::query(
-            "INSERT INTO prizes (campaign_id, prize_id, name, amount, currency, weight, stock, retired)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO prizes (campaign_id, prize_id, name, amount, currency, weight, stock, retired, codes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (campaign_id, prize_id) DO UPDATE SET
                 name = EXCLUDED.name, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
                 weight = EXCLUDED.weight,
                 stock = CASE WHEN EXCLUDED.retired THEN prizes.stock ELSE EXCLUDED.stock END,
+                codes = CASE WHEN EXCLUDED.retired THEN prizes.codes ELSE EXCLUDED.codes END,
                 retired = EXCLUDED.retired, updated_at = now()",
         )
         .bind(c.id.as_str())
@@ -212,6 +214,7 @@ pub async fn record_version(
         .bind(entry.w as i64)
         .bind(stock)
         .bind(retired)
+        .bind(codes)
         .execute(&mut *tx)
         .await
         .context("recording a prize")?;

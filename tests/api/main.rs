@@ -7,6 +7,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod cluster;
+mod codes;
 mod crash;
 mod dashboard;
 mod deploy_files;

@@ -71,6 +71,7 @@ impl RedisStore {
                 StockSetting::Configured(Stock::Limited(n)) => *n as i64,
                 StockSetting::Configured(Stock::Unlimited) => -1,
                 StockSetting::Retired => -2,
+                StockSetting::Configured(Stock::Codes) => -3,
             };
             inv.arg(&entry.id).arg(configured);
         }

@@ -7,6 +7,7 @@
 //! connections; nothing on this path blocks a connection.
 
 pub mod apply;
+pub mod codes;
 pub mod connection;
 pub mod durability;
 pub mod grant;

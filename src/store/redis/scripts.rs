@@ -51,6 +51,10 @@ pub static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// A prize's pool of codes: add, withdraw, count; see lua/codes.lua.
+pub static CODES: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/codes.lua")));
+
 /// Atomic install or change of a campaign; see lua/apply.lua.
 pub static APPLY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/apply.lua")));
@@ -60,7 +64,9 @@ impl RedisStore {
     /// missing ones. Fails when Redis is unreachable.
     pub async fn ensure_scripts(&self) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let scripts = [&*SPIN, &*STATUS, &*GRANT, &*REVOKE, &*APPLY, &*RECOVER];
+        let scripts = [
+            &*SPIN, &*STATUS, &*GRANT, &*REVOKE, &*APPLY, &*RECOVER, &*CODES,
+        ];
         let mut exists = redis::cmd("SCRIPT");
         exists.arg("EXISTS");
         for s in scripts {

@@ -40,6 +40,8 @@ pub struct Drawn {
     pub replayed: bool,
     /// The prize is stock-bounded (not the fallback, not unlimited).
     pub bounded: bool,
+    /// The prize code handed out with a win of a code prize.
+    pub code: Option<String>,
 }
 
 /// Why the script drew nothing.
@@ -117,6 +119,7 @@ fn parse(r: Reply) -> Result<Result<Drawn, Rejection>, StoreError> {
                 spins_left: u64::try_from(r.int(6)?).unwrap_or(0),
                 replayed: status == "replay",
                 bounded: r.int(7)? == 1,
+                code: Some(r.str(8)?).filter(|c| !c.is_empty()).map(str::to_owned),
             }));
         }
         "no_campaign" => Rejection::NoCampaign,

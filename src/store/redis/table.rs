@@ -33,6 +33,11 @@ pub struct TableEntry {
     /// (score: instant in ms, member: units released by then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ps: Option<u8>,
+    /// 1 for a code prize (`stock: codes`): a win takes a code from the set
+    /// pw:{C}:codes:<id>; evenly released, its curve spreads the codes loaded
+    /// (pw:{C}:initial), and `pe` is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c: Option<u8>,
 }
 
 /// What apply does to a prize's stock.
@@ -50,7 +55,7 @@ pub fn merge(live: &[TableEntry], c: &Campaign) -> (Vec<(TableEntry, StockSettin
         let p = &c.prizes[i];
         let stock = match p.stock {
             Stock::Limited(n) => n,
-            Stock::Unlimited => 0,
+            Stock::Unlimited | Stock::Codes => 0,
         };
         TableEntry {
             id: p.id.to_string(),
@@ -65,6 +70,7 @@ pub fn merge(live: &[TableEntry], c: &Campaign) -> (Vec<(TableEntry, StockSettin
                 _ => None,
             },
             ps: matches!(p.release, Release::Schedule(_)).then_some(1),
+            c: (p.stock == Stock::Codes).then_some(1),
         }
     };
     let mut out: Vec<(TableEntry, StockSetting)> = Vec::with_capacity(live.len() + c.prizes.len());
@@ -77,6 +83,7 @@ pub fn merge(live: &[TableEntry], c: &Campaign) -> (Vec<(TableEntry, StockSettin
                     pe: None,
                     pd: None,
                     ps: None,
+                    c: None,
                     ..old.clone()
                 },
                 StockSetting::Retired,

@@ -447,6 +447,8 @@ pub struct Spec {
     pub amounts: std::collections::HashMap<&'static str, String>,
     /// A prize's `release` (its YAML value, e.g. "even" or "{ per_day: 3 }").
     pub releases: std::collections::HashMap<&'static str, String>,
+    /// Prizes with `stock: codes` (their stock in `prizes` is ignored).
+    pub code_prizes: Vec<&'static str>,
 }
 
 impl Spec {
@@ -466,6 +468,7 @@ impl Spec {
             budget: None,
             amounts: Default::default(),
             releases: Default::default(),
+            code_prizes: Vec::new(),
         }
     }
 
@@ -497,7 +500,11 @@ impl Spec {
             self.prizes.last().unwrap().0
         ));
         for (id, w, stock) in &self.prizes {
-            let stock = stock.map_or("unlimited".to_owned(), |s| s.to_string());
+            let stock = if self.code_prizes.contains(id) {
+                "codes".to_owned()
+            } else {
+                stock.map_or("unlimited".to_owned(), |s| s.to_string())
+            };
             let amount = self.amounts.get(id).map_or("1.50", String::as_str);
             y.push_str(&format!(
                 "  - id: {id}\n    name: Prize {id}\n    weight: {w}\n    stock: {stock}\n    value: {{ amount: \"{amount}\", currency: INR }}\n"
