@@ -11,12 +11,18 @@
 //! grants=… per_grant=…` too.
 //! MODE `grant-uuids`: one grant for each of USERS users, the grant ids
 //! 36-character UUIDs, no spins; prints `GRANTED …`.
+//! MODE `codes` (then `12` or `36`, the default 12): loads USERS prize codes
+//! into the pool of the campaign's code prize `coupon` (`stock: codes`)
+//! through lua/codes.lua, in batches of 1000, 4 in flight: 12 characters (a
+//! letter and 11 digits) or 36 (UUIDs); prints `CODES codes=… chars=…
+//! used_per_code=… pool_per_code=…`: the `used_memory` delta of the load (on a
+//! Redis no one else writes to) and the pool's `MEMORY USAGE`, per code.
 //!
 //! Reads REDIS_URL; the campaign must be applied, open, and let each user spin
 //! (the grant modes: with `earned_spins`). User ids are numeric, as most
 //! platforms' are.
 
-use prizewheel::domain::{CampaignId, IdempotencyKey, UserId};
+use prizewheel::domain::{CampaignId, IdempotencyKey, PrizeId, UserId};
 use prizewheel::draw::footprint::{self, Footprint};
 use prizewheel::store::redis::{RedisSettings, RedisStore};
 
@@ -58,10 +64,42 @@ async fn grant(
     Ok(())
 }
 
+/// Loads `n` codes of `chars` characters into the pool of `coupon`; prints
+/// the CODES line.
+async fn codes(
+    store: &RedisStore,
+    campaign: &CampaignId,
+    n: u64,
+    chars: usize,
+) -> anyhow::Result<()> {
+    let prize = PrizeId::parse("coupon").map_err(anyhow::Error::msg)?;
+    let codes: Box<dyn Iterator<Item = String>> = match chars {
+        12 => Box::new((0..n).map(|i| format!("K{:011}", (i * 7919 + 13) % 100_000_000_000))),
+        36 => Box::new((0..n).map(|_| uuid::Uuid::new_v4().to_string())),
+        other => anyhow::bail!("codes of {other} characters: 12 or 36"),
+    };
+    let before = footprint::used_memory(store).await?;
+    let added = footprint::load_codes(store, campaign, &prize, codes, 1000, 4).await?;
+    let after = footprint::used_memory(store).await?;
+    let f = footprint::measure_codes(store, campaign, &prize).await?;
+    anyhow::ensure!(
+        added == n && f.pooled == n,
+        "{added} of {n} codes added, {} in the pool: load into a fresh campaign",
+        f.pooled
+    );
+    println!(
+        "CODES codes={n} chars={chars} used_per_code={:.1} pool_per_code={:.1}",
+        (after as f64 - before as f64) / n as f64,
+        f.per_pooled()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: redis_footprint CAMPAIGN USERS [spins|spins-grants|grant-uuids]";
+    let usage =
+        "usage: redis_footprint CAMPAIGN USERS [spins|spins-grants|grant-uuids|codes [12|36]]";
     let campaign = CampaignId::parse(&args.next().ok_or(anyhow::anyhow!(usage))?)
         .map_err(anyhow::Error::msg)?;
     let users: u64 = args.next().ok_or(anyhow::anyhow!(usage))?.parse()?;
@@ -78,6 +116,10 @@ async fn main() -> anyhow::Result<()> {
         waitaof_timeout_ms: 500,
     };
     let store = RedisStore::connect(&settings).await?;
+    if mode == "codes" {
+        let chars: usize = args.next().map_or(Ok(12), |c| c.parse())?;
+        return codes(&store, &campaign, users, chars).await;
+    }
     let ids = (0..users).map(|i| UserId::parse(&(900_000_000 + i * 7).to_string()));
     let ids: Vec<UserId> = ids.collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
     match mode.as_str() {

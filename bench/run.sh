@@ -27,7 +27,11 @@
 #     shopper with grants and per grant record once each of them is granted a
 #     spin too (13-digit order ids as grant ids); per grant record with
 #     36-character UUID grant ids (USERS/10 grants, to other users);
-#  6. the service's resident memory under the spin load.
+#  6. the service's resident memory under the spin load;
+#  7. prize codes (bench/codes.sh, its own Redis on port 6395): loading CODES
+#     codes (default 1,000,000, 12 characters) through the CLI and over HTTP
+#     against `redis-cli --pipe` of the same codes as SADDs, and Redis bytes
+#     per code in a prize's pool (12 and 36 characters).
 # wrk, not k6, drives HTTP: it is C and leaves most of a core to the server.
 # Settlement is off in the server: it would compete for the same two cores.
 set -euo pipefail
@@ -47,6 +51,7 @@ users=100000
 grant_batches="${GRANT_BATCHES:-100 1000}"
 batch_conns="${GRANT_BATCH_CONNECTIONS:-4}"
 uuid_grants=$((mem_users / 10 > 0 ? mem_users / 10 : 1)) # grants with UUID ids (memory)
+codes_n="${CODES:-1000000}"
 work="$PW_ROOT/target/bench"
 mkdir -p "$work"
 
@@ -100,7 +105,7 @@ cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' 
 redis_cpu() { redis-cli -p "$port" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ { t += $2 } END { printf "%.3f", t }'; }
 
 # 1. The script alone: redis-benchmark, no pipelining, random users and keys.
-pw_log "1/6 spin.lua straight at Redis (redis-benchmark)"
+pw_log "1/7 spin.lua straight at Redis (redis-benchmark)"
 sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat lua/counters.lua lua/spin.lua)")
 baseline=$(redis-benchmark -p "$port" -c "$conc" -n $((conc * 4000)) -r "$users" --csv \
     EVALSHA "$sha" 5 'pw:{bench}:meta' 'pw:{bench}:stock' 'pw:{bench}:awarded' 'pw:{bench}:days' 'pw:{bench}:results' \
@@ -122,7 +127,7 @@ script_bench() {
     sb_usec=$(evalsha_usec)
 }
 if $paced_campaign; then
-    pw_log "1/6 spin.lua straight at Redis, the plain and the paced, budgeted campaign"
+    pw_log "1/7 spin.lua straight at Redis, the plain and the paced, budgeted campaign"
     script_bench bench
     plain_usec=$sb_usec
     script_bench paced
@@ -131,7 +136,7 @@ fi
 redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
 
 # 2. Over HTTP, with the service's resident memory sampled.
-pw_log "2/6 spins over HTTP (wrk)"
+pw_log "2/7 spins over HTTP (wrk)"
 "$bin" token --sub u --count "$users" >"$work/tokens.txt"
 "$bin" token --sub hammer >"$work/one-token.txt"
 "$bin" token --sub spent >"$work/spent-token.txt"
@@ -151,7 +156,7 @@ redis_us=$(per_spin_us "$rcpu0" "$rcpu1")
 rss_max=$(sort -n "$work/rss.txt" | tail -1)
 usec=$(redis-cli -p "$port" INFO commandstats | grep '^cmdstat_evalsha' | sed -E 's/.*usec_per_call=([0-9.]+).*/\1/')
 if $paced_campaign; then
-    pw_log "2/6 spins over HTTP, the paced and budgeted campaign"
+    pw_log "2/7 spins over HTTP, the paced and budgeted campaign"
     redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
     pc0=$(cpu_of "$server_pid") pr0=$(redis_cpu)
     paced_http=$(wrk_spin /v1/campaigns/paced/spins "$work/tokens.txt" "$duration")
@@ -165,7 +170,7 @@ fi
 # pausing between requests (bench/wrk-paced.lua; wrk pauses in whole ms, hence
 # many connections). A 5 s calibration run measures how long an answer takes at
 # that load, and the pause is set so pause + answer gives the target rate.
-pw_log "2/6 spins over HTTP at 70 % of that (wrk, paced)"
+pw_log "2/7 spins over HTTP at 70 % of that (wrk, paced)"
 paced_conns="${PACED_CONNECTIONS:-200}"
 target=$(awk -v r="$(field rps "$http")" 'BEGIN { printf "%.0f", 0.7 * r }')
 wrk_paced() {
@@ -178,7 +183,7 @@ pause=$(awk -v c="$paced_conns" -v t="$target" -v r="$(field rps "$calibration")
     'BEGIN { answer = c * 1000 / r - p; q = c * 1000 / t - answer; if (q < 1) q = 1; printf "%d", q + 0.5 }')
 paced=$(wrk_paced "$pause" "$duration")
 
-pw_log "3/6 rejections: per-user limiter, quota cache, against GET /healthz"
+pw_log "3/7 rejections: per-user limiter, quota cache, against GET /healthz"
 health_rps=$(wrk -t 2 -c "$conc" -d "${duration}s" "http://$listen/healthz" | awk '/^Requests\/sec/ { print $2 }')
 cpu0=$(cpu_of "$server_pid")
 limited=$(wrk_spin /v1/campaigns/bench/spins "$work/one-token.txt" "$duration")
@@ -199,7 +204,7 @@ stop_server
 # Grants: the order service's one token, its per-caller limiter off (it would
 # be all that is measured; it is a limit, not a cost).
 if $grants; then
-    pw_log "4/6 grants over HTTP (wrk): one per request, then batches of $grant_batches"
+    pw_log "4/7 grants over HTTP (wrk): one per request, then batches of $grant_batches"
     "$bin" token --sub order-service --role grants >"$work/grants-token.txt"
     PRIZEWHEEL__ADMISSION__PER_GRANTER__ENABLED=false start_server
     # wrk_grant PATH CONNECTIONS SECONDS BATCH: the WRK line of bench/wrk-grant.lua.
@@ -231,21 +236,25 @@ if $grants; then
     stop_server
 fi
 
-pw_log "5/6 the PostgreSQL design (bench/pg-spin.sh)"
+pw_log "5/7 the PostgreSQL design (bench/pg-spin.sh)"
 pg=$(CONCURRENCY="$conc" DURATION="$duration" PG_VARIANTS="stmt-lockall func-lockall" bash bench/pg-spin.sh 2>/dev/null | tail -1)
 pg_stmt_rps=$(awk '/^tps/ { print $3 }' "$PW_ROOT/target/bench-pg/stmt-lockall.out")
 
 footprint_bin="$PW_ROOT/target/release/examples/redis_footprint"
 if $grants; then
-    pw_log "6/6 Redis memory: one spin each for $mem_users users, then one grant each; $uuid_grants grants with UUID ids"
+    pw_log "6/7 Redis memory: one spin each for $mem_users users, then one grant each; $uuid_grants grants with UUID ids"
     memory_out=$("$footprint_bin" memory "$mem_users" spins-grants)
     granted=$(grep '^GRANTED ' <<<"$memory_out")
     granted_uuids=$("$footprint_bin" memory-uuids "$uuid_grants" grant-uuids | grep '^GRANTED ')
 else
-    pw_log "6/6 Redis memory: one spin each for $mem_users users"
+    pw_log "6/7 Redis memory: one spin each for $mem_users users"
     memory_out=$("$footprint_bin" memory "$mem_users")
 fi
 footprint=$(grep '^FOOTPRINT ' <<<"$memory_out")
+
+pw_log "7/7 prize codes: loading $codes_n codes (bench/codes.sh)"
+codes=$(CODES="$codes_n" PW_BENCH_REDIS_PORT="${PW_BENCH_CODES_REDIS_PORT:-6395}" \
+    PW_BENCH_HTTP_PORT="${PW_BENCH_CODES_HTTP_PORT:-8097}" bash bench/codes.sh 2>/dev/null | grep '^CODES ')
 
 http_rps=$(field rps "$http")
 pg_rps=$(field tps "$pg")
@@ -292,6 +301,9 @@ grant_cpu() {
         echo "| Redis bytes per grant record ($(field grants "$granted_uuids") grants, 36-character UUID grant ids) | $(field per_grant "$granted_uuids") | | | $(meets "$(field per_grant "$granted_uuids")" 64) |"
     fi
     echo "| service RSS under spin load (MiB) | $((rss_max / 1024)) | | | |"
+    echo "| codes/s loading $(field codes "$codes") codes, CLI \`campaign codes add\` vs \`redis-cli --pipe\` of one SADD per code | $(field cli_per_s "$codes") | $(field pipe_per_s "$codes") | $(field cli_ratio "$codes") | |"
+    echo "| codes/s, HTTP upload ($(field parts "$codes") part(s) of ≤ 16 MiB) vs the same | $(field http_per_s "$codes") | $(field pipe_per_s "$codes") | $(field http_ratio "$codes") | |"
+    echo "| Redis bytes per code in a prize's pool, 12 / 36 characters (used_memory delta; MEMORY USAGE $(field pool12 "$codes") / $(field pool36 "$codes")) | $(field used12 "$codes") / $(field used36 "$codes") | | | |"
     echo
     echo "CPU per HTTP spin: service $service_us µs, Redis $redis_us µs (spin.lua itself: $usec µs per call); per 429 from a limiter: service $reject_us µs"
     if $paced_campaign; then

@@ -25,6 +25,11 @@
 --              grant record the ledger proves, or marks one revoked (a record
 --              already revoked is kept), and counts either in meta `gv` / `rv`
 --              as grant.lua and revoke.lua do. → {'grants', n set}
+--   'codes'    then pairs (prize id, code) of codes the ledger awarded in draws
+--              Redis forgot: each leaves the prize's pool (pw:{C}:codes:<prize>)
+--              and joins pw:{C}:codes-awarded, so no win hands it out again and
+--              no upload loads it again ('certify' then brings the stock to the
+--              pool). → {'codes', n removed from a pool}
 --   'records'  then groups of (record key, field, record, expire at): restores
 --              idempotency records the ledger proves, never replacing one.
 --              → {'records', n restored}
@@ -112,6 +117,16 @@ if op == 'grants' then
     end
   end
   return {'grants', set}
+end
+
+if op == 'codes' then
+  local pfx = string.sub(KEYS[1], 1, -5)
+  local removed = 0
+  for i = 2, #ARGV, 2 do
+    removed = removed + redis.call('SREM', pfx .. 'codes:' .. ARGV[i], ARGV[i + 1])
+    redis.call('SADD', pfx .. 'codes-awarded', ARGV[i + 1])
+  end
+  return {'codes', removed}
 end
 
 if op == 'records' then

@@ -70,6 +70,11 @@ for campaign in config/campaigns/mega-sale.yaml config/campaigns/order-spins.yam
     fi
     pw_log "applying campaign $campaign (not applied yet)"
     "$bin" campaign apply "$campaign" --by serve.sh
+    if [[ $id == order-spins ]]; then
+        # Its coupon-200 hands out codes (stock: codes): 5000 example ones.
+        pw_log "loading 5000 example codes for order-spins/coupon-200"
+        seq -f 'EXAMPLE200-%06g' 1 5000 | "$bin" campaign codes add order-spins coupon-200 -
+    fi
 done
 
 # How to call the API from another shell (\$ leaves a variable for that shell).

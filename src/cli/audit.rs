@@ -61,6 +61,12 @@ pub async fn run(a: AuditArgs, config: &Path) -> anyhow::Result<bool> {
             report.elapsed_ms,
             report.mismatches
         );
+        if report.codes > 0 || report.code_pool_fallbacks > 0 {
+            println!(
+                "  prize codes: {} reward(s) with a code; {} draw(s) of a code prize gave the fallback (its pool empty then: not checked, the ledger does not know the codes loaded)",
+                report.codes, report.code_pool_fallbacks
+            );
+        }
         let mut totals: Vec<_> = report.replayed_awarded.iter().collect();
         totals.sort();
         for (prize, n) in totals {

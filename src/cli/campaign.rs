@@ -9,7 +9,7 @@ use crate::rollout::apply::{apply, plan_against_live};
 use crate::simulate::plot::burn_down_svg;
 use crate::simulate::progress::Progress;
 use crate::simulate::{
-    Arrival, Options, Report, duration_text, simulate_with_progress, stock_text,
+    Arrival, Options, Report, codes_for, duration_text, parse_codes_arg, simulate_with_progress,
 };
 use anyhow::Context;
 use clap::Subcommand;
@@ -62,6 +62,12 @@ pub struct SimulateArgs {
     runs: u32,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The codes a code prize (`stock: codes`) has, as PRIZE=N: its stock,
+    /// which the file cannot say (`campaign codes status` tells a live
+    /// campaign's). Repeat it for each code prize; one without it is
+    /// simulated with 0 codes. Naming a prize that is not a code prize is an error.
+    #[arg(long = "codes", value_name = "PRIZE=N")]
+    codes: Vec<String>,
     /// Print JSON for tools instead of a table.
     #[arg(long)]
     json: bool,
@@ -89,6 +95,13 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
                     campaign.id
                 );
             }
+            let codes = a
+                .codes
+                .iter()
+                .map(|s| parse_codes_arg(s))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|given| codes_for(&campaign, &given))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
             let options = Options {
                 users: a
                     .users
@@ -104,6 +117,7 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
                 samples: 500,
                 grants_per_user: a.grants_per_user.unwrap_or(1.0),
                 spins_per_grant: a.spins_per_grant.unwrap_or(1),
+                codes,
             };
             // A run of more than 2 s shows where it is on stderr.
             let mut progress = Progress::stderr();
@@ -197,7 +211,7 @@ fn table(r: &Report) -> String {
         );
     }
     out += &format!(
-        "{:<20} {:>12} {:>20} {:>14} {:>14} {:>9} {:>14}  {}\n",
+        "{:<20} {:>14} {:>20} {:>14} {:>14} {:>9} {:>14}  {}\n",
         "prize",
         "stock",
         "release",
@@ -212,14 +226,20 @@ fn table(r: &Report) -> String {
             format!("{} (+{})", local((s * 1000.0) as i64), duration_text(s))
         });
         out += &format!(
-            "{:<20} {:>12} {:>20} {:>14} {:>14} {:>8.0}% {:>14}  {at}\n",
+            "{:<20} {:>14} {:>20} {:>14} {:>14} {:>8.0}% {:>14}  {at}\n",
             p.id,
-            stock_text(p.stock),
+            p.stock_text(),
             p.release.as_deref().unwrap_or("-"),
             p.released_at_end.map_or("-".into(), |n| n.to_string()),
             p.awarded_median,
             p.ran_out_share * 100.0,
             p.ran_out_at_spin.map_or("-".into(), |s| s.to_string()),
+        );
+    }
+    for id in &r.codes_not_given {
+        out += &format!(
+            "warning: code prize {id} simulated with 0 codes, so it awards nothing: \
+             give its codes with --codes {id}=N\n"
         );
     }
     for c in &r.costs {

@@ -96,6 +96,7 @@ fn table(r: &Reconciliation) -> String {
             );
         }
     }
+    out += &codes_lines(r);
     out += &budget_line(r);
     if r.grants.made > 0 || r.spins.granted > 0 {
         out += &format!(
@@ -118,6 +119,45 @@ fn table(r: &Reconciliation) -> String {
     }
     for n in &r.notices {
         out += &format!("note: {n}\n");
+    }
+    out
+}
+
+/// Prize codes: per code prize its pool and the codes handed out against the
+/// rewards with a code, then the campaign's total; nothing without code prizes.
+fn codes_lines(r: &Reconciliation) -> String {
+    let check = |ok: bool| if ok { "ok" } else { "MISMATCH" };
+    let mut out = String::new();
+    for p in &r.prizes {
+        let Some(c) = &p.codes else { continue };
+        out += &format!(
+            "codes {}: {} loaded, {} withdrawn, {} available; {} awarded, {} settled, {} in flight, {} dead-lettered{}  {}\n",
+            p.prize_id,
+            c.loaded,
+            c.withdrawn,
+            c.available,
+            c.awarded,
+            c.settled,
+            c.in_flight,
+            c.dead_lettered,
+            if c.without_code > 0 {
+                format!("; {} reward(s) without a code", c.without_code)
+            } else {
+                String::new()
+            },
+            check(c.ok)
+        );
+    }
+    let c = &r.codes;
+    if !out.is_empty() || c.awarded > 0 || c.settled > 0 {
+        out += &format!(
+            "codes: {} handed out (Redis), {} settled, {} in flight, {} dead-lettered  {}\n",
+            c.awarded,
+            c.settled,
+            c.in_flight,
+            c.dead_lettered,
+            check(c.ok)
+        );
     }
     out
 }

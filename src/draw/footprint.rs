@@ -1,9 +1,10 @@
 //! What a campaign's per-user state costs in Redis: the counters of each user,
 //! the idempotency record of each spin and the record of each grant, summed
-//! with `MEMORY USAGE` over the campaign's bucket hashes. Used by the memory
-//! test and bench/redis_footprint.rs.
+//! with `MEMORY USAGE` over the campaign's bucket hashes; and what a prize
+//! code costs, in its prize's pool and once awarded. Used by the memory test
+//! and bench/redis_footprint.rs.
 
-use crate::domain::{CampaignId, IdempotencyKey, UserId};
+use crate::domain::{CampaignId, IdempotencyKey, PrizeId, UserId};
 use crate::draw::grants::{self, GrantRequest};
 use crate::store::redis::keys::CampaignKeys;
 use crate::store::redis::{RedisStore, StoreError};
@@ -156,4 +157,105 @@ pub async fn measure(store: &RedisStore, campaign: &CampaignId) -> Result<Footpr
         }
     }
     Ok(f)
+}
+
+/// Bytes and members of a code prize's pool (`pw:{C}:codes:<prize>`) and of
+/// the campaign's awarded codes (`pw:{C}:codes-awarded`), by `MEMORY USAGE`
+/// (every member counted; Redis's own estimate of each set, which counts an
+/// entry at its struct size, not at the allocator's size class).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CodeFootprint {
+    pub pooled: u64,
+    pub pool_bytes: u64,
+    pub awarded: u64,
+    pub awarded_bytes: u64,
+}
+
+impl CodeFootprint {
+    pub fn per_pooled(&self) -> f64 {
+        self.pool_bytes as f64 / self.pooled.max(1) as f64
+    }
+
+    pub fn per_awarded(&self) -> f64 {
+        self.awarded_bytes as f64 / self.awarded.max(1) as f64
+    }
+}
+
+/// Loads `codes` into `prize`'s pool through lua/codes.lua, `batch` codes a
+/// call, `concurrency` calls in flight. Returns the codes added. Fails on the
+/// first store error or refusal (no campaign, no such code prize).
+pub async fn load_codes(
+    store: &RedisStore,
+    campaign: &CampaignId,
+    prize: &PrizeId,
+    codes: impl Iterator<Item = String>,
+    batch: usize,
+    concurrency: usize,
+) -> Result<u64, StoreError> {
+    let mut codes = codes.peekable();
+    let batches = std::iter::from_fn(|| {
+        codes.peek()?;
+        Some(codes.by_ref().take(batch.max(1)).collect::<Vec<String>>())
+    });
+    let mut calls = stream::iter(batches)
+        .map(|b| async move {
+            match store.add_codes(campaign, prize, &b).await? {
+                Ok(a) => Ok(a.added),
+                Err(r) => Err(StoreError::Protocol(format!("codes refused: {r:?}"))),
+            }
+        })
+        .buffer_unordered(concurrency.max(1));
+    let mut added = 0;
+    while let Some(done) = calls.next().await {
+        added += done?;
+    }
+    Ok(added)
+}
+
+/// Measures `prize`'s pool and the campaign's awarded codes as they are now.
+pub async fn measure_codes(
+    store: &RedisStore,
+    campaign: &CampaignId,
+    prize: &PrizeId,
+) -> Result<CodeFootprint, StoreError> {
+    let mut conn = store.conn();
+    let (pool, awarded) = (
+        CampaignKeys::code_pool(campaign, prize.as_str()),
+        CampaignKeys::new(campaign).codes_awarded,
+    );
+    let (pool_bytes, pooled, awarded_bytes, awarded): (Option<u64>, u64, Option<u64>, u64) =
+        redis::pipe()
+            .cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&pool)
+            .arg("SAMPLES")
+            .arg(0)
+            .scard(&pool)
+            .cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&awarded)
+            .arg("SAMPLES")
+            .arg(0)
+            .scard(&awarded)
+            .query_async(&mut conn)
+            .await?;
+    Ok(CodeFootprint {
+        pooled,
+        pool_bytes: pool_bytes.unwrap_or(0),
+        awarded,
+        awarded_bytes: awarded_bytes.unwrap_or(0),
+    })
+}
+
+/// The server's `used_memory` (`INFO memory`): what its allocator holds, the
+/// figure a delta over many codes divides (on a server no one else writes to).
+pub async fn used_memory(store: &RedisStore) -> Result<u64, StoreError> {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut store.conn())
+        .await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| StoreError::Protocol("INFO memory: no used_memory".into()))
 }

@@ -2,7 +2,9 @@
 //! revocation, in draw order, through the reference model with the config that
 //! held at that moment, and check each recorded prize is the one its `R` draws,
 //! each draw was one the shopper had a spin for (window, quotas, earned spins),
-//! and each revocation split the grant's spins as the model does.
+//! and each revocation split the grant's spins as the model does. Prize codes:
+//! a reward carries a code exactly when its prize was a code prize (`stock:
+//! codes`) in the version that drew it, and no code is in the ledger twice.
 
 use crate::campaign::parse_campaign;
 use crate::domain::CampaignId;
@@ -24,9 +26,17 @@ pub struct AuditReport {
     pub applies: u64,
     pub grants: u64,
     pub revocations: u64,
+    /// Rewards with a prize code.
+    pub codes: u64,
+    /// Draws whose `R` fell on a code prize and that the ledger gives the
+    /// fallback: that prize's pool was empty then (or, evenly released, its
+    /// next unit not out). The codes loaded are not in the ledger, so the
+    /// audit cannot tell; counted, not failed.
+    pub code_pool_fallbacks: u64,
     /// Rewards whose prize is not the one their `R` draws, that took a unit of
-    /// a prize with none left or a spin the shopper did not have; grants and
-    /// revocations the model decides otherwise.
+    /// a prize with none left or a spin the shopper did not have, whose code is
+    /// missing, unexpected or another reward's; grants and revocations the
+    /// model decides otherwise.
     pub mismatches: u64,
     /// The first mismatches and every other failed check, readable.
     pub problems: Vec<String>,
@@ -53,9 +63,16 @@ struct Replay {
     applies: u64,
     grants: u64,
     revocations: u64,
+    codes: u64,
+    code_pool_fallbacks: u64,
     mismatches: u64,
     problems: Vec<String>,
 }
+
+/// The pool the replay gives a code prize: more codes than any campaign loads
+/// (see [`Replay::apply`]), small enough that the model's sums of stock
+/// (`configured + n`, the release curve's products in u128) never overflow.
+const UNKNOWN_POOL: u64 = 1 << 62;
 
 /// One entry of the draw order, as the ledger holds it.
 #[derive(sqlx::FromRow)]
@@ -77,6 +94,8 @@ struct Settled {
     revoked: Option<i32>,
     already_used: Option<i32>,
     lapsed: Option<i32>,
+    /// The reward's prize code.
+    code: Option<String>,
 }
 
 /// Rewards, grants, revocations and applies merged in draw order (each table
@@ -85,21 +104,21 @@ const DRAW_ORDER: &str = "
     SELECT 'reward' AS kind, stream_ms, stream_seq, config_version AS version, spin_id, prize_id, r,
            user_id, (extract(epoch FROM spun_at) * 1000)::bigint AS at_ms, NULL::text AS grant_id,
            NULL::int AS spins, NULL::int AS grant_day, NULL::int AS revoked,
-           NULL::int AS already_used, NULL::int AS lapsed
+           NULL::int AS already_used, NULL::int AS lapsed, code
     FROM rewards WHERE campaign_id = $1
     UNION ALL
     SELECT 'apply', stream_ms, stream_seq, version, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-           NULL, NULL, NULL
+           NULL, NULL, NULL, NULL
     FROM ledger_applies WHERE campaign_id = $1
     UNION ALL
     SELECT 'grant', stream_ms, stream_seq, NULL, NULL, NULL, NULL, user_id,
            (extract(epoch FROM granted_at) * 1000)::bigint, grant_id, spins, grant_day, NULL,
-           NULL, NULL
+           NULL, NULL, NULL
     FROM grants WHERE campaign_id = $1
     UNION ALL
     SELECT 'revoke', stream_ms, stream_seq, NULL, NULL, NULL, NULL, NULL,
            (extract(epoch FROM revoked_at) * 1000)::bigint, grant_id, NULL, NULL, revoked,
-           already_used, lapsed
+           already_used, lapsed, NULL
     FROM grant_revocations WHERE campaign_id = $1
     ORDER BY stream_ms, stream_seq";
 
@@ -114,9 +133,34 @@ impl Replay {
         let c = parse_campaign(yaml).map_err(|_| {
             AuditError::Ledger(format!("version {v}: the recorded YAML no longer parses"))
         })?;
-        match self.model.as_mut() {
-            Some(m) => m.apply(&c),
-            None => self.model = Some(Model::new(&c)),
+        let m = match self.model.as_mut() {
+            Some(m) => {
+                m.apply(&c);
+                m
+            }
+            None => self.model.insert(Model::new(&c)),
+        };
+        // A code prize's stock is its pool, which the ledger does not know:
+        // codes are loaded (and withdrawn) at any time, outside the draw
+        // order. Giving it the pool of the rewards the ledger has of it would
+        // not do: a pool that ran dry and was loaded again later gave the
+        // fallback in between, which that model would call a mismatch, and
+        // an even release spreads the codes loaded, not those awarded (fewer
+        // units out: false `NotReleased`). So the replay gives every code
+        // prize, once, a pool larger than any loaded (`load_codes` with
+        // UNKNOWN_POOL; kept across applies, as Redis keeps the pool): its
+        // stock is never a reason to refuse a ledger draw, a per-day or
+        // scheduled release and the budget are still checked exactly, and
+        // `reward` accepts the fallback where `R` fell on a code prize (its
+        // pool may have been empty), counting it in `code_pool_fallbacks`.
+        let unknown: Vec<String> = m
+            .prizes
+            .iter()
+            .filter(|p| p.entry.c.is_some() && !m.codes.contains_key(&p.entry.id))
+            .map(|p| p.entry.id.clone())
+            .collect();
+        for id in unknown {
+            m.load_codes(&id, UNKNOWN_POOL);
         }
         if self.version != 0 && v != self.version + 1 {
             self.problems.push(format!(
@@ -137,7 +181,8 @@ impl Replay {
     }
 
     /// A settled draw: the shopper had a spin, its `R` draws the recorded
-    /// prize, which had stock.
+    /// prize, which had stock, and it carries a code exactly when that prize
+    /// is a code prize.
     #[allow(clippy::too_many_arguments)]
     fn reward(
         &mut self,
@@ -148,6 +193,7 @@ impl Replay {
         user: &str,
         spun_ms: i64,
         at: StreamId,
+        code: Option<&str>,
     ) -> Result<(), AuditError> {
         self.rewards += 1;
         let version = self.version;
@@ -165,12 +211,38 @@ impl Replay {
             c.count(crate::draw::model::day_index(&m.day_starts, spun_ms));
         }
         m.users.insert(user.to_owned(), c);
-        let expected = m.prizes[m.choose(r, spun_ms)].entry.id.clone();
+        let chosen = m.choose(r, spun_ms);
         let recorded = m.prizes.iter().position(|p| p.entry.id == prize_id);
+        // `R` fell on a code prize the model could award, Redis gave the
+        // fallback: its pool was empty then (see `apply`).
+        let pool_ran_dry = chosen != m.fallback
+            && m.prizes[chosen].entry.c.is_some()
+            && recorded == Some(m.fallback);
+        let expected = if pool_ran_dry {
+            m.prizes[m.fallback].entry.id.clone()
+        } else {
+            m.prizes[chosen].entry.id.clone()
+        };
+        let code_prize = recorded.map(|i| m.prizes[i].entry.c.is_some());
         let fallback_paid = m.budget_pays_fallback();
         let drawable = recorded.map(|i| m.held(i, spun_ms));
         if let Some(i) = recorded {
             m.award(i);
+        }
+        if pool_ran_dry {
+            self.code_pool_fallbacks += 1;
+        }
+        if code.is_some() {
+            self.codes += 1;
+        }
+        match (code_prize, code) {
+            (Some(true), None) => self.mismatch(format!(
+                "reward {spin_id} at {at}: `{prize_id}` is a code prize in version {version}, but the ledger has no code for it"
+            )),
+            (Some(false), Some(code)) => self.mismatch(format!(
+                "reward {spin_id} at {at}: `{prize_id}` has no codes in version {version}, but the ledger gives it code `{code}`"
+            )),
+            _ => {}
         }
         if v != version {
             self.mismatch(format!(
@@ -277,6 +349,34 @@ impl Replay {
     }
 }
 
+/// Every code the ledger holds more than once (read in the partial index
+/// `rewards_by_code`, so only the rewards with a code): each reward after the
+/// first that handed it out is a mismatch.
+async fn duplicate_codes(
+    pg: &PgPool,
+    campaign: &CampaignId,
+    replay: &mut Replay,
+) -> Result<(), AuditError> {
+    let mut dups = sqlx::query_as::<_, (String, Vec<uuid::Uuid>, Vec<String>)>(
+        "SELECT code, array_agg(spin_id ORDER BY stream_ms, stream_seq),
+                array_agg(stream_id ORDER BY stream_ms, stream_seq)
+         FROM rewards WHERE campaign_id = $1 AND code IS NOT NULL
+         GROUP BY code HAVING count(*) > 1
+         ORDER BY min(stream_ms), code",
+    )
+    .bind(campaign.as_str())
+    .fetch(pg);
+    while let Some((code, spins, ats)) = dups.try_next().await? {
+        let first = spins[0];
+        for (spin, at) in spins.iter().zip(&ats).skip(1) {
+            replay.mismatch(format!(
+                "reward {spin} at {at}: code `{code}` was handed out before, by reward {first}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Replays the ledger of `campaign`. `live_awarded` (units per prize counted in
 /// Redis), when given, must equal the replay's totals.
 pub async fn audit(
@@ -301,6 +401,8 @@ pub async fn audit(
         applies: 0,
         grants: 0,
         revocations: 0,
+        codes: 0,
+        code_pool_fallbacks: 0,
         mismatches: 0,
         problems: Vec::new(),
     };
@@ -329,16 +431,29 @@ pub async fn audit(
                         "reward at {at}: a field is missing"
                     )));
                 };
-                replay.reward(spin_id, prize_id, r as u64, v, user, ms, at)?;
+                replay.reward(
+                    spin_id,
+                    prize_id,
+                    r as u64,
+                    v,
+                    user,
+                    ms,
+                    at,
+                    e.code.as_deref(),
+                )?;
             }
         }
     }
+    drop(rows);
+    duplicate_codes(pg, campaign, &mut replay).await?;
     let Replay {
         model,
         rewards,
         applies,
         grants,
         revocations,
+        codes,
+        code_pool_fallbacks,
         mismatches,
         mut problems,
         ..
@@ -375,6 +490,8 @@ pub async fn audit(
         applies,
         grants,
         revocations,
+        codes,
+        code_pool_fallbacks,
         mismatches,
         ok: problems.is_empty(),
         problems,

@@ -15,6 +15,11 @@
 //! - with a budget, the value settled is within it, unless the budget was set
 //!   below what had already been awarded when it was applied: legal (the draw
 //!   then awards nothing with a value), so reported as a notice, not a failure;
+//! - prize codes (`stock: codes`), the same way as units: the codes handed out
+//!   (the set `pw:{C}:codes-awarded`, and per prize loaded − withdrawn −
+//!   available from `pw:{C}:codes-stats` and its pool) = the rewards with a
+//!   code settled + in flight + dead-lettered; and every settled reward of a
+//!   prize that was a code prize in the version that drew it has a code;
 //! - and for the campaign: no spin id twice, nothing stuck pending, the oldest
 //!   unsettled entry younger than `settle.max_lag_ms`, nothing in the
 //!   dead-letter stream.
@@ -31,7 +36,7 @@ use crate::store::redis::{RedisStore, StoreError};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -66,7 +71,50 @@ pub struct PrizeFigures {
     pub in_flight: i64,
     /// Drawn, refused by the ledger and kept in the dead-letter stream.
     pub dead_lettered: i64,
+    /// Its prize codes, for a prize that has or had `stock: codes` (or whose
+    /// rewards carry codes); null for any other prize.
+    pub codes: Option<PrizeCodes>,
     /// All of this prize's checks hold.
+    pub ok: bool,
+}
+
+/// A code prize's codes: Redis's pool and counts against the rewards that
+/// carry them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PrizeCodes {
+    /// Codes ever added to the prize's pool.
+    pub loaded: i64,
+    /// Codes withdrawn from the pool (never handed out).
+    pub withdrawn: i64,
+    /// Codes in the pool now: what the next wins hand out.
+    pub available: i64,
+    /// Codes handed out: loaded − withdrawn − available.
+    pub awarded: i64,
+    /// Rewards of this prize in PostgreSQL with a code (up to the snapshot).
+    pub settled: i64,
+    /// Draws of this prize with a code, not yet in PostgreSQL.
+    pub in_flight: i64,
+    /// Draws of this prize with a code in the dead-letter stream.
+    pub dead_lettered: i64,
+    /// Settled rewards drawn while this was a code prize that carry no code.
+    pub without_code: i64,
+    /// awarded = settled + in flight + dead-lettered, and no reward without a code.
+    pub ok: bool,
+}
+
+/// The campaign's prize codes handed out (the set `pw:{C}:codes-awarded`)
+/// against the rewards that carry one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CodeFigures {
+    /// Codes handed out, as Redis counts them (every prize).
+    pub awarded: i64,
+    /// Rewards in PostgreSQL with a code (up to the snapshot).
+    pub settled: i64,
+    /// Draws with a code not yet in PostgreSQL.
+    pub in_flight: i64,
+    /// Draws with a code in the dead-letter stream.
+    pub dead_lettered: i64,
+    /// awarded = settled + in flight + dead-lettered.
     pub ok: bool,
 }
 
@@ -136,6 +184,9 @@ pub struct Reconciliation {
     pub campaign_id: String,
     pub prizes: Vec<PrizeFigures>,
     pub budget: BudgetFigures,
+    /// Prize codes handed out against the rewards that carry one (all zero
+    /// for a campaign without code prizes).
+    pub codes: CodeFigures,
     pub grants: GrantFigures,
     pub revocations: GrantFigures,
     pub spins: SpinFigures,
@@ -171,8 +222,12 @@ pub struct Reconciliation {
 
 /// What the ledger holds of a campaign, read in one consistent snapshot.
 struct LedgerSnapshot {
-    /// (prize, currency, rows, sum) of rows up to Redis's last stream id.
-    settled: Vec<(String, String, i64, Decimal)>,
+    /// (prize, currency, rows, sum, rows with a code) of rows up to Redis's
+    /// last stream id.
+    settled: Vec<(String, String, i64, Decimal, i64)>,
+    /// Per prize, rows up to Redis's last stream id drawn while it was a code
+    /// prize (in the version that drew them) that carry no code.
+    without_code: Vec<(String, i64)>,
     /// Rows after Redis's last stream id: draws Redis no longer knows.
     forgotten_by_redis: i64,
     /// Which of the unsettled stream entries' spins are in the ledger already.
@@ -212,9 +267,27 @@ async fn ledger_snapshot(
         .execute(&mut *tx)
         .await?;
     let settled = sqlx::query_as(
-        "SELECT prize_id, currency, count(*), coalesce(sum(amount), 0) FROM rewards
+        "SELECT prize_id, currency, count(*), coalesce(sum(amount), 0), count(code) FROM rewards
          WHERE campaign_id = $1 AND (stream_ms, stream_seq) <= ($2, $3)
          GROUP BY prize_id, currency",
+    )
+    .bind(campaign)
+    .bind(last.ms)
+    .bind(last.seq)
+    .fetch_all(&mut *tx)
+    .await?;
+    // The prizes each version gave `stock: codes` (its canonical config), and
+    // the rewards they drew without a code.
+    let without_code = sqlx::query_as(
+        "WITH code_prizes AS (
+             SELECT v.version, p ->> 'id' AS prize_id
+             FROM campaign_versions v, jsonb_array_elements(v.config -> 'prizes') p
+             WHERE v.campaign_id = $1 AND p ->> 'stock' = 'codes'
+         )
+         SELECT r.prize_id, count(*) FROM rewards r
+         JOIN code_prizes c ON c.version = r.config_version AND c.prize_id = r.prize_id
+         WHERE r.campaign_id = $1 AND (r.stream_ms, r.stream_seq) <= ($2, $3) AND r.code IS NULL
+         GROUP BY r.prize_id",
     )
     .bind(campaign)
     .bind(last.ms)
@@ -309,6 +382,7 @@ async fn ledger_snapshot(
     tx.commit().await?;
     Ok(LedgerSnapshot {
         settled,
+        without_code,
         forgotten_by_redis,
         landed,
         grants,
@@ -384,38 +458,15 @@ pub async fn reconcile(
     if !known {
         return Ok(None);
     }
-    type Snapshot = (
-        HashMap<String, i64>,
-        HashMap<String, i64>,
-        HashMap<String, i64>,
-        HashMap<String, redis::Value>,
-        u64,
-        MetaFields,
-    );
-    type MetaFields = (
-        Option<String>,
-        Option<i64>,
-        Option<i64>,
-        Option<String>,
-        Option<i64>,
-    );
-    let (initial, stock, awarded, last, dead_letters, meta): Snapshot = redis::pipe()
-        .atomic()
-        .hgetall(&k.initial)
-        .hgetall(&k.stock)
-        .hgetall(&k.awarded)
-        // The last id ever added (entries may have been trimmed since).
-        .cmd("XINFO")
-        .arg("STREAM")
-        .arg(&k.results)
-        .cmd("XLEN")
-        .arg(&k.dead)
-        .cmd("HMGET")
-        .arg(&k.meta)
-        .arg(&["tbl", "gv", "rv", "cfg", "bs"])
-        .query_async(&mut conn)
-        .await
-        .map_err(StoreError::from)?;
+    let RedisSnapshot {
+        initial,
+        stock,
+        awarded,
+        last,
+        dead_letters,
+        meta,
+        codes: code_snapshot,
+    } = redis_snapshot(&mut conn, &k, campaign).await?;
     let (table, made_grants, made_revocations, config, value_awarded) = meta;
     let Some(table) = table else {
         return Ok(None);
@@ -465,7 +516,12 @@ pub async fn reconcile(
                 match f.get("type").map(String::as_str) {
                     Some("spin") => {
                         if let (Some(spin), Some(prize)) = (f.remove("spin"), f.remove("prize")) {
-                            unsettled.push((spin, prize, value(f.get("amount"))));
+                            unsettled.push(SpinEntry {
+                                spin,
+                                prize,
+                                amount: value(f.get("amount")),
+                                code: f.remove("code"),
+                            });
                         }
                     }
                     Some(kind @ ("grant" | "revoke")) => {
@@ -488,7 +544,7 @@ pub async fn reconcile(
     let ids: Vec<uuid::Uuid> = unsettled
         .iter()
         .chain(&dead)
-        .filter_map(|(s, _, _)| s.parse().ok())
+        .filter_map(|e| e.spin.parse().ok())
         .collect();
     let grant_ids: Vec<String> = unsettled_grants
         .iter()
@@ -498,6 +554,7 @@ pub async fn reconcile(
     let owned = campaign.to_string();
     let LedgerSnapshot {
         settled,
+        without_code,
         forgotten_by_redis,
         landed,
         grants: settled_grants,
@@ -528,16 +585,22 @@ pub async fn reconcile(
     );
 
     let mut in_flight: HashMap<&str, i64> = HashMap::new();
+    // Codes are counted exactly as units are: per prize, in flight and
+    // dead-lettered, each entry not in the ledger yet.
+    let mut codes_in_flight: HashMap<&str, i64> = HashMap::new();
     let mut spent_unsettled = Decimal::ZERO;
     let mut seen = HashSet::new();
     let mut duplicates = 0;
-    for (spin, prize, amount) in &unsettled {
-        if !seen.insert(spin.as_str()) {
+    for e in &unsettled {
+        if !seen.insert(e.spin.as_str()) {
             duplicates += 1;
         }
-        if spin.parse().map(|u| !landed.contains(&u)).unwrap_or(true) {
-            *in_flight.entry(prize.as_str()).or_default() += 1;
-            spent_unsettled += amount;
+        if e.spin.parse().map(|u| !landed.contains(&u)).unwrap_or(true) {
+            *in_flight.entry(e.prize.as_str()).or_default() += 1;
+            if e.code.is_some() {
+                *codes_in_flight.entry(e.prize.as_str()).or_default() += 1;
+            }
+            spent_unsettled += e.amount;
         }
     }
 
@@ -546,14 +609,18 @@ pub async fn reconcile(
     // A settler that crashed between dead-lettering and acking dead-letters the
     // entry again when it is redelivered: count each spin once.
     let mut dead_lettered: HashMap<&str, i64> = HashMap::new();
+    let mut codes_dead_lettered: HashMap<&str, i64> = HashMap::new();
     let mut dead_seen = HashSet::new();
-    for (spin, prize, amount) in &dead {
-        if !dead_seen.insert(spin.as_str()) {
+    for e in &dead {
+        if !dead_seen.insert(e.spin.as_str()) {
             continue;
         }
-        if spin.parse().map(|u| !landed.contains(&u)).unwrap_or(true) {
-            *dead_lettered.entry(prize.as_str()).or_default() += 1;
-            spent_unsettled += amount;
+        if e.spin.parse().map(|u| !landed.contains(&u)).unwrap_or(true) {
+            *dead_lettered.entry(e.prize.as_str()).or_default() += 1;
+            if e.code.is_some() {
+                *codes_dead_lettered.entry(e.prize.as_str()).or_default() += 1;
+            }
+            spent_unsettled += e.amount;
         }
     }
 
@@ -574,16 +641,52 @@ pub async fn reconcile(
             currency: currencies.get(id.as_str()).map(|c| c.to_string()),
             in_flight: in_flight.get(id.as_str()).copied().unwrap_or(0),
             dead_lettered: dead_lettered.get(id.as_str()).copied().unwrap_or(0),
+            codes: None,
             ok: true,
         });
     }
     spins.used = settled.iter().map(|s| s.2).sum();
     let spent_ledger: Decimal = settled.iter().map(|s| s.3).sum();
-    for (prize, currency, count, amount) in settled {
+    let mut codes_settled: HashMap<String, i64> = HashMap::new();
+    for (prize, currency, count, amount, with_code) in settled {
+        if with_code > 0 {
+            *codes_settled.entry(prize.clone()).or_default() += with_code;
+        }
         if let Some(p) = prizes.get_mut(&prize) {
             p.settled += count;
             p.settled_amount += amount;
             p.currency = Some(currency);
+        }
+    }
+    let code_prizes: HashSet<&str> = table
+        .iter()
+        .filter(|e| e.c.is_some())
+        .map(|e| e.id.as_str())
+        .collect();
+    let without_code: HashMap<String, i64> = without_code.into_iter().collect();
+    let codes = code_figures(
+        &code_snapshot,
+        &codes_settled,
+        &codes_in_flight,
+        &codes_dead_lettered,
+    );
+    for p in prizes.values_mut() {
+        let id = p.prize_id.as_str();
+        let figures = prize_codes(
+            &code_snapshot,
+            id,
+            codes_settled.get(id).copied().unwrap_or(0),
+            codes_in_flight.get(id).copied().unwrap_or(0),
+            codes_dead_lettered.get(id).copied().unwrap_or(0),
+            without_code.get(id).copied().unwrap_or(0),
+        );
+        // Shown for a code prize, one that was (its codes counted), and any
+        // prize whose rewards carry codes (which fails its check).
+        if code_prizes.contains(id) || figures != PrizeCodes::default() {
+            p.codes = Some(PrizeCodes {
+                ok: code_check(id, &figures).is_empty(),
+                ..figures
+            });
         }
     }
     let mut problems = Vec::new();
@@ -607,6 +710,17 @@ pub async fn reconcile(
                 p.prize_id, p.awarded, p.settled, p.in_flight, p.dead_lettered
             ));
         }
+        if let Some(c) = &p.codes {
+            let failed = code_check(&p.prize_id, c);
+            p.ok &= failed.is_empty();
+            problems.extend(failed);
+        }
+    }
+    if !codes.ok {
+        problems.push(format!(
+            "codes: {} handed out in Redis (pw:{{{campaign}}}:codes-awarded) != rewards with a code: settled {} + in flight {} + dead-lettered {}",
+            codes.awarded, codes.settled, codes.in_flight, codes.dead_lettered
+        ));
     }
     let (budget, budget_problems, notices) = budget_figures(
         config.as_deref(),
@@ -667,6 +781,7 @@ pub async fn reconcile(
         ok: problems.is_empty(),
         prizes: prizes.into_values().collect(),
         budget,
+        codes,
         grants,
         revocations,
         spins,
@@ -685,8 +800,200 @@ pub async fn reconcile(
     }))
 }
 
-/// A spin entry of the results (or dead-letter) stream: (spin id, prize, value).
-type SpinEntry = (String, String, Decimal);
+/// A spin entry of the results (or dead-letter) stream.
+#[derive(Debug, Clone)]
+struct SpinEntry {
+    spin: String,
+    prize: String,
+    /// Its value.
+    amount: Decimal,
+    /// The prize code it handed out (a win of a code prize).
+    code: Option<String>,
+}
+
+/// `meta` fields `tbl gv rv cfg bs`.
+type MetaFields = (
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// Redis's side of a reconciliation, read in one atomic pipeline.
+struct RedisSnapshot {
+    initial: HashMap<String, i64>,
+    stock: HashMap<String, i64>,
+    awarded: HashMap<String, i64>,
+    /// `XINFO STREAM` of the results stream.
+    last: HashMap<String, redis::Value>,
+    dead_letters: u64,
+    meta: MetaFields,
+    codes: CodeSnapshot,
+}
+
+/// The campaign's prize codes in Redis (lua/codes.lua, lua/spin.lua).
+#[derive(Debug, Default)]
+struct CodeSnapshot {
+    /// `SCARD pw:{C}:codes-awarded`.
+    awarded: i64,
+    /// `pw:{C}:codes-stats`: `<prize>:loaded`, `<prize>:withdrawn`.
+    stats: HashMap<String, i64>,
+    /// `SCARD pw:{C}:codes:<prize>` of every prize the stats name.
+    pools: HashMap<String, i64>,
+}
+
+impl CodeSnapshot {
+    /// The prizes whose codes were ever loaded (or withdrawn): the stats' fields
+    /// are `<prize>:loaded` and `<prize>:withdrawn` (prize ids have no `:`).
+    fn prizes<'a>(fields: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
+        fields
+            .filter_map(|f| f.rsplit_once(':').map(|(p, _)| p.to_owned()))
+            .collect()
+    }
+
+    fn stat(&self, prize: &str, what: &str) -> i64 {
+        self.stats
+            .get(&format!("{prize}:{what}"))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// One element of a pipeline's reply.
+fn next_reply<T: redis::FromRedisValue>(
+    it: &mut impl Iterator<Item = redis::Value>,
+) -> Result<T, ReconcileError> {
+    let v = it
+        .next()
+        .ok_or_else(|| StoreError::Protocol("reconcile: a short pipeline reply".into()))?;
+    Ok(redis::from_redis_value(v).map_err(redis::RedisError::from)?)
+}
+
+/// Stock, awarded, the last stream id, meta and the prize codes, in one
+/// atomic pipeline. The pools to count are those the code stats name, read
+/// just before; when a prize's first codes are loaded in between, the
+/// snapshot is taken again (a prize it still misses counts an empty pool).
+async fn redis_snapshot(
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
+    k: &CampaignKeys,
+    campaign: &CampaignId,
+) -> Result<RedisSnapshot, ReconcileError> {
+    let (awarded_set, stats_key) = (&k.codes_awarded, &k.codes_stats);
+    let fields: Vec<String> = redis::cmd("HKEYS").arg(stats_key).query_async(conn).await?;
+    let mut pools = CodeSnapshot::prizes(fields.iter());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hgetall(&k.initial)
+            .hgetall(&k.stock)
+            .hgetall(&k.awarded)
+            // The last id ever added (entries may have been trimmed since).
+            .cmd("XINFO")
+            .arg("STREAM")
+            .arg(&k.results)
+            .cmd("XLEN")
+            .arg(&k.dead)
+            .cmd("HMGET")
+            .arg(&k.meta)
+            .arg(&["tbl", "gv", "rv", "cfg", "bs"])
+            .scard(awarded_set)
+            .hgetall(stats_key);
+        for p in &pools {
+            pipe.scard(CampaignKeys::code_pool(campaign, p));
+        }
+        let reply: Vec<redis::Value> = pipe.query_async(conn).await?;
+        let mut it = reply.into_iter();
+        let mut snapshot = RedisSnapshot {
+            initial: next_reply(&mut it)?,
+            stock: next_reply(&mut it)?,
+            awarded: next_reply(&mut it)?,
+            last: next_reply(&mut it)?,
+            dead_letters: next_reply(&mut it)?,
+            meta: next_reply(&mut it)?,
+            codes: CodeSnapshot {
+                awarded: next_reply(&mut it)?,
+                stats: next_reply(&mut it)?,
+                pools: HashMap::new(),
+            },
+        };
+        for p in &pools {
+            snapshot.codes.pools.insert(p.clone(), next_reply(&mut it)?);
+        }
+        let named = CodeSnapshot::prizes(snapshot.codes.stats.keys());
+        if named.is_subset(&pools) || attempt == 3 {
+            return Ok(snapshot);
+        }
+        pools.extend(named);
+    }
+}
+
+/// The campaign's codes handed out in Redis against the rewards with a code:
+/// settled, in flight and dead-lettered (per prize, summed).
+fn code_figures(
+    redis: &CodeSnapshot,
+    settled: &HashMap<String, i64>,
+    in_flight: &HashMap<&str, i64>,
+    dead_lettered: &HashMap<&str, i64>,
+) -> CodeFigures {
+    let (settled, in_flight, dead_lettered) = (
+        settled.values().sum::<i64>(),
+        in_flight.values().sum::<i64>(),
+        dead_lettered.values().sum::<i64>(),
+    );
+    CodeFigures {
+        awarded: redis.awarded,
+        settled,
+        in_flight,
+        dead_lettered,
+        ok: redis.awarded == settled + in_flight + dead_lettered,
+    }
+}
+
+/// A prize's codes: Redis's counts (lua/codes.lua `count`: awarded = loaded −
+/// withdrawn − available) and the ledger's. `ok` is left false: see [`code_check`].
+fn prize_codes(
+    redis: &CodeSnapshot,
+    prize: &str,
+    settled: i64,
+    in_flight: i64,
+    dead_lettered: i64,
+    without_code: i64,
+) -> PrizeCodes {
+    let (loaded, withdrawn) = (redis.stat(prize, "loaded"), redis.stat(prize, "withdrawn"));
+    let available = redis.pools.get(prize).copied().unwrap_or(0);
+    PrizeCodes {
+        loaded,
+        withdrawn,
+        available,
+        awarded: loaded - withdrawn - available,
+        settled,
+        in_flight,
+        dead_lettered,
+        without_code,
+        ok: false,
+    }
+}
+
+/// The failed checks of a prize's codes, readable.
+fn code_check(prize: &str, c: &PrizeCodes) -> Vec<String> {
+    let mut problems = Vec::new();
+    if c.awarded != c.settled + c.in_flight + c.dead_lettered {
+        problems.push(format!(
+            "{prize}: codes awarded {} (loaded {} - withdrawn {} - available {}) != rewards with a code: settled {} + in flight {} + dead-lettered {}",
+            c.awarded, c.loaded, c.withdrawn, c.available, c.settled, c.in_flight, c.dead_lettered
+        ));
+    }
+    if c.without_code > 0 {
+        problems.push(format!(
+            "{prize}: {} settled reward(s) drawn while it was a code prize carry no code",
+            c.without_code
+        ));
+    }
+    problems
+}
 
 /// The `amount` of a spin entry (0 when missing or not a decimal, which only an
 /// entry spin.lua did not write can be: no value was counted for it).
@@ -779,8 +1086,8 @@ fn budget_figures(
 /// (the `dead_letters` total and its problem still say how many there are).
 const MAX_DEAD_READ: usize = 100_000;
 
-/// (spin id, prize, value) of the spins in the dead-letter stream, and its
-/// grants and revocations.
+/// The spins in the dead-letter stream (with the `f:code` of a code prize's
+/// win), and its grants and revocations.
 async fn dead_lettered(
     conn: &mut impl redis::aio::ConnectionLike,
     dead: &str,
@@ -805,7 +1112,12 @@ async fn dead_lettered(
             match field("type").as_deref() {
                 Some("spin") => {
                     if let (Some(spin), Some(prize)) = (field("spin"), field("prize")) {
-                        out.push((spin, prize, value(field("amount").as_ref())));
+                        out.push(SpinEntry {
+                            spin,
+                            prize,
+                            amount: value(field("amount").as_ref()),
+                            code: field("code"),
+                        });
                     }
                 }
                 Some(kind @ ("grant" | "revoke")) => {
@@ -918,6 +1230,44 @@ mod tests {
         let (b, problems, _) =
             budget_figures(None, Some("INR"), SPENT_CAP, d("1"), d("0"), &set_at("0"));
         assert!(b.ok && problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn codes_add_up_like_units_and_a_reward_without_one_fails() {
+        let redis = CodeSnapshot {
+            awarded: 7,
+            stats: [
+                ("coupon:loaded", 10),
+                ("coupon:withdrawn", 1),
+                ("old:loaded", 2),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+            pools: [("coupon".to_owned(), 4)].into_iter().collect(),
+        };
+        assert_eq!(
+            CodeSnapshot::prizes(redis.stats.keys()),
+            ["coupon", "old"].map(str::to_owned).into()
+        );
+        // 10 loaded - 1 withdrawn - 4 available = 5 handed out.
+        let c = prize_codes(&redis, "coupon", 3, 1, 1, 0);
+        assert_eq!((c.awarded, c.available), (5, 4));
+        assert!(code_check("coupon", &c).is_empty());
+        let short = prize_codes(&redis, "coupon", 2, 1, 1, 1);
+        let problems = code_check("coupon", &short);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("codes awarded 5 (loaded 10 - withdrawn 1 - available 4)"));
+        assert!(problems[1].contains("1 settled reward(s)"));
+        // A pool never counted is empty: all its codes are handed out.
+        assert_eq!(prize_codes(&redis, "old", 0, 0, 0, 0).awarded, 2);
+
+        let settled = [("coupon".to_owned(), 5), ("old".to_owned(), 1)].into();
+        let unsettled = [("coupon", 1)].into();
+        let f = code_figures(&redis, &settled, &unsettled, &HashMap::new());
+        assert!(f.ok, "{f:?}");
+        let f = code_figures(&redis, &settled, &HashMap::new(), &HashMap::new());
+        assert!(!f.ok && f.settled == 6 && f.awarded == 7, "{f:?}");
     }
 
     #[test]

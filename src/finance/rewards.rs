@@ -12,6 +12,8 @@ use uuid::Uuid;
 pub struct Filter {
     pub prize: Option<String>,
     pub user: Option<String>,
+    /// Only the reward that handed out this prize code.
+    pub code: Option<String>,
     /// Spun at or after.
     pub from: Option<DateTime<Utc>>,
     /// Spun before.
@@ -67,6 +69,10 @@ pub struct RewardRow {
     /// The client context exactly as the ledger holds it (numbers unrounded).
     #[schema(value_type = Option<Object>)]
     pub context: Option<sqlx::types::Json<Box<serde_json::value::RawValue>>>,
+    /// The prize code the win handed out (a prize with `stock: codes`); null
+    /// for any other prize.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "RS100-7QX2")]
+    pub code: Option<String>,
     pub spun_at: DateTime<Utc>,
     pub settled_at: DateTime<Utc>,
 }
@@ -83,7 +89,7 @@ impl RewardRow {
 const SELECT: &str =
     "SELECT r.spin_id, r.campaign_id, r.user_id, r.prize_id, p.name AS prize_name, r.amount,
         r.currency::text AS currency, r.r, r.stream_id, r.config_version, r.idempotency_key,
-        r.context, r.spun_at, r.settled_at
+        r.context, r.code, r.spun_at, r.settled_at
     FROM rewards r
     LEFT JOIN prizes p ON p.campaign_id = r.campaign_id AND p.prize_id = r.prize_id
     WHERE r.campaign_id = $1
@@ -92,6 +98,7 @@ const SELECT: &str =
       AND ($4::timestamptz IS NULL OR r.spun_at >= $4)
       AND ($5::timestamptz IS NULL OR r.spun_at < $5)
       AND ($6::timestamptz IS NULL OR (r.spun_at, r.spin_id) > ($6, $7))
+      AND ($9::text IS NULL OR r.code = $9)
     ORDER BY r.spun_at, r.spin_id
     LIMIT $8";
 
@@ -119,6 +126,7 @@ pub async fn page(
                 .bind(f.after.map(|c| c.spun_at))
                 .bind(f.after.map(|c| c.spin_id))
                 .bind(limit)
+                .bind(&f.code)
                 .fetch_all(c)
                 .await
         })
@@ -126,9 +134,10 @@ pub async fn page(
     .await
 }
 
-/// The CSV header of an export: what finance reads first, then the columns
-/// that place the row in the draw (audit, replay).
-pub const CSV_HEADER: [&str; 14] = [
+/// The CSV header of an export: what finance reads first (the prize code, empty
+/// for a prize without codes, after the context), then the columns that place
+/// the row in the draw (audit, replay).
+pub const CSV_HEADER: [&str; 15] = [
     "spin_id",
     "spun_at",
     "user_id",
@@ -137,6 +146,7 @@ pub const CSV_HEADER: [&str; 14] = [
     "amount",
     "currency",
     "context",
+    "code",
     "campaign_id",
     "idempotency_key",
     "settled_at",
@@ -148,7 +158,7 @@ pub const CSV_HEADER: [&str; 14] = [
 impl RewardRow {
     /// The row as CSV fields. Text a spreadsheet would run as a formula
     /// (starting with `=`, `+`, `-` or `@`) is prefixed with `'`.
-    pub fn csv_fields(&self) -> [String; 14] {
+    pub fn csv_fields(&self) -> [String; 15] {
         let safe = |s: &str| {
             if s.starts_with(['=', '+', '-', '@']) {
                 format!("'{s}")
@@ -175,6 +185,8 @@ impl RewardRow {
             self.amount.to_string(),
             self.currency.clone(),
             context,
+            // A code may start with `-`: quoted as any other text would be.
+            safe(self.code.as_deref().unwrap_or_default()),
             self.campaign_id.clone(),
             safe(&self.idempotency_key),
             time(&self.settled_at),
@@ -208,6 +220,10 @@ impl Filter {
                 })
                 .collect();
             name += &format!("-user-{safe}");
+        }
+        if let Some(c) = &self.code {
+            // Codes are `[A-Za-z0-9_-]` (the listing refuses any other).
+            name += &format!("-code-{c}");
         }
         if let Some(f) = &self.from {
             name += &format!("-from-{}", stamp(f));

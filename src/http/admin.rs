@@ -160,8 +160,11 @@ pub struct LivePrize {
     pub id: String,
     pub name: String,
     pub weight: u64,
-    /// Configured units; null = unlimited.
+    /// Configured units (of a code prize: its codes loaded and not
+    /// withdrawn); null = unlimited.
     pub stock: Option<i64>,
+    /// A code prize (`stock: codes`): `remaining` is its pool of codes.
+    pub codes: bool,
     /// Units left; null = unlimited.
     pub remaining: Option<i64>,
     pub awarded: i64,
@@ -248,6 +251,7 @@ pub async fn get_live(
                 name: p.state.entry.name.clone(),
                 weight: p.state.entry.w,
                 stock: unlimited_as_none(live.initial.get(id)),
+                codes: p.state.entry.c.is_some(),
                 remaining: unlimited_as_none(live.stock.get(id)),
                 awarded: live.awarded.get(id).copied().unwrap_or(0),
                 retired: p.state.entry.w == 0,

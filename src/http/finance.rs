@@ -45,6 +45,14 @@ fn filters(req: &HttpRequest) -> ApiResult<(Filter, Option<i64>)> {
                         .to_owned(),
                 )
             }
+            "code" => {
+                if !crate::rollout::codes::is_code(v) {
+                    return Err(bad(
+                        "`code` must be a prize code: 1 to 64 of A-Z, a-z, 0-9, `_` and `-`".into(),
+                    ));
+                }
+                f.code = Some(v.clone());
+            }
             "from" | "to" => {
                 let t = chrono::DateTime::parse_from_rfc3339(v)
                     .map_err(|_| {
@@ -100,12 +108,15 @@ fn wants_csv(req: &HttpRequest) -> bool {
 
 /// Settled rewards of a campaign, oldest first, with filters and keyset
 /// pagination; with `Accept: text/csv`, every matching row as a CSV stream.
+/// Each reward carries the prize code its win handed out (`code`; null, or an
+/// empty CSV field, for a prize without codes).
 #[utoipa::path(
     tag = "finance",
     params(
         ("id" = String, Path, description = "Campaign id"),
         ("prize" = Option<String>, Query, pattern = "^[a-z0-9-]{1,32}$", description = "Only this prize"),
         ("user" = Option<String>, Query, pattern = "^[!-~]{1,128}$", description = "Only this user (the token subject)"),
+        ("code" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "Only the reward that handed out this prize code"),
         ("from" = Option<String>, Query, format = DateTime, description = "Spun at or after (RFC 3339)"),
         ("to" = Option<String>, Query, format = DateTime, description = "Spun before (RFC 3339)"),
         ("after" = Option<String>, Query, pattern = "^[0-9]{1,16}_[0-9a-f]{32}$", description = "`next_after` of the previous page"),
@@ -218,7 +229,9 @@ fn csv_stream(
 }
 
 /// Per prize: configured stock, awarded in Redis, settled count and value in
-/// PostgreSQL, and what is in flight between them; plus settlement lag.
+/// PostgreSQL, and what is in flight between them; for a code prize its codes
+/// (loaded, withdrawn, available, awarded against the rewards with a code);
+/// plus settlement lag.
 #[utoipa::path(
     tag = "finance",
     params(("id" = String, Path, description = "Campaign id")),

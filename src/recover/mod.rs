@@ -94,6 +94,8 @@ pub struct Report {
     pub records: i64,
     /// Grant records restored or marked revoked.
     pub grant_records: i64,
+    /// Codes of forgotten draws taken out of their pools again.
+    pub codes_removed: i64,
     /// Units added to awarded counts.
     pub awarded_raised: i64,
     /// Units taken from remaining stock.
@@ -104,13 +106,14 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "campaign {}: recovered ({} stream entries settled first; {} settled draws, grants and revocations Redis had forgotten: {} users' counters restored, {} idempotency records and {} grant records restored, awarded +{}, stock -{})",
+            "campaign {}: recovered ({} stream entries settled first; {} settled draws, grants and revocations Redis had forgotten: {} users' counters restored, {} idempotency records and {} grant records restored, {} prize codes taken out of their pools again, awarded +{}, stock -{})",
             self.campaign,
             self.drained,
             self.forgotten,
             self.counters,
             self.records,
             self.grant_records,
+            self.codes_removed,
             self.awarded_raised,
             self.stock_lowered
         )
@@ -201,6 +204,8 @@ async fn rebuild(
         }
     }
 
+    report.codes_removed = remove_forgotten_codes(conn, pg, pg_limit, campaign, known).await?;
+
     let ledger_last = ledger_last.map(|(ms, seq)| StreamId { ms, seq });
     let certified = recovery::certify(conn, campaign, state.lastsave, ledger_last, &settled, spent);
     match certified.await? {
@@ -237,6 +242,50 @@ async fn drain(
             return Ok(drained);
         }
         after = Some(last);
+    }
+}
+
+/// Takes every code the ledger awarded after `known` (in draws Redis may have
+/// forgotten, whose SPOP went with them) out of its pool before draws resume:
+/// a code is never handed out twice. Earlier draws' codes left their pools
+/// with the draw: a script's writes reach the AOF together. Pages in draw order.
+async fn remove_forgotten_codes(
+    conn: &mut RedisConn,
+    pg: &PgPool,
+    pg_limit: Duration,
+    campaign: &CampaignId,
+    known: StreamId,
+) -> Result<i64, RecoverError> {
+    let mut after = known;
+    let mut removed = 0;
+    loop {
+        let id = campaign.to_string();
+        let page: Vec<(String, String, i64, i64)> = within(pg, pg_limit, move |c| {
+            Box::pin(async move {
+                sqlx::query_as(
+                    "SELECT prize_id, code, stream_ms, stream_seq FROM rewards
+                     WHERE campaign_id = $1 AND code IS NOT NULL
+                       AND (stream_ms, stream_seq) > ($2, $3)
+                     ORDER BY stream_ms, stream_seq LIMIT $4",
+                )
+                .bind(&id)
+                .bind(after.ms)
+                .bind(after.seq)
+                .bind(FIXES_PER_CALL as i64)
+                .fetch_all(&mut *c)
+                .await
+            })
+        })
+        .await?;
+        let Some(&(_, _, ms, seq)) = page.last() else {
+            return Ok(removed);
+        };
+        let codes: Vec<(String, String)> = page.into_iter().map(|(p, c, _, _)| (p, c)).collect();
+        removed += recovery::remove_codes(conn, campaign, &codes).await?;
+        if codes.len() < FIXES_PER_CALL {
+            return Ok(removed);
+        }
+        after = StreamId { ms, seq };
     }
 }
 
@@ -312,6 +361,8 @@ struct Draw {
     prize_id: String,
     idempotency_key: String,
     context: Option<String>,
+    /// The prize code the draw handed out, if any.
+    code: Option<String>,
     spun_ms: i64,
     stream_ms: i64,
     stream_seq: i64,
@@ -398,7 +449,7 @@ async fn user_events(
     within(pg, pg_limit, move |c| {
         Box::pin(async move {
             let draws = sqlx::query_as(
-                "SELECT user_id, spin_id, prize_id, idempotency_key, context::text AS context,
+                "SELECT user_id, spin_id, prize_id, idempotency_key, context::text AS context, code,
                         (extract(epoch FROM spun_at) * 1000)::bigint AS spun_ms, stream_ms, stream_seq
                  FROM rewards WHERE campaign_id = $1 AND user_id = ANY($2)",
             )
@@ -570,6 +621,7 @@ impl Live {
                                 &d.spin_id,
                                 position,
                                 c.spins_left_on(self.limit, self.daily_limit, earned, today),
+                                d.code.as_deref(),
                             ),
                             expire_at: (utc_day + 2) * 86_400 + RECORD_TTL_SLACK_S,
                         });
@@ -654,13 +706,21 @@ fn canonical_context(context: Option<&str>) -> String {
 }
 
 /// An idempotency record as lua/spin.lua writes it: fingerprint (8) .. spin id
-/// (16) .. prize position (u16) .. spins left (u32), big-endian.
-fn pack_record(fingerprint: &[u8; 8], spin_id: &uuid::Uuid, position: u16, left: u64) -> Vec<u8> {
-    let mut r = Vec::with_capacity(30);
+/// (16) .. prize position (u16) .. spins left (u32), big-endian, then the
+/// prize code of a code prize's win.
+fn pack_record(
+    fingerprint: &[u8; 8],
+    spin_id: &uuid::Uuid,
+    position: u16,
+    left: u64,
+    code: Option<&str>,
+) -> Vec<u8> {
+    let mut r = Vec::with_capacity(30 + code.map_or(0, str::len));
     r.extend_from_slice(fingerprint);
     r.extend_from_slice(spin_id.as_bytes());
     r.extend_from_slice(&position.to_be_bytes());
     r.extend_from_slice(&(left.min(u64::from(u32::MAX)) as u32).to_be_bytes());
+    r.extend_from_slice(code.unwrap_or_default().as_bytes());
     r
 }
 

@@ -7,11 +7,16 @@
 //! script does (a prize not yet released or above the budget left gives its
 //! turn to the fallback; an attempt the budget cannot pay the fallback for is
 //! refused as `budget_exhausted`).
+//!
+//! A code prize's stock (`stock: codes`) is the codes loaded for it, which the
+//! YAML does not say: [`Options::codes`] gives them (`--codes PRIZE=N`), loaded
+//! into the model with [`Model::load_codes`]; a code prize without them is
+//! simulated with none, and the report lists it in `codes_not_given`.
 
 pub mod plot;
 pub mod progress;
 
-use crate::campaign::model::{Campaign, EarnedSpins, Expiry, Release};
+use crate::campaign::model::{Campaign, EarnedSpins, Expiry, Release, Stock};
 use crate::draw::model::{Counters, Model, day_index};
 use crate::draw::release::{Window, next_release, released};
 use crate::store::redis::spin::Rejection;
@@ -81,9 +86,24 @@ pub struct Options {
     pub grants_per_user: f64,
     /// Spins each grant gives.
     pub spins_per_grant: u32,
+    /// Per code prize (`stock: codes`), the codes its pool holds at the start
+    /// (`--codes PRIZE=N`): its stock, which the YAML cannot say. A code prize
+    /// missing here is simulated with none ([`Report::codes_not_given`]).
+    /// Checked against the campaign by [`codes_for`].
+    pub codes: BTreeMap<String, u64>,
 }
 
 impl Options {
+    /// The model of `c` at the start of a run: its first apply, then each code
+    /// prize's codes loaded (lua/codes.lua `add`).
+    fn model(&self, c: &Campaign) -> Model {
+        let mut m = Model::new(c);
+        for (id, &n) in &self.codes {
+            m.load_codes(id, n);
+        }
+        m
+    }
+
     /// Grants made in each run.
     fn grants(&self, c: &Campaign) -> u64 {
         match c.earned_spins {
@@ -96,8 +116,12 @@ impl Options {
 #[derive(Debug, Clone, Serialize)]
 pub struct PrizeOutcome {
     pub id: String,
-    /// Configured units; null = unlimited.
+    /// Configured units (of a code prize, the codes simulated); null = unlimited.
     pub stock: Option<u64>,
+    /// Only for a code prize (`stock: codes`): the codes it was simulated
+    /// with (`--codes`, or 0 when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codes: Option<u64>,
     /// How its units are released (`all_at_start`, `even`, `per_day N`,
     /// `schedule (K steps)`); null for an unlimited prize.
     pub release: Option<String>,
@@ -220,6 +244,10 @@ pub struct Report {
     /// Only for a campaign with a `budget`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetOutcome>,
+    /// The code prizes no `--codes` was given for, in table order: each was
+    /// simulated with 0 codes, so it awards nothing (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codes_not_given: Vec<String>,
     #[serde(skip)]
     pub tz: Tz,
     /// Unix ms of `starts_at`.
@@ -360,7 +388,7 @@ pub fn simulate(c: &Campaign, o: &Options) -> Report {
 pub fn simulate_with_progress(c: &Campaign, o: &Options, progress: &mut dyn FnMut(Tick)) -> Report {
     let started = Instant::now();
     let attempts = o.users.saturating_mul(o.spins_per_user).max(1);
-    let model = Model::new(c);
+    let model = o.model(c);
     let steps = Steps::new(&model, o);
     let nruns = o.runs.max(1);
     let runs: Vec<Run> = (0..nruns)
@@ -393,6 +421,7 @@ pub fn simulate_with_progress(c: &Campaign, o: &Options, progress: &mut dyn FnMu
             PrizeOutcome {
                 id: p.entry.id.clone(),
                 stock: p.remaining,
+                codes: p.entry.c.map(|_| p.remaining.unwrap_or(0)),
                 release: p.remaining.map(|_| release_text(&p.release)),
                 released_at_end: p
                     .remaining
@@ -553,6 +582,12 @@ pub fn simulate_with_progress(c: &Campaign, o: &Options, progress: &mut dyn FnMu
             }
         }),
         budget,
+        codes_not_given: model
+            .prizes
+            .iter()
+            .filter(|p| p.entry.c.is_some() && !o.codes.contains_key(&p.entry.id))
+            .map(|p| p.entry.id.clone())
+            .collect(),
         tz,
         starts_ms: model.starts_ms,
     }
@@ -678,7 +713,7 @@ fn run(
     steps: &Steps,
     tick: &mut dyn FnMut(u64),
 ) -> Run {
-    let mut m = Model::new(c);
+    let mut m = o.model(c);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = m.prizes.len();
     let mut users = vec![Counters::default(); o.users.max(1) as usize];
@@ -805,6 +840,66 @@ pub fn stock_text(s: Option<u64>) -> String {
     s.map_or("unlimited".into(), |n| n.to_string())
 }
 
+impl PrizeOutcome {
+    /// Its stock for people: a count, `unlimited`, or `codes: N` for a code prize.
+    pub fn stock_text(&self) -> String {
+        match self.codes {
+            Some(n) => format!("codes: {n}"),
+            None => stock_text(self.stock),
+        }
+    }
+}
+
+/// One `--codes` value, `PRIZE=N`: the prize id and its codes (0 to
+/// `Stock::MAX`). The error is one line, for the command line.
+pub fn parse_codes_arg(s: &str) -> Result<(String, u64), String> {
+    let malformed = || format!("--codes `{s}` must be PRIZE=N, e.g. --codes coupon-100=5000");
+    let (id, n) = s.split_once('=').ok_or_else(malformed)?;
+    let (id, n) = (id.trim(), n.trim());
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    let n: u64 = n.replace('_', "").parse().map_err(|_| {
+        format!(
+            "--codes `{s}`: `{n}` is not a number of codes from 0 to {}",
+            Stock::MAX
+        )
+    })?;
+    if n > Stock::MAX {
+        return Err(format!(
+            "--codes `{s}`: at most {} codes per prize",
+            Stock::MAX
+        ));
+    }
+    Ok((id.to_owned(), n))
+}
+
+/// The codes of each code prize of `c` from the `--codes` values `given`
+/// (`parse_codes_arg`): each must name a code prize of `c`, once. The error
+/// is one line, for the command line.
+pub fn codes_for(c: &Campaign, given: &[(String, u64)]) -> Result<BTreeMap<String, u64>, String> {
+    let mut out = BTreeMap::new();
+    for (id, n) in given {
+        let Some(p) = c.prizes.iter().find(|p| p.id.as_str() == id) else {
+            return Err(format!(
+                "--codes {id}={n}: campaign {} has no prize `{id}`",
+                c.id
+            ));
+        };
+        if p.stock != Stock::Codes {
+            return Err(format!(
+                "--codes {id}={n}: prize `{id}` is not a code prize (its stock is {}); \
+                 --codes is only for prizes with `stock: codes`",
+                p.stock
+            ));
+        }
+        if out.insert(id.clone(), *n).is_some() {
+            return Err(format!("--codes names prize `{id}` more than once"));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -832,12 +927,13 @@ pub(crate) mod tests {
             samples: 4,
             grants_per_user: 1.0,
             spins_per_grant: 1,
+            codes: BTreeMap::new(),
         }
     }
 
     /// One run as `simulate` plays it.
     fn one_run(c: &Campaign, o: &Options) -> Run {
-        let steps = Steps::new(&Model::new(c), o);
+        let steps = Steps::new(&o.model(c), o);
         run(
             c,
             o,
@@ -1316,6 +1412,141 @@ pub(crate) mod tests {
             ticks,
             [at(1, 65_536), at(1, 80_000), at(2, 65_536), at(2, 80_000)]
         );
+    }
+
+    /// A sale with the code prize `coupon` (weight 20 of 100, worth 100) and
+    /// `extra` more YAML on it, and a limited `gold`.
+    fn with_codes(extra: &str) -> Campaign {
+        kolkata(
+            "",
+            &format!(
+                "  - {{id: gold, name: G, weight: 1, stock: 5, value: {{amount: \"500.00\", currency: INR}}}}\n  - {{id: coupon, name: C, weight: 20, stock: codes{extra}, value: {{amount: \"100.00\", currency: INR}}}}\n{NONE}"
+            ),
+        )
+    }
+
+    /// A code prize with 100 codes awards at most 100, in every run, however
+    /// many draws ask for it (2,000 attempts at 1 in 5 ask for ~400); paced
+    /// evenly, what it awards stays under what its curve of 100 released.
+    #[test]
+    fn a_code_prize_awards_at_most_its_codes() {
+        for (extra, arrival) in [
+            ("", Arrival::Uniform),
+            ("", Arrival::Burst),
+            (", release: even", Arrival::Burst),
+        ] {
+            let c = with_codes(extra);
+            let o = Options {
+                codes: BTreeMap::from([("coupon".to_owned(), 100)]),
+                ..options(400, 5, arrival)
+            };
+            let case = format!("{extra:?} {arrival:?}");
+            for seed in 0..3 {
+                let r = one_run(&c, &Options { seed, ..o.clone() });
+                assert!(r.awarded[1] <= 100, "{case}: {}", r.awarded[1]);
+                if extra.is_empty() {
+                    assert_eq!(r.awarded[1], 100, "{case}: demand exceeds the codes");
+                    assert!(r.ran_out[1].is_some(), "{case}");
+                }
+            }
+            let report = simulate(&c, &o);
+            let coupon = &report.prizes[1];
+            assert_eq!(
+                (coupon.stock, coupon.codes),
+                (Some(100), Some(100)),
+                "{case}"
+            );
+            assert_eq!(coupon.stock_text(), "codes: 100");
+            assert!(coupon.awarded_median <= 100, "{case}");
+            let released = coupon.released_at_end.unwrap();
+            assert!(
+                released <= 100 && coupon.awarded_median <= released,
+                "{case}"
+            );
+            assert!(report.codes_not_given.is_empty(), "{case}");
+            // gold is no code prize: its report is as before.
+            assert_eq!(
+                (report.prizes[0].codes, report.prizes[0].stock_text()),
+                (None, "5".into())
+            );
+            let b = report.burn_down.iter().find(|b| b.id == "coupon").unwrap();
+            assert_eq!(b.stock, 100, "{case}");
+            let json = serde_json::to_value(&report).unwrap();
+            assert_eq!(json["prizes"][1]["codes"], 100);
+            assert!(json["prizes"][0].get("codes").is_none());
+            assert!(json.get("codes_not_given").is_none());
+            if extra.is_empty() {
+                assert_eq!((coupon.awarded_median, coupon.ran_out_share), (100, 1.0));
+                // Its cost is its codes' worth: 100 x 100.00, and the 5 gold.
+                assert_eq!(report.costs[0].p50, Decimal::from(100 * 100 + 5 * 500));
+            }
+        }
+    }
+
+    /// A code prize without --codes is simulated with 0 codes: it awards
+    /// nothing, its share goes to the fallback, and the report says so.
+    #[test]
+    fn a_code_prize_without_codes_is_simulated_with_none_and_said_so() {
+        let c = with_codes("");
+        let report = simulate(&c, &options(400, 5, Arrival::Uniform));
+        let coupon = &report.prizes[1];
+        assert_eq!((coupon.stock, coupon.codes), (Some(0), Some(0)));
+        assert_eq!(coupon.stock_text(), "codes: 0");
+        assert_eq!((coupon.awarded_median, coupon.ran_out_share), (0, 1.0));
+        assert_eq!(report.codes_not_given, ["coupon"]);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["codes_not_given"], serde_json::json!(["coupon"]));
+        assert!(
+            report.prizes[2].awarded_median > 1500,
+            "the fallback takes its share"
+        );
+    }
+
+    /// `--codes` names a code prize of the campaign, once, with a count; every
+    /// refusal is one line naming what is wrong.
+    #[test]
+    fn codes_options_are_checked_against_the_campaign() {
+        let c = with_codes("");
+        let given = |args: &[&str]| {
+            args.iter()
+                .map(|s| parse_codes_arg(s))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|g| codes_for(&c, &g))
+        };
+        assert_eq!(
+            given(&["coupon=5000"]),
+            Ok(BTreeMap::from([("coupon".to_owned(), 5000)]))
+        );
+        assert_eq!(
+            given(&["coupon=1_000_000"]).unwrap()["coupon"],
+            1_000_000,
+            "digits may be grouped"
+        );
+        assert_eq!(given(&[]), Ok(BTreeMap::new()));
+        for (args, says) in [
+            (
+                &["gold=5"][..],
+                "prize `gold` is not a code prize (its stock is 5)",
+            ),
+            (
+                &["none=5"][..],
+                "prize `none` is not a code prize (its stock is unlimited)",
+            ),
+            (&["ghost=5"][..], "campaign sim has no prize `ghost`"),
+            (
+                &["coupon=5", "coupon=6"][..],
+                "names prize `coupon` more than once",
+            ),
+            (&["coupon"][..], "--codes `coupon` must be PRIZE=N"),
+            (&["=5"][..], "--codes `=5` must be PRIZE=N"),
+            (&["coupon=many"][..], "`many` is not a number of codes"),
+            (&["coupon=-1"][..], "`-1` is not a number of codes"),
+            (&["coupon=1000000000001"][..], "at most 1000000000000 codes"),
+        ] {
+            let e = given(args).unwrap_err();
+            assert!(e.contains(says), "{args:?}: {e}");
+            assert!(!e.contains('\n'), "{args:?}: one line: {e}");
+        }
     }
 
     #[test]

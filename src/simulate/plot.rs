@@ -644,6 +644,7 @@ mod tests {
             samples: 200,
             grants_per_user: 1.0,
             spins_per_grant: 1,
+            codes: Default::default(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Gauges that need a store read: stock and released units per prize, the
-//! value awarded and the budget left, settlement lag and dead letters per
+//! codes available and loaded per code prize, the value awarded and the budget
+//! left, whether the campaign is live, settlement lag and dead letters per
 //! active campaign (the campaigns PostgreSQL knows, so labels are bounded by
 //! what was applied), and the replica's in-flight Redis calls. Sampled every
 //! few seconds by one task per replica, off the request path.
@@ -8,6 +9,7 @@ use crate::domain::Money;
 use crate::http::pacing;
 use crate::settle::{ledger, stream};
 use crate::store::redis::keys::CampaignKeys;
+use crate::store::redis::live::DrawState;
 use crate::store::redis::{RedisStore, StoreError};
 use crate::telemetry::metrics;
 use opentelemetry::KeyValue;
@@ -68,6 +70,11 @@ async fn sample_campaign(redis: &RedisStore, id: &str) -> Result<(), StoreError>
                 ],
             );
         }
+        sample_codes(redis, &campaign, id, &draw).await?;
+        m.campaign_live.record(
+            i64::from(is_live(&draw)),
+            &[KeyValue::new("campaign", id.to_owned())],
+        );
         let in_currency = |units: u64| {
             use rust_decimal::prelude::ToPrimitive;
             Money::amount_of_units(units).to_f64().unwrap_or(f64::MAX)
@@ -97,4 +104,56 @@ async fn sample_campaign(redis: &RedisStore, id: &str) -> Result<(), StoreError>
             .record(i64::from(state.awaits_recovery()), &campaign_label);
     }
     Ok(())
+}
+
+/// The code prizes' gauges: codes available (a code prize's stock is its pool,
+/// lua/codes.lua keeps them equal) from the draw state, and codes loaded from
+/// `pw:{C}:codes-stats` (one `HGETALL` per campaign; empty for a campaign that
+/// never had a code prize). A prize that was a code prize and is not any more
+/// (retired, or given a number as its stock) reads -1 available: a gauge keeps
+/// exporting the last value it was given, and an empty pool it no longer draws
+/// from is no alert.
+async fn sample_codes(
+    redis: &RedisStore,
+    campaign: &crate::domain::CampaignId,
+    id: &str,
+    draw: &DrawState,
+) -> Result<(), StoreError> {
+    let stats: HashMap<String, i64> = redis::cmd("HGETALL")
+        .arg(&CampaignKeys::new(campaign).codes_stats)
+        .query_async(&mut redis.conn())
+        .await?;
+    let m = metrics();
+    for (entry, left, _) in &draw.prizes {
+        let loaded = stats.get(&format!("{}:loaded", entry.id)).copied();
+        let available = match (entry.c, loaded) {
+            (Some(_), _) => (*left).max(0),
+            (None, Some(_)) => -1,
+            (None, None) => continue,
+        };
+        let labels = [
+            KeyValue::new("campaign", id.to_owned()),
+            KeyValue::new("prize", entry.id.clone()),
+        ];
+        m.codes_available.record(available, &labels);
+        m.codes_loaded.record(loaded.unwrap_or(0), &labels);
+    }
+    Ok(())
+}
+
+/// Whether the campaign draws at the draw state's instant: not paused,
+/// started, not ended (the status `live` of `GET /v1/campaigns/{id}`).
+fn is_live(draw: &DrawState) -> bool {
+    let cfg = &draw.config;
+    let at = |k: &str| {
+        cfg.get(k)
+            .and_then(|v| v.as_str())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_millis())
+    };
+    let paused = cfg.get("paused").and_then(|v| v.as_bool()).unwrap_or(false);
+    match (at("starts_at"), at("ends_at")) {
+        (Some(start), Some(end)) => !paused && start <= draw.now_ms && draw.now_ms < end,
+        _ => false,
+    }
 }

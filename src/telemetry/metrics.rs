@@ -38,6 +38,9 @@ pub struct Metrics {
     pub stock_released: Gauge<i64>,
     pub budget_spent: Gauge<f64>,
     pub budget_left: Gauge<f64>,
+    pub codes_available: Gauge<i64>,
+    pub codes_loaded: Gauge<i64>,
+    pub campaign_live: Gauge<i64>,
     pub rejections: Counter<u64>,
     pub redis_in_flight: Gauge<i64>,
     pub script_duration: Histogram<f64>,
@@ -137,6 +140,24 @@ impl Metrics {
                 .f64_gauge("prizewheel.budget.left")
                 .with_description(
                     "What a campaign's budget has left, in its currency (0 once spent or set below what was awarded; -1: no budget), sampled",
+                )
+                .build(),
+            codes_available: m
+                .i64_gauge("prizewheel.codes.available")
+                .with_description(
+                    "Codes in a code prize's pool (stock: codes): what the next wins hand out (-1: a prize that is no longer a code prize), sampled",
+                )
+                .build(),
+            codes_loaded: m
+                .i64_gauge("prizewheel.codes.loaded")
+                .with_description(
+                    "Codes ever loaded into a code prize's pool (withdrawn and awarded ones included), sampled",
+                )
+                .build(),
+            campaign_live: m
+                .i64_gauge("prizewheel.campaign.live")
+                .with_description(
+                    "1 while a campaign draws (started, not ended, not paused: its status `live`), else 0, by campaign, sampled",
                 )
                 .build(),
             rejections: m

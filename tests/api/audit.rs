@@ -170,3 +170,128 @@ async fn a_revocation_split_changed_in_the_ledger_fails_the_audit() {
     assert!(!ok && text.contains("revocation of g1"), "{text}");
     assert!(text.contains("(3, 0, 0), the model (2, 1, 0)"), "{text}");
 }
+
+/// Prize codes replay with the draws: a code prize's pool is unknown to the
+/// ledger, so a pool that ran dry (the fallback drawn) and was loaded again
+/// passes; a reward has a code exactly when its prize was a code prize in the
+/// version that drew it, and no code is in the ledger twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_replay_each_once_and_a_repeated_missing_or_stray_code_fails() {
+    use crate::support::helpers::draw;
+    use prizewheel::domain::UserId;
+    let app = TestApp::spawn().await;
+    let mut spec = crate::codes::coupons("audit-codes", 5);
+    app.apply(&spec.yaml()).await;
+    let id = CampaignId::parse(&spec.id).unwrap();
+    let user = UserId::parse("ada").unwrap();
+    // R = 0 falls on the coupon, R = 9 on the fallback.
+    let prizes = |from: u64, to: u64, r: u64| {
+        let (app, id, user) = (&app, &id, &user);
+        async move {
+            let mut out = Vec::new();
+            for n in from..to {
+                out.push(draw(app, id, user, n, r).await.prize_id);
+            }
+            out
+        }
+    };
+    crate::codes::upload(&app, &spec.id, "coupon", "AC-1\nAC-2\nAC-3\n".into()).await;
+    let first = prizes(0, 8, 0).await;
+    assert_eq!(
+        first.iter().filter(|p| *p == "coupon").count(),
+        3,
+        "{first:?}"
+    );
+    assert_eq!(prizes(8, 10, 9).await, ["none", "none"]);
+    // The pool ran dry; loaded again, the coupon is drawn again.
+    crate::codes::upload(&app, &spec.id, "coupon", "AC-4\nAC-5\nAC-6\nAC-7\n".into()).await;
+    let second = prizes(10, 15, 0).await;
+    assert_eq!(second, ["coupon", "coupon", "coupon", "coupon", "none"]);
+    // Version 2: the coupon is counted stock now, its wins carry no code.
+    spec.code_prizes.clear();
+    spec.prizes = vec![("coupon", 5, Some(20)), ("none", 5, None)];
+    app.apply(&spec.yaml()).await;
+    assert_eq!(prizes(15, 18, 0).await, ["coupon", "coupon", "coupon"]);
+    settle_all(&app, &spec.id, "audit-codes").await;
+
+    let (ok, text) = audit(&app, &spec.id);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("18 rewards")
+            && text.contains(
+                "prize codes: 7 reward(s) with a code; 6 draw(s) of a code prize gave the fallback"
+            ),
+        "{text}"
+    );
+
+    // Tamper: two rewards hand out the same code.
+    let coded: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT spin_id, code FROM rewards WHERE campaign_id = $1 AND code IS NOT NULL
+         ORDER BY stream_ms, stream_seq",
+    )
+    .bind(&spec.id)
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(coded.len(), 7);
+    let set_code = |spin: uuid::Uuid, code: Option<&str>| {
+        let (pool, code) = (app.db.pool.clone(), code.map(str::to_owned));
+        async move {
+            sqlx::query("UPDATE rewards SET code = $2 WHERE spin_id = $1")
+                .bind(spin)
+                .bind(code)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    set_code(coded[5].0, Some(&coded[1].1)).await;
+    let (ok, text) = audit(&app, &spec.id);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("reward {} at ", coded[5].0))
+            && text.contains(&format!(
+                "code `{}` was handed out before, by reward {}",
+                coded[1].1, coded[1].0
+            )),
+        "{text}"
+    );
+    set_code(coded[5].0, Some(&coded[5].1)).await;
+    assert!(audit(&app, &spec.id).0);
+
+    // Tamper: a fallback reward and a coupon of version 2 get codes, a coupon
+    // of version 1 loses its own.
+    let of = |prize: &'static str, version: i64| {
+        let pool = app.db.pool.clone();
+        let campaign = spec.id.clone();
+        async move {
+            sqlx::query_scalar::<_, uuid::Uuid>(
+                "SELECT spin_id FROM rewards WHERE campaign_id = $1 AND prize_id = $2
+                 AND config_version = $3 ORDER BY stream_ms LIMIT 1",
+            )
+            .bind(campaign)
+            .bind(prize)
+            .bind(version)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (fallback, later) = (of("none", 1).await, of("coupon", 2).await);
+    set_code(fallback, Some("AC-STRAY")).await;
+    set_code(later, Some("AC-LATER")).await;
+    set_code(coded[0].0, None).await;
+    let (ok, text) = audit(&app, &spec.id);
+    assert!(!ok, "{text}");
+    for expected in [
+        format!("reward {fallback} at "),
+        "`none` has no codes in version 1, but the ledger gives it code `AC-STRAY`".to_owned(),
+        format!("reward {later} at "),
+        "`coupon` has no codes in version 2, but the ledger gives it code `AC-LATER`".to_owned(),
+        format!("reward {} at ", coded[0].0),
+        "`coupon` is a code prize in version 1, but the ledger has no code for it".to_owned(),
+    ] {
+        assert!(text.contains(&expected), "{expected}: {text}");
+    }
+    assert!(text.contains("3 mismatch(es)"), "{text}");
+}

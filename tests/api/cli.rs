@@ -274,3 +274,95 @@ async fn plan_and_apply_warn_of_a_window_that_has_ended() {
     let (_, out, _) = run(&["campaign", "plan", path]);
     assert!(!out.contains("warning"), "a window still open: {out}");
 }
+
+/// `campaign simulate --codes PRIZE=N`: a code prize's stock is the codes
+/// given (the file cannot say it), shown as `codes: N`; with 100 codes it
+/// awards at most 100. Without --codes it is simulated with none and the
+/// report warns; --codes naming no code prize is one readable line and a
+/// failure.
+#[test]
+fn simulate_takes_the_codes_of_a_code_prize() {
+    let dir = crate::support::helpers::TempDir::new();
+    let file = dir.0.join("codes.yaml");
+    std::fs::write(
+        &file,
+        "id: codes-sale\nname: Codes Sale\ntimezone: Asia/Kolkata\nstarts_at: 2026-11-01T00:00:00+05:30\nends_at: 2026-11-02T00:00:00+05:30\nlimits: {spins_per_user: 5}\nfallback: none\nprizes:\n  - {id: gold, name: Gold, weight: 1, stock: 3, value: {amount: \"500.00\", currency: INR}}\n  - {id: coupon-100, name: Rs 100 off, weight: 2000, stock: codes, value: {amount: \"100.00\", currency: INR}}\n  - {id: none, name: Next time, weight: 7999, stock: unlimited, value: {amount: \"0\", currency: INR}}\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let simulate = |more: &[&str]| {
+        let mut args = vec![
+            "campaign", "simulate", path, "--users", "2000", "--runs", "3",
+        ];
+        args.extend_from_slice(more);
+        prizewheel(&args)
+    };
+
+    // 10,000 attempts at 1 in 5 ask for ~2,000 coupons: 100 codes run out.
+    let (code, out, err) = simulate(&["--codes", "coupon-100=100", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let coupon = &report["prizes"][1];
+    assert_eq!(coupon["id"], "coupon-100");
+    assert_eq!(
+        (&coupon["stock"], &coupon["codes"]),
+        (&100.into(), &100.into())
+    );
+    assert!(
+        coupon["awarded_median"].as_u64().unwrap() <= 100,
+        "{coupon}"
+    );
+    assert_eq!(coupon["awarded_median"], 100);
+    assert_eq!(coupon["ran_out_share"], 1.0);
+    assert!(report.get("codes_not_given").is_none(), "{out}");
+
+    let (code, out, err) = simulate(&["--codes", "coupon-100=5000"]);
+    assert_eq!(code, 0, "{err}");
+    let row = out.lines().find(|l| l.starts_with("coupon-100 ")).unwrap();
+    assert!(row.contains("codes: 5000"), "{out}");
+    assert!(!out.contains("warning"), "{out}");
+
+    // Without --codes: 0 codes, said in the table and in the JSON.
+    let (code, out, err) = simulate(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().any(
+            |l| l.starts_with("warning: code prize coupon-100 simulated with 0 codes")
+                && l.contains("--codes coupon-100=N")
+        ),
+        "{out}"
+    );
+    assert!(out.contains("codes: 0"), "{out}");
+    let (code, out, _) = simulate(&["--json"]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["codes_not_given"], serde_json::json!(["coupon-100"]));
+    assert_eq!(report["prizes"][1]["awarded_median"], 0);
+
+    // Refusals: one line naming the file and the problem, a failing exit.
+    for (args, says) in [
+        (
+            &["--codes", "gold=100"][..],
+            "prize `gold` is not a code prize (its stock is 3)",
+        ),
+        (
+            &["--codes", "ghost=100"][..],
+            "campaign codes-sale has no prize `ghost`",
+        ),
+        (&["--codes", "coupon-100"][..], "must be PRIZE=N"),
+        (
+            &["--codes", "coupon-100=lots"][..],
+            "`lots` is not a number of codes",
+        ),
+        (
+            &["--codes", "coupon-100=1", "--codes", "coupon-100=2"][..],
+            "names prize `coupon-100` more than once",
+        ),
+    ] {
+        let (code, out, err) = simulate(args);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(path) && err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -18,9 +18,15 @@ const SPINS: usize = 2000;
 
 /// One campaign per primary, so every shard draws.
 fn one_campaign_per_shard(seeds: &[String]) -> Vec<(Spec, String)> {
+    one_per_shard(seeds, || gold_rush("cluster"))
+}
+
+/// One campaign made by `make` (each with a fresh id) per primary, with the
+/// node that owns it.
+fn one_per_shard(seeds: &[String], make: impl Fn() -> Spec) -> Vec<(Spec, String)> {
     let mut chosen: Vec<(Spec, String)> = Vec::new();
     for _ in 0..200 {
-        let spec = gold_rush("cluster");
+        let spec = make();
         let node = owner(seeds, &spec.id);
         if chosen.iter().all(|(_, n)| *n != node) {
             chosen.push((spec, node));
@@ -253,5 +259,188 @@ async fn grants_work_on_every_shard_of_a_cluster() {
             (&0.into(), &2.into()),
             "{node}: {r}"
         );
+    }
+}
+
+/// A code prize on campaigns of different shards: codes loaded by the CLI on
+/// one and over HTTP on the others, three replicas spin; on every shard each
+/// code is handed out once and all of them come from that campaign's loaded
+/// set, a replay returns its code, and the ledger keeps each code once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_prize_on_campaigns_of_different_shards() {
+    const CODES: usize = 60;
+    let seeds = cluster_seeds();
+    let app = TestApp::spawn_with(|s| on_cluster(s, &seeds)).await;
+    let campaigns = one_per_shard(&seeds, || crate::codes::coupons("cluster-codes", 5));
+    let loaded: Vec<Vec<String>> = (0..campaigns.len())
+        .map(|c| (0..CODES).map(|i| format!("S{c}-CODE-{i:03}")).collect())
+        .collect();
+    let file = crate::support::helpers::TempDir::new();
+    for (n, (spec, node)) in campaigns.iter().enumerate() {
+        app.apply(&spec.yaml()).await;
+        if n == 0 {
+            let path = file.0.join("codes.txt");
+            std::fs::write(&path, loaded[n].join("\n")).unwrap();
+            let out = prizewheel(
+                &[
+                    "campaign",
+                    "codes",
+                    "add",
+                    &spec.id,
+                    "coupon",
+                    path.to_str().unwrap(),
+                ],
+                &seeds,
+                &app.db.url,
+            );
+            assert_success(&out, "campaign codes add on the cluster");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains(&format!("{CODES} added")),
+                "{node}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        } else {
+            let up = crate::codes::upload(&app, &spec.id, "coupon", loaded[n].join("\n")).await;
+            assert_eq!(up["added"], CODES, "{node}: {up}");
+        }
+    }
+
+    let mut addresses = vec![app.address.clone()];
+    for _ in 0..2 {
+        let mut s =
+            crate::support::helpers::settings(&app.db, &crate::support::helpers::redis_url());
+        on_cluster(&mut s, &seeds);
+        addresses.push(spawn_server(s).await);
+    }
+    // Half the draws land on the coupon: 400 spins hand out all 60 codes.
+    let results: Vec<Vec<(u16, Value)>> = futures::future::join_all(
+        campaigns
+            .iter()
+            .map(|(spec, _)| burst(&addresses, &spec.id, 200, 400, 48)),
+    )
+    .await;
+
+    let client = client();
+    for (n, ((spec, node), results)) in campaigns.iter().zip(&results).enumerate() {
+        assert!(
+            results.iter().all(|(s, _)| *s == 200),
+            "{node}: every spin answered 200"
+        );
+        let wins: Vec<&Value> = results
+            .iter()
+            .map(|(_, b)| b)
+            .filter(|b| b["prize"]["id"] == "coupon")
+            .collect();
+        assert_eq!(
+            wins.len(),
+            CODES,
+            "{node}: exactly the codes loaded are won"
+        );
+        let codes: HashSet<&str> = wins
+            .iter()
+            .map(|b| b["prize"]["code"].as_str().expect("a win carries its code"))
+            .collect();
+        assert_eq!(codes.len(), CODES, "{node}: each code handed out once");
+        let mine: HashSet<&str> = loaded[n].iter().map(String::as_str).collect();
+        assert_eq!(
+            codes, mine,
+            "{node}: every code from the campaign's own set"
+        );
+        let (status, counts) = crate::codes::codes_call(
+            &app,
+            reqwest::Method::GET,
+            &spec.id,
+            "coupon",
+            String::new(),
+        )
+        .await;
+        assert_eq!(status, 200, "{counts}");
+        assert_eq!(
+            (&counts["loaded"], &counts["awarded"], &counts["available"]),
+            (&CODES.into(), &CODES.into(), &0.into()),
+            "{node}: {counts}"
+        );
+        // A retry of every spin on another replica returns its original
+        // answer: each win its code. (The burst's answers come back in the
+        // order they finished; spin `i` was user `user-{i % 200}`, key `key-{i}`.)
+        let by_spin: HashMap<&str, &Value> = results
+            .iter()
+            .map(|(_, b)| (b["spin_id"].as_str().unwrap(), &b["prize"]))
+            .collect();
+        let mut replayed_wins = 0;
+        for i in 0..results.len() {
+            let again = spin(
+                &client,
+                &addresses[(i + 1) % addresses.len()],
+                &spec.id,
+                &token(&format!("user-{}", i % 200), &[]),
+                &format!("key-{i}"),
+                None,
+            )
+            .await;
+            assert_eq!(again.status(), 200);
+            let again: Value = again.json().await.unwrap();
+            assert_eq!(again["replayed"], true, "{again}");
+            let first = by_spin[again["spin_id"].as_str().unwrap()];
+            assert_eq!(
+                &again["prize"], first,
+                "{node}: a replay is the original answer"
+            );
+            replayed_wins += usize::from(first["id"] == "coupon");
+        }
+        assert_eq!(
+            replayed_wins, CODES,
+            "{node}: every win replayed with its code"
+        );
+    }
+
+    // Settled: each campaign's ledger holds its codes, each once.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let settler = tokio::spawn(
+        prizewheel::settle::Settler::new(
+            app.redis.target().clone(),
+            app.db.pool.clone(),
+            crate::support::settling::fast(),
+            "cluster-codes".into(),
+        )
+        .run(stopped),
+    );
+    for (n, (spec, node)) in campaigns.iter().enumerate() {
+        let mut settled = 0;
+        for _ in 0..600 {
+            settled = rewards(&app, &spec.id).await;
+            if settled >= 400 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(settled, 400, "{node}: every draw settled once");
+        let codes: Vec<String> = sqlx::query_scalar(
+            "SELECT code FROM rewards WHERE campaign_id = $1 AND code IS NOT NULL ORDER BY code",
+        )
+        .bind(&spec.id)
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+        let mut want = loaded[n].clone();
+        want.sort();
+        assert_eq!(codes, want, "{node}: the ledger keeps each code once");
+    }
+    stop.send(true).unwrap();
+    settler.await.unwrap();
+
+    let shards: HashSet<&String> = campaigns.iter().map(|(_, n)| n).collect();
+    assert_eq!(shards.len(), 3, "the campaigns covered three shards");
+    for (spec, node) in &campaigns {
+        let mut c = redis::Client::open(node.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let id = CampaignId::parse(&spec.id).unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(CampaignKeys::pattern(&id))
+            .query(&mut c)
+            .unwrap();
+        let _: () = redis::cmd("DEL").arg(keys).query(&mut c).unwrap();
     }
 }

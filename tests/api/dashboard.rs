@@ -69,6 +69,17 @@ const METRICS: &[Metric] = &[
     m("prizewheel_budget_spent", Kind::Gauge, &["campaign"]),
     m("prizewheel_budget_left", Kind::Gauge, &["campaign"]),
     m(
+        "prizewheel_codes_available",
+        Kind::Gauge,
+        &["campaign", "prize"],
+    ),
+    m(
+        "prizewheel_codes_loaded",
+        Kind::Gauge,
+        &["campaign", "prize"],
+    ),
+    m("prizewheel_campaign_live", Kind::Gauge, &["campaign"]),
+    m(
         "prizewheel_admission_rejections_total",
         Kind::Counter,
         &["layer"],
@@ -267,8 +278,9 @@ fn the_dashboard_uses_the_provisioned_data_source() {
 }
 
 /// The alert rules Prometheus loads query only exposed metrics and labels, and
-/// cover stuck settlement, dead letters and campaigns awaiting recovery; the
-/// lag bound is the service's default `settle.max_lag_ms`.
+/// cover stuck settlement, dead letters, campaigns awaiting recovery and code
+/// pools running low or out while their campaign is live; the lag bound is the
+/// service's default `settle.max_lag_ms`.
 #[test]
 fn the_alert_rules_query_exposed_metrics_and_cover_settlement() {
     let prom = yaml("deploy/prometheus/prometheus.yml");
@@ -277,6 +289,7 @@ fn the_alert_rules_query_exposed_metrics_and_cover_settlement() {
     assert!(compose.contains("./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro"));
     let rules = yaml("deploy/prometheus/alerts.yml");
     let mut alerted = BTreeMap::new();
+    let mut by_name = BTreeMap::new();
     for group in rules["groups"].as_array().unwrap() {
         for rule in group["rules"].as_array().unwrap() {
             let name = rule["alert"].as_str().expect("an alerting rule").to_owned();
@@ -291,6 +304,7 @@ fn the_alert_rules_query_exposed_metrics_and_cover_settlement() {
                 "{name}: a summary"
             );
             let p = parse(expr);
+            let mut labels_of_rule = BTreeSet::new();
             for (series, labels) in &p.selectors {
                 let (m, _) = metric_of(series)
                     .unwrap_or_else(|| panic!("{name}: `{series}` is not exposed"));
@@ -298,17 +312,29 @@ fn the_alert_rules_query_exposed_metrics_and_cover_settlement() {
                     labels.iter().all(|l| m.labels.contains(&l.as_str())),
                     "{name}: {labels:?}"
                 );
+                labels_of_rule.extend(m.labels.iter().copied());
                 alerted.insert(m.name, expr.to_owned());
             }
+            // Every replica samples the same gauges: a rule groups by the
+            // labels of its metrics (campaign, prize), never keeps replicas
+            // (instance, job) apart.
             for l in &p.grouping {
-                assert!(l == "campaign", "{name}: groups by `{l}`");
+                assert!(
+                    labels_of_rule.contains(l.as_str()),
+                    "{name}: groups by `{l}`, a label none of its metrics has"
+                );
             }
+            by_name.insert(name, expr.split_whitespace().collect::<Vec<_>>().join(" "));
         }
     }
     for metric in [
         "prizewheel_settlement_lag_age_seconds",
         "prizewheel_settlement_dead_letters",
         "prizewheel_campaign_awaiting_recovery",
+        "prizewheel_codes_available",
+        "prizewheel_codes_loaded",
+        "prizewheel_prizes_awarded_total",
+        "prizewheel_campaign_live",
     ] {
         assert!(alerted.contains_key(metric), "no alert on {metric}");
     }
@@ -317,6 +343,59 @@ fn the_alert_rules_query_exposed_metrics_and_cover_settlement() {
         alerted["prizewheel_settlement_lag_age_seconds"].ends_with(&format!("> {bound}")),
         "the lag alert fires at settle.max_lag_ms ({bound} s)"
     );
+    // A pool running low: under 10 % of the codes loaded, or under an hour of
+    // the awards of the last minutes, while some are left and the sale is on.
+    let live = "and on (campaign) max by (campaign) (prizewheel_campaign_live) == 1";
+    let low = &by_name["PrizewheelCodesLow"];
+    for part in [
+        "max by (campaign, prize) (prizewheel_codes_available) < 0.1 * max by (campaign, prize) (prizewheel_codes_loaded)",
+        "max by (campaign, prize) (prizewheel_codes_available) < 3600 * sum by (campaign, prize) (rate(prizewheel_prizes_awarded_total[",
+        "and max by (campaign, prize) (prizewheel_codes_available) > 0",
+        live,
+    ] {
+        assert!(
+            low.contains(part),
+            "PrizewheelCodesLow lacks `{part}`: {low}"
+        );
+    }
+    // An empty pool while the campaign is live.
+    let out = &by_name["PrizewheelCodesExhausted"];
+    for part in [
+        "max by (campaign, prize) (prizewheel_codes_available) == 0",
+        live,
+    ] {
+        assert!(
+            out.contains(part),
+            "PrizewheelCodesExhausted lacks `{part}`: {out}"
+        );
+    }
+}
+
+/// deploy/prometheus/alerts.test.yml (promtool's unit tests of the rules, run
+/// by `promtool test rules`) loads the rules file and makes every alert fire
+/// in some test, so no rule goes untested.
+#[test]
+fn every_alert_has_a_promtool_unit_test_that_fires_it() {
+    let rules = yaml("deploy/prometheus/alerts.yml");
+    let tests = yaml("deploy/prometheus/alerts.test.yml");
+    assert_eq!(tests["rule_files"][0], "alerts.yml");
+    let mut fired = BTreeSet::new();
+    for t in tests["tests"].as_array().unwrap() {
+        for a in t["alert_rule_test"].as_array().into_iter().flatten() {
+            if a["exp_alerts"].as_array().is_some_and(|e| !e.is_empty()) {
+                fired.insert(a["alertname"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let name = rule["alert"].as_str().unwrap();
+            assert!(
+                fired.contains(name),
+                "{name}: no test of alerts.test.yml expects it to fire"
+            );
+        }
+    }
 }
 
 /// Metric families of a Prometheus text exposition: name → (TYPE, the label
@@ -357,6 +436,9 @@ async fn the_metric_list_is_what_a_running_service_exposes() {
     .await;
     let mut spec = Spec::new("dashboard");
     spec.earned = Some((1, "campaign_end"));
+    // A code prize: its pool's gauges are sampled (0 codes loaded).
+    spec.prizes.insert(1, ("coupon", 1, None));
+    spec.code_prizes.push("coupon");
     app.apply(&spec.yaml()).await;
     // A grant: its counter appears once one is made (not only when another
     // test of the run made one).

@@ -528,3 +528,403 @@ async fn the_budget_is_reconciled_and_a_budget_set_below_the_spend_is_a_notice()
         "{out}"
     );
 }
+
+/// A settled code-prize campaign through HTTP: its spins' answers, by spin id,
+/// with the code each win carried.
+async fn settled_codes(app: &TestApp, prefix: &str) -> (Spec, Vec<(String, Value)>) {
+    let spec = crate::codes::coupons(prefix, 5);
+    app.apply(&spec.yaml()).await;
+    let codes: Vec<String> = (0..20).map(|i| format!("FC-{i:02}")).collect();
+    crate::codes::upload(app, &spec.id, "coupon", codes.join("\n")).await;
+    let mut answers = Vec::new();
+    for k in 0..16 {
+        let res = app
+            .spin(&spec.id, &format!("shopper{}", k % 4), &format!("k{k}"))
+            .await;
+        assert_eq!(res.status(), 200);
+        let v: Value = res.json().await.unwrap();
+        answers.push((v["spin_id"].as_str().unwrap().to_owned(), v));
+    }
+    settle_all(app, &spec.id, prefix).await;
+    (spec, answers)
+}
+
+/// The listing and the CSV export show each reward's code, the one its spin
+/// answered (null / empty for the fallback); `code=` finds the reward that
+/// handed one out; the summary counts each code prize's pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewards_show_their_codes_and_the_summary_counts_the_pools() {
+    let app = TestApp::spawn().await;
+    let (spec, answers) = settled_codes(&app, "fin-codes").await;
+    let wins: Vec<&(String, Value)> = answers
+        .iter()
+        .filter(|(_, v)| v["prize"]["id"] == "coupon")
+        .collect();
+    // 16 spins at 5 in 10: no win at all has a chance of 1.5e-5.
+    assert!(!wins.is_empty(), "{answers:?}");
+    let base = format!("/v1/finance/campaigns/{}/rewards", spec.id);
+
+    let page: Value = get(&app, &format!("{base}?limit=1000"), &["finance"])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rows = page["rewards"].as_array().unwrap();
+    assert_eq!(rows.len(), 16);
+    for (spin_id, answer) in &answers {
+        let row = rows
+            .iter()
+            .find(|r| r["spin_id"] == spin_id.as_str())
+            .unwrap();
+        assert_eq!(row["prize_id"], answer["prize"]["id"]);
+        // The fallback has no code: null in the listing, absent in the answer.
+        let code = answer["prize"].get("code").cloned().unwrap_or(Value::Null);
+        assert_eq!(row["code"], code, "{row}");
+    }
+    // Filters still apply, and `code` finds its one reward.
+    let coupons: Value = get(
+        &app,
+        &format!("{base}?prize=coupon&limit=1000"),
+        &["finance"],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let coupons = coupons["rewards"].as_array().unwrap();
+    assert_eq!(coupons.len(), wins.len());
+    assert!(coupons.iter().all(|r| r["code"].is_string()));
+    let (spin_id, answer) = wins[0];
+    let code = answer["prize"]["code"].as_str().unwrap();
+    let found: Value = get(&app, &format!("{base}?code={code}"), &["finance"])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let found = found["rewards"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["spin_id"], spin_id.as_str());
+    let none: Value = get(&app, &format!("{base}?code=NOT-LOADED"), &["finance"])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(none["rewards"].as_array().unwrap().is_empty());
+    for bad in ["a%20b", "%C3%A9", &"X".repeat(65)] {
+        let r = get(&app, &format!("{base}?code={bad}"), &["finance"]).await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+
+    let csv = app
+        .client
+        .get(format!("{}{base}", app.address))
+        .bearer_auth(token("f", &["finance"]))
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header[7..9], ["context", "code"], "{header:?}");
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 16);
+    for (spin_id, answer) in &answers {
+        let rec = records.iter().find(|r| &r[0] == spin_id).unwrap();
+        assert_eq!(&rec[8], answer["prize"]["code"].as_str().unwrap_or(""));
+    }
+    // An export of one code is named after it.
+    let one = app
+        .client
+        .get(format!("{}{base}?code={code}", app.address))
+        .bearer_auth(token("f", &["finance"]))
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        one.headers()["content-disposition"],
+        format!(
+            "attachment; filename=\"rewards-{}-code-{code}.csv\"",
+            spec.id
+        )
+    );
+    assert_eq!(one.text().await.unwrap().lines().count(), 2);
+
+    // The summary: the pool per code prize, nothing for the fallback.
+    let summary = || async {
+        get(
+            &app,
+            &format!("/v1/finance/campaigns/{}/summary", spec.id),
+            &["finance"],
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()
+    };
+    let prize = |s: &Value, id: &str| {
+        s["prizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["prize_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let s = summary().await;
+    assert_eq!(s["ok"], true, "{s}");
+    let n = wins.len() as i64;
+    let c = &prize(&s, "coupon")["codes"];
+    assert_eq!(
+        (
+            &c["loaded"],
+            &c["withdrawn"],
+            &c["available"],
+            &c["awarded"],
+            &c["settled"],
+            &c["ok"]
+        ),
+        (
+            &20.into(),
+            &0.into(),
+            &(20 - n).into(),
+            &n.into(),
+            &n.into(),
+            &true.into()
+        ),
+        "{s}"
+    );
+    assert_eq!(prize(&s, "none")["codes"], Value::Null, "{s}");
+    assert_eq!(
+        (&s["codes"]["awarded"], &s["codes"]["settled"]),
+        (&n.into(), &n.into())
+    );
+    // A withdrawal leaves the pool; the codes handed out are still its rewards'.
+    let (status, _) = crate::codes::codes_call(
+        &app,
+        reqwest::Method::DELETE,
+        &spec.id,
+        "coupon",
+        "FC-19\nFC-18\n".into(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let s = summary().await;
+    let c = &prize(&s, "coupon")["codes"];
+    let available = c["available"].as_i64().unwrap();
+    let withdrawn = c["withdrawn"].as_i64().unwrap();
+    assert!(withdrawn <= 2 && available == 20 - n - withdrawn, "{c}");
+    assert_eq!((&c["awarded"], &s["ok"]), (&n.into(), &true.into()), "{s}");
+}
+
+/// `reconcile` counts codes as it counts units: handed out in Redis = the
+/// ledger's rewards with a code + in flight + dead-lettered; a code prize's
+/// settled rewards each have a code. Tampering with either side fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_counts_codes_like_units_and_catches_tampering() {
+    use crate::support::helpers::{cli, draw, redis_url};
+    use prizewheel::domain::UserId;
+    let app = TestApp::spawn().await;
+    let spec = crate::codes::coupons("fin-rec-codes", 5);
+    app.apply(&spec.yaml()).await;
+    let id = CampaignId::parse(&spec.id).unwrap();
+    let codes: Vec<String> = (0..30).map(|i| format!("RC-{i:02}")).collect();
+    crate::codes::upload(&app, &spec.id, "coupon", codes.join("\n")).await;
+    let user = UserId::parse("rita").unwrap();
+    // R mod 10 below 5 draws the coupon, the rest the fallback.
+    for n in 0..12 {
+        let d = draw(&app, &id, &user, n, if n % 3 < 2 { n % 3 } else { 9 }).await;
+        assert_eq!(d.prize_id, if n % 3 < 2 { "coupon" } else { "none" });
+        assert_eq!(d.code.is_some(), d.prize_id == "coupon");
+    }
+    settle_all(&app, &spec.id, "fin-rec-codes").await;
+    let reconcile = || cli(&["reconcile", &spec.id], &redis_url(), &app.db.url);
+    let summary = || async {
+        get(
+            &app,
+            &format!("/v1/finance/campaigns/{}/summary", spec.id),
+            &["finance"],
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()
+    };
+    let (ok, out) = reconcile();
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("codes coupon: 30 loaded, 0 withdrawn, 22 available; 8 awarded, 8 settled, 0 in flight, 0 dead-lettered  ok")
+            && out.contains("codes: 8 handed out (Redis), 8 settled, 0 in flight, 0 dead-lettered  ok"),
+        "{out}"
+    );
+
+    // Drawn, not settled yet: in flight, still adding up.
+    for n in 12..15 {
+        assert_eq!(draw(&app, &id, &user, n, 0).await.prize_id, "coupon");
+    }
+    let s = summary().await;
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(
+        (
+            &s["codes"]["awarded"],
+            &s["codes"]["settled"],
+            &s["codes"]["in_flight"]
+        ),
+        (&11.into(), &8.into(), &3.into()),
+        "{s}"
+    );
+    settle_all(&app, &spec.id, "fin-rec-codes").await;
+    assert!(reconcile().0);
+
+    // Tamper: a coupon reward loses its code in the ledger.
+    let (spin_id, code): (uuid::Uuid, String) = sqlx::query_as(
+        "SELECT spin_id, code FROM rewards WHERE campaign_id = $1 AND code IS NOT NULL
+         ORDER BY stream_ms, stream_seq LIMIT 1",
+    )
+    .bind(&spec.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let set_code = |code: Option<String>| {
+        let pool = app.db.pool.clone();
+        async move {
+            sqlx::query("UPDATE rewards SET code = $2 WHERE spin_id = $1")
+                .bind(spin_id)
+                .bind(code)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    set_code(None).await;
+    let (ok, out) = reconcile();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("problem: coupon: codes awarded 11 (loaded 30 - withdrawn 0 - available 19) != rewards with a code: settled 10")
+            && out.contains("problem: coupon: 1 settled reward(s) drawn while it was a code prize carry no code")
+            && out.contains("problem: codes: 11 handed out in Redis")
+            && out.contains("MISMATCH"),
+        "{out}"
+    );
+    set_code(Some(code.clone())).await;
+    assert!(reconcile().0);
+
+    // Tamper: Redis counts a code no reward has.
+    let mut conn = app.redis_conn().await;
+    let awarded = format!("pw:{{{}}}:codes-awarded", spec.id);
+    let _: i64 = redis::cmd("SADD")
+        .arg(&awarded)
+        .arg("RC-STRAY")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let s = summary().await;
+    assert_eq!(
+        (&s["ok"], &s["codes"]["ok"]),
+        (&false.into(), &false.into()),
+        "{s}"
+    );
+    assert!(
+        s["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("codes: 12 handed out in Redis"),
+        "{s}"
+    );
+    let _: i64 = redis::cmd("SREM")
+        .arg(&awarded)
+        .arg("RC-STRAY")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    // Tamper: a fallback reward is given a code.
+    let none: uuid::Uuid = sqlx::query_scalar(
+        "SELECT spin_id FROM rewards WHERE campaign_id = $1 AND prize_id = 'none' LIMIT 1",
+    )
+    .bind(&spec.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE rewards SET code = 'RC-EXTRA' WHERE spin_id = $1")
+        .bind(none)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (ok, out) = reconcile();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("problem: none: codes awarded 0")
+            && out.contains("problem: codes: 11 handed out in Redis (pw:{")
+            && out.contains("settled 12 + in flight 0 + dead-lettered 0"),
+        "{out}"
+    );
+    sqlx::query("UPDATE rewards SET code = NULL WHERE spin_id = $1")
+        .bind(none)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert!(reconcile().0);
+
+    // A draw the ledger refused keeps its code in the dead-letter stream
+    // (`f:code`): counted there, as its unit is.
+    let (stream_id, amount): (String, rust_decimal::Decimal) =
+        sqlx::query_as("SELECT stream_id, amount FROM rewards WHERE spin_id = $1")
+            .bind(spin_id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    sqlx::query("DELETE FROM rewards WHERE spin_id = $1")
+        .bind(spin_id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(format!("pw:{{{}}}:dead", spec.id))
+        .arg("*")
+        .arg(&[
+            ("source_id", stream_id.as_str()),
+            ("reason", "refused by the ledger (test)"),
+            ("f:type", "spin"),
+            ("f:spin", &spin_id.to_string()),
+            ("f:user", "rita"),
+            ("f:prize", "coupon"),
+            ("f:amount", &amount.to_string()),
+            ("f:currency", "INR"),
+            ("f:code", &code),
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let s = summary().await;
+    let coupon = s["prizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["prize_id"] == "coupon")
+        .unwrap();
+    assert_eq!(coupon["ok"], true, "{s}");
+    assert_eq!(
+        (
+            &coupon["codes"]["dead_lettered"],
+            &coupon["codes"]["settled"]
+        ),
+        (&1.into(), &10.into())
+    );
+    assert_eq!(
+        (&s["codes"]["ok"], &s["codes"]["dead_lettered"]),
+        (&true.into(), &1.into()),
+        "{s}"
+    );
+    // Failed only for the dead letter itself, waiting for a retry.
+    assert_eq!(s["ok"], false);
+    assert_eq!(s["problems"].as_array().unwrap().len(), 1, "{s}");
+}

@@ -1,13 +1,16 @@
 //! The draw script held to the reference model, spin for spin: random campaigns
 //! (tiny and huge stocks and weights, limits, a live re-apply in the middle) and
-//! random spins go through Redis and through `draw::model`, and must agree.
+//! random spins go through Redis and through `draw::model`, and must agree;
+//! also with prize codes loaded and withdrawn (the codes compared as sets).
 
 use crate::support::helpers::{Spec, TestApp};
 use prizewheel::campaign::parse_campaign;
-use prizewheel::domain::{CampaignId, IdempotencyKey, UserId};
+use prizewheel::domain::{CampaignId, IdempotencyKey, PrizeId, UserId};
 use prizewheel::draw::model::{Decision, Held, Model};
+use prizewheel::store::redis::codes::CodesRejection;
 use prizewheel::store::redis::spin::{Drawn, Rejection, SpinCall};
 use rand::{Rng, RngExt, SeedableRng};
+use std::collections::{BTreeSet, HashMap};
 
 const IDS: [&str; 8] = ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"];
 
@@ -448,4 +451,492 @@ async fn grants_and_spins_decide_exactly_as_the_model() {
         }
     }
     eprintln!("scripts and model agreed on {ops} grants, revocations and spins (seed {seed})");
+}
+
+/// The codes of one campaign as the test loaded, withdrew and saw them
+/// awarded, per prize (sorted sets: a seed picks the same codes again).
+#[derive(Default)]
+struct CodeBook {
+    loaded: HashMap<&'static str, BTreeSet<String>>,
+    /// Loaded, not yet awarded nor withdrawn: what pw:{C}:codes:<prize> must hold.
+    pool: HashMap<&'static str, BTreeSet<String>>,
+    awarded: HashMap<&'static str, BTreeSet<String>>,
+    withdrawn: HashMap<&'static str, BTreeSet<String>>,
+    /// Codes made so far (each new code is `<tag>-<n>`).
+    made: u64,
+}
+
+impl CodeBook {
+    fn all<'a>(
+        sets: &'a HashMap<&'static str, BTreeSet<String>>,
+    ) -> impl Iterator<Item = &'a String> {
+        sets.values().flatten()
+    }
+
+    fn pick(rng: &mut impl Rng, from: impl Iterator<Item = String>, n: usize) -> Vec<String> {
+        let all: Vec<String> = from.collect();
+        (0..n.min(all.len()))
+            .map(|_| all[rng.random_range(0..all.len())].clone())
+            .collect()
+    }
+
+    /// A batch for `prize`: `fresh` new codes and a few the campaign has seen
+    /// (twice in the batch, in a pool of this prize or another, awarded,
+    /// withdrawn), which lua/codes.lua counts as duplicates. Returns the batch
+    /// and the new codes.
+    fn batch(
+        &mut self,
+        rng: &mut impl Rng,
+        tag: &str,
+        fresh: usize,
+    ) -> (Vec<String>, BTreeSet<String>) {
+        let new: Vec<String> = (0..fresh)
+            .map(|_| {
+                self.made += 1;
+                format!("{tag}-{:05}", self.made)
+            })
+            .collect();
+        let mut seen = Self::pick(rng, new.iter().cloned(), 1);
+        seen.extend(Self::pick(rng, Self::all(&self.pool).cloned(), 3));
+        seen.extend(Self::pick(rng, Self::all(&self.awarded).cloned(), 2));
+        seen.extend(Self::pick(rng, Self::all(&self.withdrawn).cloned(), 2));
+        let mut batch = new.clone();
+        for code in seen {
+            batch.insert(rng.random_range(0..=batch.len()), code);
+        }
+        (batch, new.into_iter().collect())
+    }
+
+    /// What withdrawing `codes` from `prize` does, code by code as
+    /// lua/codes.lua does: (withdrawn, already awarded, unknown).
+    fn withdraw(&mut self, prize: &'static str, codes: &[String]) -> (u64, u64, u64) {
+        let mut out = (0, 0, 0);
+        for code in codes {
+            if self.pool.entry(prize).or_default().remove(code) {
+                self.withdrawn
+                    .entry(prize)
+                    .or_default()
+                    .insert(code.clone());
+                out.0 += 1;
+            } else if Self::all(&self.awarded).any(|c| c == code) {
+                out.1 += 1;
+            } else {
+                out.2 += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Loads a batch of `fresh` new codes (and some duplicates) into `prize`'s
+/// pool through lua/codes.lua, and into the model with the count the script
+/// reports; a prize that is not a code prize now refuses it, and the model
+/// is not told.
+#[allow(clippy::too_many_arguments)]
+async fn load_codes(
+    app: &TestApp,
+    id: &CampaignId,
+    model: &mut Model,
+    book: &mut CodeBook,
+    rng: &mut impl Rng,
+    prize: &'static str,
+    is_code_prize: bool,
+    fresh: usize,
+    context: &str,
+) {
+    let (batch, new) = book.batch(rng, prize, fresh);
+    let answer = app
+        .redis
+        .add_codes(id, &PrizeId::parse(prize).unwrap(), &batch)
+        .await
+        .unwrap();
+    if !is_code_prize {
+        assert_eq!(answer, Err(CodesRejection::NotCodePrize), "{context}");
+        return;
+    }
+    let added = answer.unwrap_or_else(|e| panic!("{prize}: {e:?}\n{context}"));
+    let pool = book.pool.entry(prize).or_default();
+    pool.extend(new.iter().cloned());
+    assert_eq!(
+        (added.added, added.duplicates, added.available),
+        (
+            new.len() as u64,
+            (batch.len() - new.len()) as u64,
+            pool.len() as u64
+        ),
+        "{prize}: added, duplicates, available\n{context}"
+    );
+    book.loaded.entry(prize).or_default().extend(new);
+    model.load_codes(prize, added.added);
+}
+
+/// Withdraws from `prize` some codes of its pool, some awarded ones, one of
+/// another prize's pool and one never loaded, through lua/codes.lua and the
+/// model (with the count withdrawn the script reports).
+async fn withdraw_codes(
+    app: &TestApp,
+    id: &CampaignId,
+    model: &mut Model,
+    book: &mut CodeBook,
+    rng: &mut impl Rng,
+    prize: &'static str,
+    context: &str,
+) {
+    let own = book.pool.get(prize).cloned().unwrap_or_default();
+    let mut codes: Vec<String> = CodeBook::pick(rng, own.iter().cloned(), own.len() / 3 + 1)
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    codes.extend(CodeBook::pick(
+        rng,
+        CodeBook::all(&book.awarded).cloned(),
+        2,
+    ));
+    let others = book
+        .pool
+        .iter()
+        .filter(|(p, _)| **p != prize)
+        .flat_map(|(_, s)| s.iter().cloned());
+    codes.extend(CodeBook::pick(rng, others, 1));
+    codes.push(format!("never-{}", book.made));
+    let expected = book.withdraw(prize, &codes);
+    let w = app
+        .redis
+        .withdraw_codes(id, &PrizeId::parse(prize).unwrap(), &codes)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{prize}: {e:?}\n{context}"));
+    assert_eq!(
+        (w.withdrawn, w.already_awarded, w.unknown, w.available),
+        (
+            expected.0,
+            expected.1,
+            expected.2,
+            book.pool.get(prize).map_or(0, |p| p.len() as u64)
+        ),
+        "{prize}: withdrawn, already awarded, unknown, available\n{context}"
+    );
+    model.withdraw_codes(prize, w.withdrawn);
+}
+
+/// The prizes of the code rounds: `coupon` and `voucher` are code prizes,
+/// `gold` a limited one, `none` the fallback. `voucher` is paced as
+/// `release` says (none, `even` or per day), and on a re-apply `variant`
+/// also changes the kinds: 1 retires `coupon`, 2 makes `gold` a code prize,
+/// 3 makes `voucher` a limited prize of 6.
+fn code_spec(rng: &mut impl Rng, spec: &mut Spec, release: usize, variant: Option<usize>) {
+    let w = |rng: &mut dyn rand::Rng| rng.random_range(1..8);
+    let fallback = spec
+        .prizes
+        .last()
+        .map_or_else(|| rng.random_range(3..12), |p| p.1);
+    spec.prizes = vec![
+        ("coupon", w(rng), None),
+        ("voucher", w(rng), None),
+        ("gold", rng.random_range(1..3), Some(rng.random_range(1..8))),
+        ("none", fallback, None),
+    ];
+    spec.code_prizes = vec!["coupon", "voucher"];
+    match variant {
+        Some(1) => {
+            spec.prizes.remove(0);
+            spec.code_prizes = vec!["voucher"];
+        }
+        Some(2) => spec.code_prizes.push("gold"),
+        Some(3) => {
+            spec.code_prizes = vec!["coupon"];
+            spec.prizes[1].2 = Some(6);
+        }
+        _ => {}
+    }
+    spec.releases.clear();
+    match release {
+        1 => {
+            spec.releases.insert("voucher", "even".to_owned());
+        }
+        2 => {
+            spec.releases.insert(
+                "voucher",
+                format!("{{ per_day: {} }}", rng.random_range(2..12)),
+            );
+        }
+        _ => {}
+    }
+    spec.amounts = [
+        ("coupon", "5"),
+        ("voucher", "2.50"),
+        ("gold", "25"),
+        ("none", if rng.random_bool(0.3) { "0.25" } else { "0" }),
+    ]
+    .into_iter()
+    .map(|(p, a)| (p, a.to_owned()))
+    .collect();
+    spec.budget = rng
+        .random_bool(0.6)
+        .then(|| format!("{}.00", rng.random_range(40..400)));
+}
+
+/// Code prizes (`stock: codes`) through lua/codes.lua and lua/spin.lua, and
+/// through the model fed the same loads and withdrawals (the counts the script
+/// reports: `Model::load_codes` with `added`, `Model::withdraw_codes` with
+/// `withdrawn`): every decision agrees (the prize, the spins left, the
+/// refusal), across a second load mid-way (by when coupon's first pool has
+/// mostly run dry),
+/// a withdrawal, a live re-apply (new weights, pacing, budget, and a prize
+/// retired, made a code prize or made a limited one), and a third load.
+/// The paced `voucher` spreads the codes loaded (even) or a count per day;
+/// decisions are checked as in `paced_and_budgeted_draws_decide_exactly_as_the_model`
+/// (just before and just after the script's call).
+///
+/// It compares the SET of codes, not which code each win gets: spin.lua takes
+/// a code with SPOP, which picks a member of the pool at random, so neither
+/// the model nor the test can know which code comes next. What it holds
+/// instead: every win of a code prize carries a code (`Drawn.code`), one
+/// loaded for that prize and neither awarded before nor withdrawn; a win of
+/// any other prize carries none; and at the end the pool left in Redis
+/// (SMEMBERS pw:{C}:codes:<prize>) and the codes awarded are disjoint and
+/// together exactly the codes loaded minus those withdrawn, and the pool is
+/// as large as the model's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_prizes_decide_exactly_as_the_model() {
+    let app = TestApp::spawn().await;
+    let (seed, mut rng) = seeded();
+    let (mut spins, mut code_wins, mut dry, mut held_back) = (0, 0, 0, 0);
+    let mut refused: std::collections::BTreeMap<&str, u64> = Default::default();
+    for round in 0..12usize {
+        let mut spec = Spec::new("model-codes");
+        spec.spins_per_user = rng.random_range(40..200);
+        spec.per_day = rng.random_bool(0.3).then(|| rng.random_range(30..100));
+        spec.ends_at =
+            (chrono::Utc::now() + chrono::Duration::hours(rng.random_range(1..6))).to_rfc3339();
+        code_spec(&mut rng, &mut spec, round % 3, None);
+        app.apply(&spec.yaml()).await;
+        let id = CampaignId::parse(&spec.id).unwrap();
+        let mut model = Model::new(&parse_campaign(&spec.yaml()).unwrap());
+        let mut book = CodeBook::default();
+        let users: Vec<UserId> = (0..rng.random_range(2..10))
+            .map(|u| UserId::parse(&format!("u{u}")).unwrap())
+            .collect();
+        let ctx = |spec: &Spec, what: &str| {
+            format!("seed {seed}, round {round}, {what}\n{}", spec.yaml())
+        };
+        // The pools before the first draw (voucher's is paced: large enough
+        // that its curve, not its pool, holds it back).
+        let c = ctx(&spec, "first load");
+        let fresh = rng.random_range(5..20);
+        load_codes(
+            &app, &id, &mut model, &mut book, &mut rng, "coupon", true, fresh, &c,
+        )
+        .await;
+        let fresh = rng.random_range(30..90);
+        load_codes(
+            &app, &id, &mut model, &mut book, &mut rng, "voucher", true, fresh, &c,
+        )
+        .await;
+        // gold has no codes: loading some is refused.
+        load_codes(
+            &app, &id, &mut model, &mut book, &mut rng, "gold", false, 3, &c,
+        )
+        .await;
+
+        for n in 0..320u64 {
+            let c = ctx(&spec, &format!("before spin {n}"));
+            match n {
+                // A second load, once coupon has most likely run dry.
+                80 => {
+                    for prize in ["coupon", "voucher"] {
+                        let fresh = rng.random_range(5..25);
+                        load_codes(
+                            &app, &id, &mut model, &mut book, &mut rng, prize, true, fresh, &c,
+                        )
+                        .await;
+                    }
+                }
+                140 => {
+                    for prize in ["coupon", "voucher"] {
+                        withdraw_codes(&app, &id, &mut model, &mut book, &mut rng, prize, &c).await;
+                    }
+                }
+                // A live re-apply: new weights, pacing and budget, and the kinds changed.
+                200 => {
+                    let release = rng.random_range(0..3);
+                    code_spec(&mut rng, &mut spec, release, Some(round % 4));
+                    app.apply(&spec.yaml()).await;
+                    model.apply(&parse_campaign(&spec.yaml()).unwrap());
+                }
+                260 => {
+                    for prize in ["coupon", "voucher", "gold"] {
+                        let code = spec.code_prizes.contains(&prize);
+                        let fresh = rng.random_range(1..15);
+                        load_codes(
+                            &app, &id, &mut model, &mut book, &mut rng, prize, code, fresh, &c,
+                        )
+                        .await;
+                    }
+                }
+                // A prize that is (or was) a code prize gives up codes.
+                290 => {
+                    let had: Vec<&'static str> = book.loaded.keys().copied().collect();
+                    for prize in had {
+                        withdraw_codes(&app, &id, &mut model, &mut book, &mut rng, prize, &c).await;
+                    }
+                }
+                _ => {}
+            }
+            let user = &users[rng.random_range(0..users.len())];
+            let rv = r(&mut rng);
+            let before = chrono::Utc::now().timestamp_millis();
+            let script = script_spin(&app, &id, user, n, rv).await;
+            let after = chrono::Utc::now().timestamp_millis();
+            let (mut early, mut late) = (model.clone(), model.clone());
+            let expected_early = early.spin(user.as_str(), before, rv);
+            let expected_late = late.spin(user.as_str(), after, rv);
+            let context = format!(
+                "seed {seed}, round {round}, spin {n}, user {}, R {rv}, between {before} and {after}\n{}",
+                user.as_str(),
+                spec.yaml()
+            );
+            let same = |a: &Result<Decision, Rejection>| match (&script, a) {
+                (Ok(d), Ok(m)) => d.prize_id == m.prize_id && d.spins_left == m.spins_left,
+                (Err(x), Err(y)) => kind(x) == kind(y),
+                _ => false,
+            };
+            // Counted before the draw: a code prize without a code left, the
+            // paced one held back.
+            for (i, p) in model.prizes.iter().enumerate() {
+                if p.entry.c.is_some() {
+                    match model.drawable(i, after) {
+                        Err(Held::NoStock) => dry += 1,
+                        Err(Held::NotReleased) => held_back += 1,
+                        _ => {}
+                    }
+                }
+            }
+            if same(&expected_early) {
+                model = early;
+            } else {
+                assert_same_spin(&script, &expected_late, &context);
+                model = late;
+            }
+            // The code, against the sets.
+            match &script {
+                Ok(d) if spec.code_prizes.contains(&d.prize_id.as_str()) => {
+                    let prize = spec.code_prizes.iter().find(|p| **p == d.prize_id).unwrap();
+                    let code = d
+                        .code
+                        .as_ref()
+                        .unwrap_or_else(|| panic!("a win of {prize} carries a code\n{context}"));
+                    assert!(
+                        book.pool.entry(prize).or_default().remove(code),
+                        "{code} is in {prize}'s pool: loaded {}, awarded {}, withdrawn {}\n{context}",
+                        book.loaded.get(prize).is_some_and(|s| s.contains(code)),
+                        CodeBook::all(&book.awarded).any(|c| c == code),
+                        CodeBook::all(&book.withdrawn).any(|c| c == code),
+                    );
+                    book.awarded.entry(prize).or_default().insert(code.clone());
+                    code_wins += 1;
+                }
+                Ok(d) => assert_eq!(
+                    d.code, None,
+                    "a win of {} carries no code\n{context}",
+                    d.prize_id
+                ),
+                Err(e) => *refused.entry(kind(e)).or_default() += 1,
+            }
+            spins += 1;
+        }
+
+        // The pools left, the codes awarded, and the counters, against the model.
+        let mut conn = app.redis_conn().await;
+        for (&prize, loaded) in &book.loaded {
+            let context = format!("seed {seed}, round {round}, prize {prize}\n{}", spec.yaml());
+            let key = format!("pw:{{{id}}}:codes:{prize}");
+            let left: BTreeSet<String> = redis::cmd("SMEMBERS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let (empty, pool) = (BTreeSet::new(), &book.pool[prize]);
+            let awarded = book.awarded.get(prize).unwrap_or(&empty);
+            let withdrawn = book.withdrawn.get(prize).unwrap_or(&empty);
+            assert_eq!(&left, pool, "{context}");
+            assert!(left.is_disjoint(awarded), "{context}");
+            let kept: BTreeSet<String> = loaded.difference(withdrawn).cloned().collect();
+            assert_eq!(
+                left.union(awarded).cloned().collect::<BTreeSet<_>>(),
+                kept,
+                "pool ∪ awarded = loaded − withdrawn\n{context}"
+            );
+            assert_eq!(
+                model.codes.get(prize).copied().unwrap_or(0),
+                left.len() as u64,
+                "{context}"
+            );
+            let counts = app
+                .redis
+                .count_codes(&id, &PrizeId::parse(prize).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (
+                    counts.loaded,
+                    counts.awarded,
+                    counts.withdrawn,
+                    counts.available
+                ),
+                (
+                    loaded.len() as u64,
+                    awarded.len() as u64,
+                    withdrawn.len() as u64,
+                    left.len() as u64
+                ),
+                "{context}"
+            );
+        }
+        let live = app.redis.live_state(&id).await.unwrap().unwrap();
+        for p in &model.prizes {
+            let context = format!(
+                "seed {seed}, round {round}, prize {}\n{}",
+                p.entry.id,
+                spec.yaml()
+            );
+            let awarded = live.awarded.get(&p.entry.id).copied().unwrap_or(0) as u64;
+            assert_eq!(awarded, p.awarded, "{context}");
+            let remaining = live.stock.get(&p.entry.id).copied().unwrap_or(0);
+            assert_eq!(u64::try_from(remaining).ok(), p.remaining, "{context}");
+            if p.entry.c.is_some() {
+                // Configured = awarded + pool: what the even curve spreads.
+                assert_eq!(
+                    live.initial.get(&p.entry.id).copied().unwrap_or(0) as u64,
+                    p.configured,
+                    "{context}"
+                );
+                assert_eq!(
+                    p.remaining,
+                    model.codes.get(&p.entry.id).copied(),
+                    "{context}"
+                );
+            }
+        }
+        let spent: Option<u64> = redis::cmd("HGET")
+            .arg(prizewheel::store::redis::keys::CampaignKeys::new(&id).meta)
+            .arg("bs")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            spent.unwrap_or(0),
+            model.spent,
+            "seed {seed}, round {round}"
+        );
+    }
+    assert!(
+        code_wins > 0 && dry > 0 && held_back > 0,
+        "seed {seed}: {code_wins} code wins, {dry} draws with a code prize dry, {held_back} held back"
+    );
+    eprintln!(
+        "script and model agreed on {spins} spins with code prizes (seed {seed}): {code_wins} codes awarded, each once; {dry} prize-spins with a pool dry, {held_back} held back by the curve; refused {refused:?}"
+    );
 }

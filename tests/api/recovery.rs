@@ -909,3 +909,119 @@ async fn a_recovery_keeps_releases_and_the_budget_to_the_ledger() {
         spent
     );
 }
+
+/// Codes awarded and settled, then forgotten by Redis (its AOF tail lost):
+/// their draws' SPOPs are gone, so the codes are back in the pool. Recovery
+/// takes every code the ledger holds out of it before draws resume: none is
+/// handed out again, an upload of them adds nothing, and a retry of a forgotten
+/// win returns its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_the_ledger_awarded_are_never_drawn_again_after_redis_forgot_them() {
+    let mut redis =
+        PrivateRedis::start_with("redis-server", &["--auto-aof-rewrite-percentage", "0"]).await;
+    let url = redis.url.clone();
+    let app = TestApp::spawn_with(|s| {
+        s.redis.url = Some(url.into());
+        s.redis.response_timeout_ms = 500;
+    })
+    .await;
+    let spec = crate::codes::coupons("recovercodes", 5);
+    app.apply(&spec.yaml()).await;
+    let loaded: Vec<String> = (0..150).map(|i| format!("RC-{i:03}")).collect();
+    crate::codes::upload(&app, &spec.id, "coupon", loaded.join("\n")).await;
+    let code_of = |a: &Answer| a.3["prize"]["code"].as_str().map(str::to_owned);
+
+    let before = load(&app, &spec.id, 30, 0, 60).await;
+    settle(&redis, &app, &spec.id).await;
+    let copy = redis.snapshot_aof();
+    let forgotten = load(&app, &spec.id, 30, 60, 60).await;
+    settle(&redis, &app, &spec.id).await;
+    let forgotten_codes: Vec<(&Answer, String)> = drawn(&forgotten)
+        .filter_map(|a| code_of(a).map(|c| (a, c)))
+        .collect();
+    assert!(
+        !forgotten_codes.is_empty(),
+        "some forgotten wins carry codes"
+    );
+    redis.crash_and_restart(Some(&copy)).await;
+
+    let k = CampaignKeys::new(&CampaignId::parse(&spec.id).unwrap());
+    let pool_key = format!("pw:{{{}}}:codes:coupon", spec.id);
+    let pool = |redis: &PrivateRedis| -> HashSet<String> {
+        redis::cmd("SMEMBERS")
+            .arg(&pool_key)
+            .query(&mut redis.conn())
+            .unwrap()
+    };
+    let back: Vec<&String> = forgotten_codes
+        .iter()
+        .map(|(_, c)| c)
+        .filter(|c| pool(&redis).contains(*c))
+        .collect();
+    assert_eq!(
+        back.len(),
+        forgotten_codes.len(),
+        "Redis forgot handing them out"
+    );
+
+    let (ok, text) = cli(&["recover", &spec.id, "--json"], &redis.url, &app.db.url);
+    assert!(ok, "{text}");
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["codes_removed"], forgotten_codes.len(), "{report}");
+    let ledger_codes: HashSet<String> =
+        sqlx::query_scalar("SELECT code FROM rewards WHERE campaign_id = $1 AND code IS NOT NULL")
+            .bind(&spec.id)
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    let left = pool(&redis);
+    assert!(
+        left.is_disjoint(&ledger_codes),
+        "no ledger code is in the pool"
+    );
+    let stock: HashMap<String, i64> = redis::cmd("HGETALL")
+        .arg(&k.stock)
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(stock["coupon"], left.len() as i64, "the stock is the pool");
+    assert_eq!(left.len() + ledger_codes.len(), loaded.len());
+
+    // A retry of a forgotten win returns its code; uploading again adds nothing.
+    for (a, code) in &forgotten_codes {
+        let mut again = Value::Null;
+        for _ in 0..50 {
+            again = app.spin(&spec.id, &a.0, &a.1).await.json().await.unwrap();
+            if again["code"] != "service_unavailable" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await; // reconnecting
+        }
+        assert_eq!(
+            again["prize"]["code"].as_str(),
+            Some(code.as_str()),
+            "{again}"
+        );
+    }
+    let up = crate::codes::upload(&app, &spec.id, "coupon", loaded.join("\n")).await;
+    assert_eq!(up["added"], 0, "{up}");
+
+    // The rest of the sale hands out the rest of the pool, each code once.
+    let after = load(&app, &spec.id, 30, 120, 400).await;
+    settle(&redis, &app, &spec.id).await;
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT code FROM rewards WHERE campaign_id = $1 AND code IS NOT NULL")
+            .bind(&spec.id)
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    let distinct: HashSet<&String> = rows.iter().collect();
+    assert_eq!(distinct.len(), rows.len(), "no code twice in the ledger");
+    assert_eq!(rows.len(), loaded.len(), "every code handed out once");
+    assert!(drawn(&before).chain(drawn(&after)).count() > 0);
+    let (ok, text) = cli(&["reconcile", &spec.id], &redis.url, &app.db.url);
+    assert!(ok, "reconcile after recovery: {text}");
+    let (ok, text) = cli(&["audit", &spec.id], &redis.url, &app.db.url);
+    assert!(ok, "audit after recovery: {text}");
+}

@@ -243,6 +243,118 @@ async fn released_units_and_the_budget_are_sampled() {
     );
 }
 
+/// The sampler's code gauges: per code prize the codes in its pool and the
+/// codes ever loaded (a withdrawal lowers the first, not the second); a code
+/// prize without codes reads 0 available, one retired -1; no code series for
+/// other prizes; and whether each campaign is live (a paused one is not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_pools_and_live_campaigns_are_sampled() {
+    use crate::codes::{codes_call, coupons, upload};
+    use crate::support::helpers::draw;
+    use prizewheel::domain::{CampaignId, UserId};
+    let app = TestApp::spawn().await;
+    let mut spec = coupons("metrics-codes", 5);
+    spec.prizes.insert(1, ("voucher", 1, None));
+    spec.prizes.insert(2, ("gift", 1, None));
+    spec.code_prizes.extend(["voucher", "gift"]);
+    app.apply(&spec.yaml()).await;
+    let loaded: Vec<String> = (0..30).map(|i| format!("MC-{i:03}")).collect();
+    let up = upload(&app, &spec.id, "coupon", loaded.join("\n")).await;
+    assert_eq!(up["added"], 30, "{up}");
+    let up = upload(&app, &spec.id, "gift", "G-1\nG-2".into()).await;
+    assert_eq!(up["added"], 2, "{up}");
+    // The gift is dropped from the campaign: retired.
+    spec.prizes.retain(|p| p.0 != "gift");
+    spec.code_prizes.retain(|p| *p != "gift");
+    app.apply(&spec.yaml()).await;
+    let id = CampaignId::parse(&spec.id).unwrap();
+    let user = UserId::parse("cody").unwrap();
+    // r = 0 lands on the first prize of the table: the coupon.
+    for n in 0..4 {
+        let won = draw(&app, &id, &user, n, 0).await;
+        assert_eq!(won.prize_id, "coupon");
+    }
+    let (status, w) = codes_call(
+        &app,
+        reqwest::Method::DELETE,
+        &spec.id,
+        "coupon",
+        "MC-028\nMC-029".into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{w}");
+    // Either code may have been awarded: what was withdrawn is counted.
+    let withdrawn = w["withdrawn"].as_i64().unwrap();
+    let available = 30 - 4 - withdrawn;
+    let mut paused = Spec::new("metrics-paused");
+    paused.paused = true;
+    app.apply(&paused.yaml()).await;
+
+    let (codes, stopped) = (
+        format!("campaign=\"{}\"", spec.id),
+        format!("campaign=\"{}\"", paused.id),
+    );
+    let value = |text: &str, name: &str, labels: &[&str]| {
+        series(text, &format!("{name}{{"), labels)
+            .first()
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let coupon = [&codes[..], "prize=\"coupon\""];
+    let mut text = String::new();
+    // Sampled every 5 s.
+    for _ in 0..150 {
+        text = metrics_text(&app).await;
+        if value(&text, "prizewheel_codes_available", &coupon) == Some(available as f64)
+            && value(&text, "prizewheel_campaign_live", &[&stopped]).is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        value(&text, "prizewheel_codes_available", &coupon),
+        Some(available as f64),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "prizewheel_codes_loaded", &coupon),
+        Some(30.0),
+        "loaded counts every code ever added"
+    );
+    let voucher = [&codes[..], "prize=\"voucher\""];
+    assert_eq!(
+        value(&text, "prizewheel_codes_available", &voucher),
+        Some(0.0),
+        "a code prize without codes"
+    );
+    assert_eq!(value(&text, "prizewheel_codes_loaded", &voucher), Some(0.0));
+    let gift = [&codes[..], "prize=\"gift\""];
+    assert_eq!(
+        value(&text, "prizewheel_codes_available", &gift),
+        Some(-1.0),
+        "a retired code prize"
+    );
+    assert_eq!(value(&text, "prizewheel_codes_loaded", &gift), Some(2.0));
+    assert!(
+        series(&text, "prizewheel_codes_", &[&codes, "prize=\"none\""]).is_empty(),
+        "no code series for a prize that takes no codes"
+    );
+    assert!(
+        series(&text, "prizewheel_codes_", &[&stopped]).is_empty(),
+        "nor for a campaign without code prizes"
+    );
+    assert_eq!(
+        value(&text, "prizewheel_campaign_live", &[&codes]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "prizewheel_campaign_live", &[&stopped]),
+        Some(0.0),
+        "a paused campaign is not live"
+    );
+}
+
 /// What the receiver got: (path, body) of each request.
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 

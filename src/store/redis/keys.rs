@@ -16,6 +16,10 @@
 //! | `pw:{C}:u:<b>`           | hash       | per-user state (counters, earned spins), bucket b |
 //! | `pw:{C}:g:<b>`           | hash       | grant records of bucket b, by grant id        |
 //! | `pw:{C}:i:<day>:<b>`     | hash       | idempotency records of UTC day `day`, bucket b |
+//! | `pw:{C}:codes:<prize>`   | set        | a code prize's pool of codes                  |
+//! | `pw:{C}:codes-awarded`   | set        | every code handed out                         |
+//! | `pw:{C}:codes-withdrawn` | set        | every code withdrawn                          |
+//! | `pw:{C}:codes-stats`     | hash       | `<prize>:loaded`, `<prize>:withdrawn`         |
 
 use crate::domain::CampaignId;
 
@@ -28,6 +32,9 @@ pub struct CampaignKeys {
     pub days: String,
     pub results: String,
     pub dead: String,
+    pub codes_awarded: String,
+    pub codes_withdrawn: String,
+    pub codes_stats: String,
 }
 
 impl CampaignKeys {
@@ -41,6 +48,9 @@ impl CampaignKeys {
             days: format!("{p}days"),
             results: format!("{p}results"),
             dead: format!("{p}dead"),
+            codes_awarded: format!("{p}codes-awarded"),
+            codes_withdrawn: format!("{p}codes-withdrawn"),
+            codes_stats: format!("{p}codes-stats"),
         }
     }
 
@@ -63,6 +73,11 @@ impl CampaignKeys {
     /// units released by then).
     pub fn release(id: &CampaignId, prize: &str) -> String {
         format!("pw:{{{id}}}:rel:{prize}")
+    }
+
+    /// The pool of codes of prize `prize` (lua/codes.lua, lua/spin.lua).
+    pub fn code_pool(id: &CampaignId, prize: &str) -> String {
+        format!("pw:{{{id}}}:codes:{prize}")
     }
 
     /// Pattern matching every key of the campaign (for tests and tooling).

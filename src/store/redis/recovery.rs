@@ -146,6 +146,20 @@ pub async fn restore_grant_records<C: ConnectionLike>(
     run(&inv, conn).await?.int(1)
 }
 
+/// Takes the codes the ledger awarded (prize id, code) out of their pools for
+/// good; returns how many were still in a pool.
+pub async fn remove_codes<C: ConnectionLike>(
+    conn: &mut C,
+    id: &CampaignId,
+    codes: &[(String, String)],
+) -> Result<i64, StoreError> {
+    let mut inv = call(&CampaignKeys::new(id), "codes");
+    for (prize, code) in codes {
+        inv.arg(prize).arg(code);
+    }
+    run(&inv, conn).await?.int(1)
+}
+
 /// Restores idempotency records Redis lost; returns how many were missing.
 pub async fn restore_records<C: ConnectionLike>(
     conn: &mut C,
