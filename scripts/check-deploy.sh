@@ -9,7 +9,8 @@
 # - docker-compose.yml against the Compose specification's JSON schema
 #   (PyPI check-jsonschema) and through `docker-compose config` (Debian's
 #   docker-compose 1.29, which resolves the file without a Docker daemon);
-# - promtool (Debian's prometheus) on deploy/prometheus/prometheus.yml and on
+# - promtool (Debian's prometheus) on deploy/prometheus/prometheus.yml, on the
+#   alert rules and their unit tests (deploy/prometheus/alerts.test.yml), and on
 #   every PromQL query of the Grafana dashboard (as recording rules).
 # Not checked here: the OpenTelemetry collector config (no otelcol binary in
 # the package registries) and the image build itself (needs Docker).
@@ -44,6 +45,10 @@ PRIZEWHEEL_JWT_SECRET=check-deploy-stand-in-secret-0123456789 \
 
 log "promtool check config deploy/prometheus/prometheus.yml"
 promtool check config deploy/prometheus/prometheus.yml
+
+log "promtool check rules and test rules: deploy/prometheus/alerts.yml"
+promtool check rules deploy/prometheus/alerts.yml
+(cd deploy/prometheus && promtool test rules alerts.test.yml)
 
 log "promtool check rules: the dashboard's queries"
 rules="$(mktemp --suffix=.yml)"
