@@ -179,6 +179,7 @@ async fn per_day_releases_carry_over() {
     let mut spec = Spec::new("perday");
     spec.prizes = vec![("mug", 1_000_000, Some(10)), ("none", 1, None)];
     spec.releases.insert("mug", "{ per_day: 2 }".into());
+    spec.start_within_today();
     app.apply(&spec.yaml()).await;
     let spin = |n: u64| {
         let app = &app;
@@ -220,6 +221,7 @@ async fn per_day_releases_follow_the_time_zone() {
     spec.timezone = "Asia/Kolkata";
     spec.prizes = vec![("mug", 1_000_000, Some(10)), ("none", 1, None)];
     spec.releases.insert("mug", "{ per_day: 1 }".into());
+    spec.start_within_today();
     app.apply(&spec.yaml()).await;
     for n in 0..3 {
         assert_eq!(

@@ -866,6 +866,7 @@ async fn a_recovery_keeps_releases_and_the_budget_to_the_ledger() {
         ("none", 2, None),
     ];
     spec.releases.insert("gold", "{ per_day: 30 }".into());
+    spec.start_within_today();
     spec.amounts.insert("gold", "1.00".into());
     spec.amounts.insert("coupon", "2.00".into());
     spec.amounts.insert("none", "0".into());

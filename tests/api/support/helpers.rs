@@ -472,6 +472,28 @@ impl Spec {
         }
     }
 
+    /// Moves the start to today's first instant in the campaign's time zone
+    /// when the default (an hour ago) falls on the day before: campaign day 0
+    /// is then today, whatever the hour the test runs at. Per-day releases and
+    /// limits count days from the start (a test run at 00:30 local time would
+    /// otherwise already be on day 1). Call it after setting `timezone`.
+    pub fn start_within_today(&mut self) {
+        let tz: chrono_tz::Tz = self.timezone.parse().unwrap();
+        let now = chrono::Utc::now();
+        let midnight = now
+            .with_timezone(&tz)
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_local_timezone(tz)
+            .earliest()
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        self.starts_at = (now - chrono::Duration::hours(1))
+            .max(midnight)
+            .to_rfc3339();
+    }
+
     pub fn yaml(&self) -> String {
         let mut y = format!(
             "id: {}\nname: Test {}\ntimezone: {}\nstarts_at: {}\nends_at: {}\npaused: {}\nexpected_users: {}\nlimits:\n  spins_per_user: {}\n",
