@@ -138,11 +138,6 @@ pub enum Stock {
 impl Stock {
     pub const MAX: u64 = 1_000_000_000_000;
 
-    /// Bounded: by a count or by the codes loaded.
-    pub fn is_bounded(self) -> bool {
-        self != Stock::Unlimited
-    }
-
     pub fn from_redis(v: i64) -> Self {
         if v < 0 {
             Stock::Unlimited

@@ -20,14 +20,7 @@ pub async fn read_limited(
     payload: web::Payload,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::BodyTooLarge { limit });
-    }
+    refuse_declared_over(req, limit)?;
     let timeout = req.app_data::<web::Data<AppState>>().map_or_else(
         || HttpSettings::default().body_timeout(),
         |s| s.http.body_timeout(),
@@ -37,6 +30,20 @@ pub async fn read_limited(
         .map_err(|_| ApiError::BodyTimeout {
             timeout_ms: timeout.as_millis() as u64,
         })?
+}
+
+/// 413 when the body's `Content-Length` says it is over `limit`, before a
+/// byte of it is read (a chunked body is counted while it streams).
+pub fn refuse_declared_over(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    Ok(())
 }
 
 async fn read_all(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
@@ -75,11 +82,7 @@ pub fn spin_context(req: &HttpRequest, body: &[u8], limit: usize) -> Result<Stri
 /// §8.3.1), optionally followed by parameters after `;` (`charset=utf-8`).
 /// `application/jsonfoo` is not JSON.
 pub fn is_json_media_type(value: &str) -> bool {
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim_matches([' ', '\t']);
+    let essence = media_essence(value);
     let Some((kind, subtype)) = essence.split_once('/') else {
         return false;
     };
@@ -93,6 +96,16 @@ pub fn is_json_media_type(value: &str) -> bool {
         || subtype
             .strip_suffix("+json")
             .is_some_and(|name| !name.is_empty())
+}
+
+/// A `Content-Type` value without its parameters (`text/csv; charset=utf-8`
+/// → `text/csv`), spaces and tabs around it trimmed.
+pub fn media_essence(value: &str) -> &str {
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim_matches([' ', '\t'])
 }
 
 /// A UTF-8 text body (campaign YAML).

@@ -81,20 +81,7 @@ pub async fn get_campaign(
             .unwrap_or_default()
             .to_owned()
     };
-    let millis = |k: &str| {
-        chrono::DateTime::parse_from_rfc3339(&text(k))
-            .map(|t| t.timestamp_millis())
-            .unwrap_or_default()
-    };
-    let status = if cfg.get("paused").and_then(|v| v.as_bool()).unwrap_or(false) {
-        "paused"
-    } else if view.draw.now_ms < millis("starts_at") {
-        "scheduled"
-    } else if view.draw.now_ms >= millis("ends_at") {
-        "ended"
-    } else {
-        "live"
-    };
+    let status = pacing::Inputs::from(&view.draw).status();
     let limits = cfg.get("limits");
     let limit = |k: &str| limits.and_then(|l| l.get(k)).and_then(|v| v.as_u64());
     Ok(web::Json(CampaignView {

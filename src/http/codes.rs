@@ -5,6 +5,7 @@
 
 use super::AppState;
 use super::auth::{Caller, Role};
+use super::body::{media_essence, refuse_declared_over};
 use super::campaign_path::CampaignPath;
 use super::error::{ApiError, ApiResult, Problem, RoleGatedProblems};
 use crate::domain::{CampaignId, PrizeId};
@@ -187,14 +188,7 @@ async fn upload(
     let (campaign, prize) = target(path, req)?;
     check_media_type(req)?;
     let limit = state.http.max_codes_upload_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::BodyTooLarge { limit });
-    }
+    refuse_declared_over(req, limit)?;
     let timeout = std::time::Duration::from_millis(state.http.codes_upload_timeout_ms.get());
     let mut up = Upload::new(&state.redis, campaign, &prize, op, MAX_INVALID_LISTED);
     let read = async {
@@ -231,14 +225,7 @@ fn check_media_type(req: &HttpRequest) -> ApiResult<()> {
     let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
         return Ok(());
     };
-    let essence = ct
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = media_essence(ct.to_str().unwrap_or_default()).to_ascii_lowercase();
     if essence == "text/plain" || essence == "text/csv" {
         Ok(())
     } else {

@@ -45,6 +45,25 @@ impl Inputs<'_> {
     }
 
     /// The config's `starts_at` or `ends_at` in Unix ms (0 if unreadable).
+    /// The campaign at `now_ms`: `paused`, `scheduled`, `ended` or `live`
+    /// (what lua/spin.lua's step 2 answers, in that order of checks).
+    pub fn status(&self) -> &'static str {
+        let paused = self
+            .config
+            .get("paused")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        if paused {
+            "paused"
+        } else if self.now_ms < self.millis("starts_at") {
+            "scheduled"
+        } else if self.now_ms >= self.millis("ends_at") {
+            "ended"
+        } else {
+            "live"
+        }
+    }
+
     fn millis(&self, key: &str) -> i64 {
         self.config
             .get(key)

@@ -72,7 +72,7 @@ async fn sample_campaign(redis: &RedisStore, id: &str) -> Result<(), StoreError>
         }
         sample_codes(redis, &campaign, id, &draw).await?;
         m.campaign_live.record(
-            i64::from(is_live(&draw)),
+            i64::from(pacing::Inputs::from(&draw).status() == "live"),
             &[KeyValue::new("campaign", id.to_owned())],
         );
         let in_currency = |units: u64| {
@@ -139,21 +139,4 @@ async fn sample_codes(
         m.codes_loaded.record(loaded.unwrap_or(0), &labels);
     }
     Ok(())
-}
-
-/// Whether the campaign draws at the draw state's instant: not paused,
-/// started, not ended (the status `live` of `GET /v1/campaigns/{id}`).
-fn is_live(draw: &DrawState) -> bool {
-    let cfg = &draw.config;
-    let at = |k: &str| {
-        cfg.get(k)
-            .and_then(|v| v.as_str())
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.timestamp_millis())
-    };
-    let paused = cfg.get("paused").and_then(|v| v.as_bool()).unwrap_or(false);
-    match (at("starts_at"), at("ends_at")) {
-        (Some(start), Some(end)) => !paused && start <= draw.now_ms && draw.now_ms < end,
-        _ => false,
-    }
 }
