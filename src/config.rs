@@ -36,6 +36,11 @@ pub struct Settings {
     pub settle: crate::settle::SettleSettings,
     #[serde(default)]
     pub admission: crate::admission::AdmissionSettings,
+    /// Endpoints that receive the ledger's events (src/deliver).
+    #[serde(default)]
+    pub webhooks: Vec<crate::deliver::settings::WebhookSettings>,
+    #[serde(default)]
+    pub deliver: crate::deliver::settings::DeliverSettings,
 }
 
 /// The default config file, relative to the working directory.
@@ -82,6 +87,17 @@ impl Settings {
 }
 
 impl Settings {
+    /// The PostgreSQL section alone, for commands that need no more.
+    pub fn load_database(file: &Path) -> anyhow::Result<PgSettings> {
+        #[derive(Deserialize)]
+        struct Database {
+            database: PgSettings,
+        }
+        let d: Database =
+            Self::load_part(file).context("set DATABASE_URL, or run from the project folder")?;
+        Ok(d.database)
+    }
+
     /// `auth.max_token_lifetime_secs` alone (`prizewheel token` mints within
     /// it): from `file` when it exists, and the environment.
     pub fn load_max_token_lifetime(file: &Path) -> anyhow::Result<u64> {

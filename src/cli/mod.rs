@@ -10,6 +10,7 @@ mod recover;
 mod serve;
 mod stores;
 mod token;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ pub enum Command {
     Serve,
     /// Settle results streams into PostgreSQL, without serving the API.
     Settle,
+    /// Deliver webhooks (the `webhooks:` of the config), without serving the API or settling.
+    Deliver,
     /// Apply the database migrations.
     Migrate,
     /// Check, plan and apply campaign files.
@@ -48,6 +51,9 @@ pub enum Command {
     DeadLetters(dead_letters::DeadLettersCommand),
     /// Rebuild a campaign's Redis state from the ledger (after Redis lost writes); new draws pause meanwhile.
     Recover(recover::RecoverArgs),
+    /// Show webhook deliveries per endpoint, resend them, or enable an endpoint again.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Mint an HS256 token with PRIZEWHEEL_JWT_SECRET (development and load tests).
     Token(token::TokenArgs),
     /// Probe a running service's GET /healthz: exit 0 on a 200, 1 otherwise (container health checks).
@@ -60,7 +66,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Serve => serve::serve(&cli.config).await.map(|()| true),
         Command::Settle => serve::settle(&cli.config).await.map(|()| true),
+        Command::Deliver => serve::deliver(&cli.config).await.map(|()| true),
         Command::Migrate => serve::migrate(&cli.config).await.map(|()| true),
+        Command::Webhooks(w) => webhooks::run(w, &cli.config).await,
         Command::Campaign(c) => campaign::run(c, &cli.config).await,
         Command::Audit(a) => audit::run(a, &cli.config).await,
         Command::Reconcile(r) => reconcile::run(r, &cli.config).await,

@@ -1,6 +1,8 @@
-//! `prizewheel serve`, `prizewheel settle` and `prizewheel migrate`.
+//! `prizewheel serve`, `prizewheel settle`, `prizewheel deliver` and
+//! `prizewheel migrate`.
 
 use crate::config::Settings;
+use crate::deliver::Delivery;
 use crate::startup::Application;
 use crate::startup::settling::Settling;
 use crate::store::pg;
@@ -27,16 +29,39 @@ pub async fn serve(config: &Path) -> anyhow::Result<()> {
 /// Settles only (no API) until SIGTERM/SIGINT.
 pub async fn settle(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
+    let sinks = crate::deliver::settings::sinks(&settings.webhooks)?;
     let telemetry = crate::telemetry::init(&settings.log);
     let settling = Settling::start(
         settings.redis.target()?,
         pg::pool(&settings.database)?,
         &settings.settle,
+        sinks,
     );
     tracing::info!("settling; stop with SIGTERM or Ctrl-C");
     let signal = crate::startup::stop_signal().await?;
     tracing::info!("{signal} received: finishing the batch in hand, then stopping");
     settling.stop().await;
+    telemetry.shutdown();
+    Ok(())
+}
+
+/// Delivers webhooks only (no API, no settlement) until SIGTERM/SIGINT.
+pub async fn deliver(config: &Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let Some(delivery) =
+        Delivery::prepare(&settings.webhooks, &settings.deliver, &settings.database)?
+    else {
+        anyhow::bail!(
+            "{}: no webhooks are configured (add a webhooks: list)",
+            config.display()
+        );
+    };
+    let telemetry = crate::telemetry::init(&settings.log);
+    let dispatcher = delivery.start();
+    tracing::info!("delivering; stop with SIGTERM or Ctrl-C");
+    let signal = crate::startup::stop_signal().await?;
+    tracing::info!("{signal} received: finishing the attempts in flight, then stopping");
+    dispatcher.stop().await;
     telemetry.shutdown();
     Ok(())
 }

@@ -149,7 +149,7 @@ fn refusal(e: &sqlx::Error) -> String {
 }
 
 /// Inserts the spins, grants, revocations and applies among `entries` of
-/// `campaign` and commits. Returns how many rewards were new.
+/// `campaign`, and their outbox events and deliveries (src/outbox), and commits. Returns how many rewards were new.
 pub async fn write_batch(
     pg: &mut PgConnection,
     campaign: &str,
@@ -220,8 +220,24 @@ pub async fn write_batch(
         .await?;
     }
     write_grants(&mut tx, campaign, entries).await?;
+    crate::outbox::record::record(&mut tx, campaign, &facts(entries)).await?;
     tx.commit().await?;
     Ok(inserted)
+}
+
+/// The keys of the ledger rows `entries` write, for their outbox events.
+fn facts(entries: &[Entry]) -> crate::outbox::record::Facts {
+    let mut facts = crate::outbox::record::Facts::default();
+    for e in entries {
+        match e {
+            Entry::Spin(r) => facts.rewards.push(r.spin_id),
+            Entry::Grant(g) => facts.grants.push(g.grant_id.clone()),
+            Entry::Revoke(r) => facts.revocations.push(r.grant_id.clone()),
+            Entry::Apply(a) => facts.applies.push(a.stream.to_string()),
+            Entry::Poison(_) => {}
+        }
+    }
+    facts
 }
 
 /// The grants among `entries`, then their revocations (a grant and its

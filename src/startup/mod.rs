@@ -8,6 +8,7 @@ pub mod settling;
 
 use crate::admission::Admission;
 use crate::config::Settings;
+use crate::deliver::Delivery;
 use crate::http::admission::{per_ip, watch_campaign_versions};
 use crate::http::auth::Verifier;
 use crate::http::observe::observe;
@@ -38,6 +39,8 @@ pub struct Application {
     watcher: JoinHandle<()>,
     /// The sampler of store-backed gauges (stock, settlement lag).
     sampler: JoinHandle<()>,
+    /// The webhook dispatcher, when webhooks are configured and `deliver.enabled`.
+    dispatcher: Option<crate::deliver::dispatcher::Dispatcher>,
 }
 
 impl Application {
@@ -46,6 +49,11 @@ impl Application {
     /// `settle.enabled` is false, starts settling in the background.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let verifier = web::Data::new(Verifier::new(&settings.auth)?);
+        let sinks = crate::deliver::settings::sinks(&settings.webhooks)?;
+        let delivery = match settings.deliver.enabled {
+            true => Delivery::prepare(&settings.webhooks, &settings.deliver, &settings.database)?,
+            false => None,
+        };
         let redis = RedisStore::connect(&settings.redis).await?;
         let pg = pg::pool(&settings.database)?;
         let listener = TcpListener::bind(&settings.listen)
@@ -100,11 +108,13 @@ impl Application {
             background.clone(),
             Duration::from_millis(settings.admission.quota_cache.version_check_ms),
         ));
+        let dispatcher = delivery.map(Delivery::start);
         let settling = settings.settle.enabled.then(|| {
             Settling::start(
                 background.redis.target().clone(),
                 background.pg.clone(),
                 &settings.settle,
+                sinks,
             )
         });
         let sampler = tokio::spawn(async move {
@@ -117,6 +127,7 @@ impl Application {
             settling,
             watcher,
             sampler,
+            dispatcher,
         })
     }
 
@@ -146,6 +157,9 @@ impl Application {
         self.sampler.abort();
         if let Some(settling) = self.settling {
             settling.stop().await;
+        }
+        if let Some(dispatcher) = self.dispatcher {
+            dispatcher.stop().await;
         }
         served
     }

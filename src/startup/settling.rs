@@ -1,7 +1,9 @@
 //! Settling in the background, as `serve` (unless `settle.enabled` is false)
 //! and `prizewheel settle` run it: the settler (one task per active campaign)
-//! and the recovery watch (src/recover) side by side, stopped together.
+//! and the recovery watch (src/recover) side by side, stopped together. The
+//! settler starts once the configuration's outbox sinks are registered.
 
+use crate::outbox::sinks::{self, SinkSpec};
 use crate::settle::{SettleSettings, Settler};
 use crate::store::redis::connection::RedisTarget;
 use sqlx::PgPool;
@@ -17,7 +19,12 @@ pub struct Settling {
 
 impl Settling {
     /// Starts both; they run until [`Settling::stop`].
-    pub fn start(redis: RedisTarget, pg: PgPool, settings: &SettleSettings) -> Self {
+    pub fn start(
+        redis: RedisTarget,
+        pg: PgPool,
+        settings: &SettleSettings,
+        sinks: Vec<SinkSpec>,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(crate::recover::watch(
@@ -28,8 +35,19 @@ impl Settling {
             Duration::from_millis(settings.write_timeout_ms),
             stopped.clone(),
         ));
-        let settler = Settler::new(redis, pg, settings.clone(), Settler::default_consumer());
-        tasks.spawn(settler.run(stopped));
+        let limit = Duration::from_millis(settings.write_timeout_ms);
+        let settler = Settler::new(
+            redis,
+            pg.clone(),
+            settings.clone(),
+            Settler::default_consumer(),
+        );
+        tasks.spawn(async move {
+            let mut registering = stopped.clone();
+            if sinks::register_until_done(&pg, &sinks, limit, &mut registering).await {
+                settler.run(stopped).await;
+            }
+        });
         Settling { stop, tasks }
     }
 

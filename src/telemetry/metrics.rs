@@ -51,7 +51,18 @@ pub struct Metrics {
     pub dead_letters: Gauge<i64>,
     pub awaiting_recovery: Gauge<i64>,
     pub connection_errors: Counter<u64>,
+    pub webhook_deliveries: Counter<u64>,
+    pub webhook_lag: Histogram<f64>,
+    pub webhook_dead_marked: Counter<u64>,
+    pub webhook_pending: Gauge<i64>,
+    pub webhook_oldest_pending: Gauge<f64>,
+    pub webhook_dead: Gauge<i64>,
 }
+
+/// Delivery lag buckets in seconds: from an instant answer to a day of retries.
+const LAG_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+];
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
@@ -204,6 +215,43 @@ impl Metrics {
                     "1 while a campaign's new draws wait for a recovery from the ledger (Redis restarted or failed over), by campaign",
                 )
                 .build(),
+            webhook_deliveries: m
+                .u64_counter("prizewheel.webhook.deliveries")
+                .with_description(
+                    "Webhook delivery attempts, by endpoint and outcome (delivered, http_error, timeout, connect, gone)",
+                )
+                .build(),
+            webhook_lag: m
+                .f64_histogram("prizewheel.webhook.lag")
+                .with_unit("s")
+                .with_description(
+                    "From an event's recording in the ledger to its delivery, by endpoint",
+                )
+                .with_boundaries(LAG_BUCKETS.to_vec())
+                .build(),
+            webhook_dead_marked: m
+                .u64_counter("prizewheel.webhook.dead_marked")
+                .with_description(
+                    "Deliveries this process marked dead (retries ran out), by endpoint",
+                )
+                .build(),
+            webhook_pending: m
+                .i64_gauge("prizewheel.webhook.pending")
+                .with_description("Deliveries not yet delivered, by endpoint, sampled")
+                .build(),
+            webhook_oldest_pending: m
+                .f64_gauge("prizewheel.webhook.oldest_pending")
+                .with_unit("s")
+                .with_description(
+                    "Age of the oldest event not yet delivered, by endpoint (0: none), sampled",
+                )
+                .build(),
+            webhook_dead: m
+                .i64_gauge("prizewheel.webhook.dead")
+                .with_description(
+                    "Dead deliveries (retries ran out; `webhooks replay` resends), by endpoint, sampled",
+                )
+                .build(),
             registry,
             _provider: provider,
         }
@@ -217,6 +265,37 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// One webhook attempt (`outcome`: deliver::webhook::OUTCOMES).
+    pub fn webhook_attempt(&self, endpoint: &str, outcome: &'static str) {
+        self.webhook_deliveries.add(
+            1,
+            &[
+                KeyValue::new("endpoint", endpoint.to_owned()),
+                KeyValue::new("outcome", outcome),
+            ],
+        );
+    }
+
+    /// Outcomes recorded in the outbox: the lag of each delivery, the dead.
+    pub fn webhook_settled(&self, endpoint: &str, lags_secs: &[f64], dead: u64) {
+        let labels = [KeyValue::new("endpoint", endpoint.to_owned())];
+        for lag in lags_secs {
+            self.webhook_lag.record(lag.max(0.0), &labels);
+        }
+        if dead > 0 {
+            self.webhook_dead_marked.add(dead, &labels);
+        }
+    }
+
+    /// A sampled backlog of one endpoint.
+    pub fn webhook_backlog(&self, endpoint: &str, pending: i64, oldest_secs: f64, dead: i64) {
+        let labels = [KeyValue::new("endpoint", endpoint.to_owned())];
+        self.webhook_pending.record(pending, &labels);
+        self.webhook_oldest_pending
+            .record(oldest_secs.max(0.0), &labels);
+        self.webhook_dead.record(dead, &labels);
     }
 
     /// One spin decided by Redis.

@@ -7,6 +7,14 @@ pub mod connection_errors;
 pub mod metrics;
 pub mod traces;
 
+/// Makes rustls's ring provider (the one sqlx uses) the process default, as
+/// reqwest's TLS needs before any client is built: the OTLP exporter's and the
+/// webhooks'. Called by [`init`] and by every builder of a client; idempotent.
+pub fn install_tls_provider() {
+    // Err: a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub use metrics::metrics;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -45,6 +53,7 @@ fn resource() -> opentelemetry_sdk::Resource {
 
 /// Installs the global subscriber once; later calls do nothing (tests).
 pub fn init(settings: &LogSettings) -> Telemetry {
+    install_tls_provider();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
     let provider = traces::provider();

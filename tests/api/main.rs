@@ -31,4 +31,5 @@ mod settle;
 mod spins;
 mod support;
 mod telemetry;
+mod webhooks;
 mod window;

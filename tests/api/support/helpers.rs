@@ -170,6 +170,8 @@ pub fn settings(db: &TestDb, redis_url: &str) -> Settings {
             ..Default::default()
         },
         admission: without_rate_limits(),
+        webhooks: Vec::new(),
+        deliver: Default::default(),
     }
 }
 
@@ -311,6 +313,7 @@ pub async fn spawn_server(s: Settings) -> String {
 }
 
 pub fn client() -> reqwest::Client {
+    prizewheel::telemetry::install_tls_provider();
     reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         // Below actix's 5 s keep-alive: never reuse a connection the server may

@@ -1,5 +1,5 @@
 //! What the tests share, and nothing else: the test application and its
-//! helpers, a private Redis, the fault-injecting proxy, the served process, the
+//! helpers, a private Redis, the fault-injecting proxy, a webhook receiver, the served process, the
 //! PromQL reader, settling, a rush of spins, the repository's files and the
 //! cluster. No test module imports another; they all import from here.
 
@@ -8,6 +8,7 @@ pub mod helpers;
 pub mod private_redis;
 pub mod promql;
 pub mod proxy;
+pub mod receiver;
 pub mod repo;
 pub mod rush;
 pub mod serve;

@@ -15,13 +15,19 @@ impl Serve {
     /// `serve` on a free port against `redis_url` and the database `db_url`,
     /// logging at `warn`, with `env` on top.
     pub fn start(redis_url: &str, db_url: &str, env: &[(&str, &str)]) -> Self {
+        Self::command(&["serve"], redis_url, db_url, env)
+    }
+
+    /// `prizewheel ARGS` (e.g. `deliver --config FILE`), set up as [`Serve::start`]
+    /// sets up `serve`.
+    pub fn command(args: &[&str], redis_url: &str, db_url: &str, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let child = Command::new(env!("CARGO_BIN_EXE_prizewheel"))
-            .arg("serve")
+            .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("PRIZEWHEEL_LISTEN", format!("127.0.0.1:{port}"))
             .env("REDIS_URL", redis_url)

@@ -1,0 +1,169 @@
+//! Recording events and their deliveries inside the settler's transaction.
+//!
+//! Each event is built in SQL from the ledger rows the same transaction has
+//! just written (so the payload is exactly what finance sees) and inserted with
+//! `ON CONFLICT (event_id) DO NOTHING`: a batch settled twice records nothing
+//! new and creates no second delivery. A delivery is created for every enabled
+//! sink whose event types and campaign filter match. When no sink subscribes,
+//! nothing is written at all (one small read per batch).
+
+use super::{CAMPAIGN_APPLIED, GRANT_RECORDED, GRANT_REVOKED, REWARD_SETTLED};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// The ledger facts of one batch of one campaign, by key.
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// Spin ids of the rewards.
+    pub rewards: Vec<Uuid>,
+    /// Grant ids of the grants.
+    pub grants: Vec<String>,
+    /// Grant ids of the revocations.
+    pub revocations: Vec<String>,
+    /// Stream ids (`ms-seq`) of the applies.
+    pub applies: Vec<String>,
+}
+
+impl Facts {
+    fn is_empty(&self) -> bool {
+        self.rewards.is_empty()
+            && self.grants.is_empty()
+            && self.revocations.is_empty()
+            && self.applies.is_empty()
+    }
+}
+
+/// The event of each reward: its id is the spin id.
+macro_rules! rewards_select {
+    () => {
+        "
+    SELECT r.spin_id::text, 'reward.settled', r.campaign_id, r.spun_at,
+           jsonb_build_object(
+             'spin_id', r.spin_id, 'campaign_id', r.campaign_id, 'user_id', r.user_id,
+             'prize', jsonb_build_object(
+                'id', r.prize_id, 'name', p.name,
+                'value', jsonb_build_object('amount', r.amount::text, 'currency', r.currency),
+                'code', r.code),
+             'context', r.context, 'spun_at', r.spun_at, 'stream_id', r.stream_id)
+    FROM rewards r
+    LEFT JOIN prizes p ON p.campaign_id = r.campaign_id AND p.prize_id = r.prize_id
+    WHERE r.campaign_id = $1 AND r.spin_id = ANY($2::uuid[])
+    ORDER BY r.stream_ms, r.stream_seq"
+    };
+}
+
+macro_rules! grants_select {
+    () => {
+        "
+    SELECT 'grant:' || g.campaign_id || ':' || g.grant_id, 'grant.recorded', g.campaign_id,
+           g.granted_at,
+           jsonb_build_object(
+             'campaign_id', g.campaign_id, 'grant_id', g.grant_id, 'user_id', g.user_id,
+             'spins', g.spins, 'reason', g.reason, 'granted_at', g.granted_at)
+    FROM grants g
+    WHERE g.campaign_id = $1 AND g.grant_id = ANY($2::text[])
+    ORDER BY g.stream_ms, g.stream_seq"
+    };
+}
+
+macro_rules! revocations_select {
+    () => {
+        "
+    SELECT 'revoke:' || v.campaign_id || ':' || v.grant_id, 'grant.revoked', v.campaign_id,
+           v.revoked_at,
+           jsonb_build_object(
+             'campaign_id', v.campaign_id, 'grant_id', v.grant_id, 'user_id', g.user_id,
+             'spins', g.spins, 'revoked', v.revoked, 'already_used', v.already_used,
+             'lapsed', v.lapsed, 'revoked_at', v.revoked_at)
+    FROM grant_revocations v
+    JOIN grants g ON g.campaign_id = v.campaign_id AND g.grant_id = v.grant_id
+    WHERE v.campaign_id = $1 AND v.grant_id = ANY($2::text[])
+    ORDER BY v.stream_ms, v.stream_seq"
+    };
+}
+
+/// An apply's id is its stream id: unique in the ledger, as versions need not be.
+macro_rules! applies_select {
+    () => {
+        "
+    SELECT 'apply:' || a.campaign_id || ':' || a.stream_id, 'campaign.applied', a.campaign_id,
+           a.applied_at,
+           jsonb_build_object(
+             'campaign_id', a.campaign_id, 'version', a.version, 'config_hash', a.config_hash,
+             'applied_at', a.applied_at, 'stream_id', a.stream_id)
+    FROM ledger_applies a
+    WHERE a.campaign_id = $1 AND a.stream_id = ANY($2::text[])
+    ORDER BY a.stream_ms, a.stream_seq"
+    };
+}
+
+/// The statement inserting the events a select yields ($1 is the campaign, $2
+/// the keys) and a delivery of each new one per matching sink.
+macro_rules! with_deliveries {
+    ($($select:tt)*) => {
+        concat!(
+            "WITH ev AS (
+               INSERT INTO outbox_events (event_id, type, campaign_id, occurred_at, payload)",
+            $($select)*,
+            "  ON CONFLICT (event_id) DO NOTHING
+               RETURNING seq, type, campaign_id)
+             INSERT INTO outbox_deliveries (sink, event_seq)
+             SELECT s.sink, ev.seq FROM ev
+             JOIN outbox_sinks s ON s.enabled AND ev.type = ANY(s.events)
+                                AND (s.campaigns = '{}' OR ev.campaign_id = ANY(s.campaigns))"
+        )
+    };
+}
+
+/// Records the events of `facts` and their deliveries, in the caller's
+/// transaction, after the ledger rows are written.
+pub async fn record(
+    tx: &mut PgConnection,
+    campaign: &str,
+    facts: &Facts,
+) -> Result<(), sqlx::Error> {
+    if facts.is_empty() {
+        return Ok(());
+    }
+    let subscribed: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT unnest(events) FROM outbox_sinks
+         WHERE enabled AND (campaigns = '{}' OR $1 = ANY(campaigns))",
+    )
+    .bind(campaign)
+    .fetch_all(&mut *tx)
+    .await?;
+    let wanted = |t: &str| subscribed.iter().any(|s| s == t);
+    if wanted(REWARD_SETTLED) && !facts.rewards.is_empty() {
+        sqlx::query(with_deliveries!(rewards_select!()))
+            .bind(campaign)
+            .bind(&facts.rewards)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (kind, statement, keys) in [
+        (
+            GRANT_RECORDED,
+            with_deliveries!(grants_select!()),
+            &facts.grants,
+        ),
+        (
+            GRANT_REVOKED,
+            with_deliveries!(revocations_select!()),
+            &facts.revocations,
+        ),
+        (
+            CAMPAIGN_APPLIED,
+            with_deliveries!(applies_select!()),
+            &facts.applies,
+        ),
+    ] {
+        if wanted(kind) && !keys.is_empty() {
+            sqlx::query(statement)
+                .bind(campaign)
+                .bind(keys)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
