@@ -33,8 +33,10 @@
 -- that is here survived.
 --
 -- Returns {'ok'|'replay', spin_id_bytes, prize_id, name, amount, currency,
--- spins_left, bounded, code} (bounded: 1 for a stock-bounded prize, 0 for the
--- fallback or an unlimited one; code: the prize code handed out, or '') or {error_code[, retry_after_ms]}. Nothing is written
+-- spins_left, bounded, code, last} (bounded: 1 for a stock-bounded prize, 0 for
+-- the fallback or an unlimited one; code: the prize code handed out, or '';
+-- last: 1 when this draw took the prize's last unit, 0 on a replay) or
+-- {error_code[, retry_after_ms]}. Nothing is written
 -- before every check has passed: Redis does not undo a script's earlier writes
 -- on failure.
 
@@ -77,7 +79,7 @@ if rec then
     redis.call('HSET', rec_key, ARGV[3], rec)
   end
   return {'replay', string.sub(rec, 9, 24), p.id, p.name, p.amt, p.cur, left, bounded and 1 or 0,
-    string.sub(rec, 31)}
+    string.sub(rec, 31), 0}
 end
 
 -- Redis state known to hold every settled draw (see the header).
@@ -217,18 +219,23 @@ if prize.v then
   redis.call('HSET', meta, 'bs', string.format('%d', math.min(spent + prize.v, 9007199254740992)))
 end
 
--- 7. The settlement outbox.
+-- 7. The settlement outbox. A draw that took a bounded prize's last unit
+-- (its stock 1 -> 0; a code prize's stock mirrors its pool) says so with
+-- `last`: the ledger announces `prize.exhausted` from it (src/outbox).
+local last = stock == 1
+local extra = {}
 if code then
-  redis.call('XADD', KEYS[5], '*',
-    'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
-    'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
-    'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8], 'code', code)
-else
-  redis.call('XADD', KEYS[5], '*',
-    'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
-    'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
-    'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8])
+  extra[#extra + 1] = 'code'
+  extra[#extra + 1] = code
 end
+if last then
+  extra[#extra + 1] = 'last'
+  extra[#extra + 1] = '1'
+end
+redis.call('XADD', KEYS[5], '*',
+  'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
+  'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
+  'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8], unpack(extra))
 
 -- 8. Count the spin, remember the answer, reply.
 local left = spins_left(limit, daily_limit, total + 1, day_count + 1)
@@ -239,4 +246,5 @@ end
 write_user(user_key, ARGV[1], total + 1, day_count + 1, today, earned)
 redis.call('HSET', idem_key, ARGV[3], ARGV[4] .. ARGV[6] .. struct.pack('>HI4', idx, left) .. (code or ''))
 redis.call('EXPIREAT', idem_key, (utc_day + 2) * 86400 + RECORD_TTL_SLACK_S)
-return {'ok', ARGV[6], prize.id, prize.name, prize.amt, prize.cur, left, stock > 0 and 1 or 0, code or ''}
+return {'ok', ARGV[6], prize.id, prize.name, prize.amt, prize.cur, left, stock > 0 and 1 or 0, code or '',
+  last and 1 or 0}

@@ -16,7 +16,7 @@ pub enum WebhooksCommand {
     Replay(ReplayArgs),
     /// Resume deliveries to an endpoint disabled by a 410 Gone or by `disable`.
     Enable(EndpointArgs),
-    /// Stop deliveries to an endpoint (and the recording of new ones) until `enable`.
+    /// Pause deliveries to an endpoint until `enable` (new events keep queuing for it).
     Disable(EndpointArgs),
 }
 

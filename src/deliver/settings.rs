@@ -215,3 +215,88 @@ pub fn sinks(webhooks: &[WebhookSettings]) -> anyhow::Result<Vec<SinkSpec>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(yaml: &str) -> WebhookSettings {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    const BASE: &str =
+        "id: wallet\nurl: https://wallet.internal/hooks\nsecret_env: S\nevents: [reward.settled]\n";
+
+    fn error(extra: &str) -> String {
+        let text = BASE
+            .lines()
+            .filter(|l| {
+                !extra
+                    .lines()
+                    .any(|e| e.split(':').next() == l.split(':').next())
+            })
+            .chain(extra.lines())
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!("{:#}", hook(&text).sink().unwrap_err())
+    }
+
+    #[test]
+    fn defaults_and_a_valid_endpoint() {
+        let h = hook(BASE);
+        let sink = h.sink().unwrap();
+        assert_eq!(
+            (sink.id.as_str(), sink.events, sink.campaigns.len()),
+            ("wallet", vec!["reward.settled".to_owned()], 0)
+        );
+        assert_eq!(h.timeout(), Duration::from_secs(5));
+        assert_eq!(h.retry_for(), Duration::from_secs(86_400));
+        assert_eq!(
+            (
+                h.concurrency.get(),
+                h.backoff_initial_ms.get(),
+                h.backoff_max_ms.get()
+            ),
+            (8, 1_000, 600_000)
+        );
+    }
+
+    #[test]
+    fn a_bad_endpoint_says_what_to_fix() {
+        assert!(error("url: ftp://x/y").contains("http:// or https://"));
+        assert!(error("url: https://user:pw@x/y").contains("user or password"));
+        assert!(error("url: not a url").contains("not a valid URL"));
+        assert!(error("id: Wallet").contains("a-z"));
+        assert!(error("events: []").contains("events is empty"));
+        assert!(error("events: [reward.paid]").contains("unknown event type"));
+        assert!(error("campaigns: [\"bad id!\"]").contains("campaigns"));
+        assert!(
+            error("backoff_initial_ms: 5000\nbackoff_max_ms: 10").contains("backoff_initial_ms")
+        );
+        let twice = [hook(BASE), hook(BASE)];
+        assert!(format!("{:#}", sinks(&twice).unwrap_err()).contains("twice"));
+        assert!(serde_saphyr::from_str::<WebhookSettings>(&format!("{BASE}secret: x\n")).is_err());
+    }
+
+    #[test]
+    fn secrets_are_whsec_base64_of_24_to_64_bytes() {
+        let h = hook(BASE);
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+        assert!(h.secret_from(&format!("whsec_{}", b64(32))).is_ok());
+        assert!(h.secret_from(&format!("whsec_{}", b64(24))).is_ok());
+        let short = format!(
+            "{:#}",
+            h.secret_from(&format!("whsec_{}", b64(8))).unwrap_err()
+        );
+        assert!(short.contains("8 bytes"), "{short}");
+        let bare = format!("{:#}", h.secret_from(&b64(32)).unwrap_err());
+        assert!(bare.contains("whsec_"), "{bare}");
+        let junk = format!("{:#}", h.secret_from("whsec_***").unwrap_err());
+        assert!(junk.contains("base64") && !junk.contains("***"), "{junk}");
+        // A missing variable names it, and how to set it.
+        let mut missing = hook(BASE);
+        missing.secret_env = "PW_UNIT_TEST_NO_SUCH_SECRET".into();
+        let e = format!("{:#}", missing.secret().unwrap_err());
+        assert!(e.contains("PW_UNIT_TEST_NO_SUCH_SECRET"), "{e}");
+    }
+}

@@ -349,6 +349,8 @@ pub struct Decision {
     pub prize_index: usize,
     pub prize_id: String,
     pub spins_left: u64,
+    /// The draw took the prize's last unit (lua/spin.lua's `last`).
+    pub exhausted: bool,
 }
 
 impl Model {
@@ -510,6 +512,12 @@ impl Model {
         }
     }
 
+    /// Whether the unit just awarded of prize `i` was its last: a bounded
+    /// prize other than the fallback (which never takes stock) has none left.
+    pub fn ran_out(&self, i: usize) -> bool {
+        i != self.fallback && self.prizes[i].remaining == Some(0)
+    }
+
     /// Takes one unit of prize `i` (and, of a code prize, one code) and counts its value.
     pub fn award(&mut self, i: usize) {
         let p = &mut self.prizes[i];
@@ -535,6 +543,7 @@ impl Model {
             prize_index: i,
             prize_id: self.prizes[i].entry.id.clone(),
             spins_left,
+            exhausted: self.ran_out(i),
         })
     }
 

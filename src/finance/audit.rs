@@ -5,6 +5,9 @@
 //! and each revocation split the grant's spins as the model does. Prize codes:
 //! a reward carries a code exactly when its prize was a code prize (`stock:
 //! codes`) in the version that drew it, and no code is in the ledger twice.
+//! `prize.exhausted`: every one the outbox announced is a reward that took its
+//! prize's last unit (of a prize whose stock the replay knows: not a code
+//! prize, whose pool the ledger does not hold).
 
 use crate::campaign::parse_campaign;
 use crate::domain::CampaignId;
@@ -13,7 +16,7 @@ use crate::draw::model::{Held, Model};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::PgPool;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 /// How many mismatches are listed (all are counted).
@@ -33,6 +36,11 @@ pub struct AuditReport {
     /// next unit not out). The codes loaded are not in the ledger, so the
     /// audit cannot tell; counted, not failed.
     pub code_pool_fallbacks: u64,
+    /// Rewards that took the last unit of a stock prize, by the replay.
+    pub exhausted: u64,
+    /// Of those, the ones the outbox announced as `prize.exhausted` (only
+    /// while a sink subscribed to it).
+    pub exhausted_announced: u64,
     /// Rewards whose prize is not the one their `R` draws, that took a unit of
     /// a prize with none left or a spin the shopper did not have, whose code is
     /// missing, unexpected or another reward's; grants and revocations the
@@ -65,6 +73,10 @@ struct Replay {
     revocations: u64,
     codes: u64,
     code_pool_fallbacks: u64,
+    /// Spin ids of the outbox's `prize.exhausted` events.
+    announced: HashSet<uuid::Uuid>,
+    exhausted: u64,
+    exhausted_announced: u64,
     mismatches: u64,
     problems: Vec<String>,
 }
@@ -226,8 +238,20 @@ impl Replay {
         let code_prize = recorded.map(|i| m.prizes[i].entry.c.is_some());
         let fallback_paid = m.budget_pays_fallback();
         let drawable = recorded.map(|i| m.held(i, spun_ms));
+        let announced = self.announced.contains(&spin_id);
         if let Some(i) = recorded {
             m.award(i);
+            if m.prizes[i].entry.c.is_none() {
+                let ran_out = m.ran_out(i);
+                self.exhausted += u64::from(ran_out);
+                self.exhausted_announced += u64::from(ran_out && announced);
+                if announced && !ran_out {
+                    let left = m.prizes[i].remaining;
+                    self.mismatch(format!(
+                        "reward {spin_id} at {at}: announced as `prize.exhausted`, but `{prize_id}` had {left:?} units left"
+                    ));
+                }
+            }
         }
         if pool_ran_dry {
             self.code_pool_fallbacks += 1;
@@ -403,6 +427,17 @@ pub async fn audit(
         revocations: 0,
         codes: 0,
         code_pool_fallbacks: 0,
+        announced: sqlx::query_scalar(
+            "SELECT (payload->>'spin_id')::uuid FROM outbox_events
+             WHERE type = 'prize.exhausted' AND campaign_id = $1",
+        )
+        .bind(campaign.as_str())
+        .fetch_all(pg)
+        .await?
+        .into_iter()
+        .collect(),
+        exhausted: 0,
+        exhausted_announced: 0,
         mismatches: 0,
         problems: Vec::new(),
     };
@@ -454,6 +489,8 @@ pub async fn audit(
         revocations,
         codes,
         code_pool_fallbacks,
+        exhausted,
+        exhausted_announced,
         mismatches,
         mut problems,
         ..
@@ -492,6 +529,8 @@ pub async fn audit(
         revocations,
         codes,
         code_pool_fallbacks,
+        exhausted,
+        exhausted_announced,
         mismatches,
         ok: problems.is_empty(),
         problems,

@@ -2,7 +2,8 @@
 //! beside it, independent of how it is carried (webhooks today: src/deliver).
 //!
 //! - [`record`]: the settler's transaction records an event per ledger fact
-//!   (a settled reward, a grant, a revocation, an apply) and a delivery per
+//!   (a settled reward, a prize's last unit taken, a grant, a revocation, an
+//!   apply) and a delivery per
 //!   subscribed sink, in the same commit as the rows: exactly what the ledger
 //!   holds is sent, nothing before it is there.
 //! - [`sinks`]: where events go (kept in step with the configuration).

@@ -3,11 +3,12 @@
 //! Each event is built in SQL from the ledger rows the same transaction has
 //! just written (so the payload is exactly what finance sees) and inserted with
 //! `ON CONFLICT (event_id) DO NOTHING`: a batch settled twice records nothing
-//! new and creates no second delivery. A delivery is created for every enabled
-//! sink whose event types and campaign filter match. When no sink subscribes,
-//! nothing is written at all (one small read per batch).
+//! new and creates no second delivery. A delivery is created for every
+//! sink whose event types and campaign filter match, disabled ones included
+//! (they queue until enabled again: a paused endpoint misses nothing). When no
+//! sink subscribes, nothing is written at all (one small read per batch).
 
-use super::{CAMPAIGN_APPLIED, GRANT_RECORDED, GRANT_REVOKED, REWARD_SETTLED};
+use super::{CAMPAIGN_APPLIED, GRANT_RECORDED, GRANT_REVOKED, PRIZE_EXHAUSTED, REWARD_SETTLED};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -22,6 +23,8 @@ pub struct Facts {
     pub revocations: Vec<String>,
     /// Stream ids (`ms-seq`) of the applies.
     pub applies: Vec<String>,
+    /// Spin ids of the rewards that took their prize's last unit.
+    pub exhausted: Vec<Uuid>,
 }
 
 impl Facts {
@@ -30,6 +33,7 @@ impl Facts {
             && self.grants.is_empty()
             && self.revocations.is_empty()
             && self.applies.is_empty()
+            && self.exhausted.is_empty()
     }
 }
 
@@ -45,6 +49,24 @@ macro_rules! rewards_select {
                 'value', jsonb_build_object('amount', r.amount::text, 'currency', r.currency),
                 'code', r.code),
              'context', r.context, 'spun_at', r.spun_at, 'stream_id', r.stream_id)
+    FROM rewards r
+    LEFT JOIN prizes p ON p.campaign_id = r.campaign_id AND p.prize_id = r.prize_id
+    WHERE r.campaign_id = $1 AND r.spin_id = ANY($2::uuid[])
+    ORDER BY r.stream_ms, r.stream_seq"
+    };
+}
+
+/// A prize ran out with the reward that took its last unit: one event per such
+/// reward (a prize topped up and emptied again is announced again).
+macro_rules! exhausted_select {
+    () => {
+        "
+    SELECT 'exhausted:' || r.campaign_id || ':' || r.spin_id, 'prize.exhausted', r.campaign_id,
+           r.spun_at,
+           jsonb_build_object(
+             'campaign_id', r.campaign_id, 'prize_id', r.prize_id, 'prize_name', p.name,
+             'codes', r.code IS NOT NULL, 'spin_id', r.spin_id, 'exhausted_at', r.spun_at,
+             'stream_id', r.stream_id)
     FROM rewards r
     LEFT JOIN prizes p ON p.campaign_id = r.campaign_id AND p.prize_id = r.prize_id
     WHERE r.campaign_id = $1 AND r.spin_id = ANY($2::uuid[])
@@ -109,7 +131,7 @@ macro_rules! with_deliveries {
                RETURNING seq, type, campaign_id)
              INSERT INTO outbox_deliveries (sink, event_seq)
              SELECT s.sink, ev.seq FROM ev
-             JOIN outbox_sinks s ON s.enabled AND ev.type = ANY(s.events)
+             JOIN outbox_sinks s ON ev.type = ANY(s.events)
                                 AND (s.campaigns = '{}' OR ev.campaign_id = ANY(s.campaigns))"
         )
     };
@@ -127,18 +149,31 @@ pub async fn record(
     }
     let subscribed: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT unnest(events) FROM outbox_sinks
-         WHERE enabled AND (campaigns = '{}' OR $1 = ANY(campaigns))",
+         WHERE campaigns = '{}' OR $1 = ANY(campaigns)",
     )
     .bind(campaign)
     .fetch_all(&mut *tx)
     .await?;
     let wanted = |t: &str| subscribed.iter().any(|s| s == t);
-    if wanted(REWARD_SETTLED) && !facts.rewards.is_empty() {
-        sqlx::query(with_deliveries!(rewards_select!()))
-            .bind(campaign)
-            .bind(&facts.rewards)
-            .execute(&mut *tx)
-            .await?;
+    for (kind, statement, spins) in [
+        (
+            REWARD_SETTLED,
+            with_deliveries!(rewards_select!()),
+            &facts.rewards,
+        ),
+        (
+            PRIZE_EXHAUSTED,
+            with_deliveries!(exhausted_select!()),
+            &facts.exhausted,
+        ),
+    ] {
+        if wanted(kind) && !spins.is_empty() {
+            sqlx::query(statement)
+                .bind(campaign)
+                .bind(spins)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     for (kind, statement, keys) in [
         (

@@ -98,7 +98,8 @@ pub async fn list<'e>(pg: impl PgExecutor<'e>) -> Result<Vec<Sink>, sqlx::Error>
     .await
 }
 
-/// Stops deliveries to `sink` (and the recording of new ones) with `reason`;
+/// Pauses deliveries to `sink`, with `reason`: new events still queue for it
+/// (sent once it is enabled again, or dead past its retry time then);
 /// `false` if there is no such sink.
 pub async fn disable<'e>(
     pg: impl PgExecutor<'e>,

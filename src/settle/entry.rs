@@ -24,6 +24,9 @@ pub struct Reward {
     pub spun_at: DateTime<Utc>,
     /// The prize code the win handed out (a code prize only).
     pub code: Option<String>,
+    /// The draw took its prize's last unit (field `last`): the outbox
+    /// announces `prize.exhausted`.
+    pub exhausted: bool,
 }
 
 /// An apply between draws: a row of `ledger_applies`.
@@ -132,6 +135,7 @@ fn parse_inner(id: &str, f: &Fields) -> Result<Entry, String> {
                 spun_at: millis(int("t")?)?,
                 // Optional: only a win of a code prize carries one.
                 code: text("code").ok(),
+                exhausted: text("last").is_ok_and(|l| l == "1"),
             }))
         }
         "grant" => {
@@ -215,6 +219,13 @@ mod tests {
         );
         assert_eq!(r.amount.to_string(), "79900.00");
         assert_eq!(r.config_version, 2);
+        assert!(!r.exhausted && r.code.is_none());
+        let mut last = f.clone();
+        last.push((b"last".to_vec(), b"1".to_vec()));
+        let Entry::Spin(r) = parse("1795000000000-4", &last) else {
+            panic!("a spin")
+        };
+        assert!(r.exhausted, "`last 1`: the draw took the last unit");
     }
 
     #[test]

@@ -230,7 +230,12 @@ fn facts(entries: &[Entry]) -> crate::outbox::record::Facts {
     let mut facts = crate::outbox::record::Facts::default();
     for e in entries {
         match e {
-            Entry::Spin(r) => facts.rewards.push(r.spin_id),
+            Entry::Spin(r) => {
+                facts.rewards.push(r.spin_id);
+                if r.exhausted {
+                    facts.exhausted.push(r.spin_id);
+                }
+            }
             Entry::Grant(g) => facts.grants.push(g.grant_id.clone()),
             Entry::Revoke(r) => facts.revocations.push(r.grant_id.clone()),
             Entry::Apply(a) => facts.applies.push(a.stream.to_string()),

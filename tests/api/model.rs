@@ -102,6 +102,7 @@ fn assert_same_spin(
         (Ok(d), Ok(m)) => {
             assert_eq!(d.prize_id, m.prize_id, "{context}");
             assert_eq!(d.spins_left, m.spins_left, "{context}");
+            assert_eq!(d.exhausted, m.exhausted, "took the last unit? {context}");
         }
         (Err(a), Err(b)) => assert_eq!(kind(a), kind(b), "{context}"),
         _ => panic!("script {script:?} but model {expected:?}\n{context}"),
@@ -280,7 +281,11 @@ async fn paced_and_budgeted_draws_decide_exactly_as_the_model() {
                 spec.yaml()
             );
             let same = |a: &Result<Decision, Rejection>| match (&script, a) {
-                (Ok(d), Ok(m)) => d.prize_id == m.prize_id && d.spins_left == m.spins_left,
+                (Ok(d), Ok(m)) => {
+                    d.prize_id == m.prize_id
+                        && d.spins_left == m.spins_left
+                        && d.exhausted == m.exhausted
+                }
                 (Err(x), Err(y)) => kind(x) == kind(y),
                 _ => false,
             };
@@ -798,7 +803,11 @@ async fn code_prizes_decide_exactly_as_the_model() {
                 spec.yaml()
             );
             let same = |a: &Result<Decision, Rejection>| match (&script, a) {
-                (Ok(d), Ok(m)) => d.prize_id == m.prize_id && d.spins_left == m.spins_left,
+                (Ok(d), Ok(m)) => {
+                    d.prize_id == m.prize_id
+                        && d.spins_left == m.spins_left
+                        && d.exhausted == m.exhausted
+                }
                 (Err(x), Err(y)) => kind(x) == kind(y),
                 _ => false,
             };

@@ -42,6 +42,8 @@ pub struct Drawn {
     pub bounded: bool,
     /// The prize code handed out with a win of a code prize.
     pub code: Option<String>,
+    /// This draw took the prize's last unit (never on a replay).
+    pub exhausted: bool,
 }
 
 /// Why the script drew nothing.
@@ -120,6 +122,7 @@ fn parse(r: Reply) -> Result<Result<Drawn, Rejection>, StoreError> {
                 replayed: status == "replay",
                 bounded: r.int(7)? == 1,
                 code: Some(r.str(8)?).filter(|c| !c.is_empty()).map(str::to_owned),
+                exhausted: r.int(9)? == 1,
             }));
         }
         "no_campaign" => Rejection::NoCampaign,
