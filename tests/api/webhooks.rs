@@ -103,6 +103,10 @@ async fn every_settled_reward_reaches_a_flaky_receiver_signed_with_a_stable_id()
         seen.received.values().filter(|n| **n > 1).count()
     };
     assert!(repeated > 2_000, "retries repeat the id: {repeated}");
+    eprintln!(
+        "flaky receiver: {} delivered, {} failed attempts, {repeated} ids received more than once, {} dead",
+        end.delivered, end.failed_attempts, end.dead
+    );
     let applied = receiver.of_type("campaign.applied");
     assert_eq!(applied.len(), 1, "{applied:?}");
     assert_eq!(applied[0]["data"]["campaign_id"], spec.id.as_str());
@@ -619,4 +623,60 @@ async fn a_bad_webhook_config_is_one_clear_line_at_start() {
             assert!(lines[0].contains(says), "{command} {hooks}: {err}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_settles_and_delivers_by_itself_when_webhooks_are_configured() {
+    use crate::support::serve::Serve;
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let dir = crate::support::helpers::TempDir::new();
+    let config = config_with(
+        &dir,
+        &format!(
+            "[{{id: wallet, url: \"{}\", secret_env: PW_SERVE_TEST_SECRET, events: [reward.settled]}}]",
+            receiver.url()
+        ),
+    );
+    let spec = Spec::new("hooks-serve");
+    app.apply(&spec.yaml()).await;
+    let mut serve = Serve::command(
+        &["serve", "--config", config.as_str()],
+        &crate::support::helpers::redis_url(),
+        &app.db.url,
+        &[
+            ("PW_SERVE_TEST_SECRET", SECRET),
+            (
+                "PRIZEWHEEL__AUTH__AUDIENCE",
+                crate::support::helpers::AUDIENCE,
+            ),
+        ],
+    );
+    assert!(serve.up().await, "serve came up");
+    let mut spins = Vec::new();
+    for i in 0..50 {
+        let res = crate::support::helpers::spin(
+            &app.client,
+            &format!("http://127.0.0.1:{}", serve.port),
+            &spec.id,
+            &crate::support::helpers::token(&format!("u{}", i % 5), &[]),
+            &format!("k{i}"),
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let v: serde_json::Value = res.json().await.unwrap();
+        spins.push(v["spin_id"].as_str().unwrap().to_owned());
+    }
+    delivered(&app.db.pool, "wallet", 50, Duration::from_secs(30)).await;
+    serve.signal("TERM");
+    let exit = serve.exited_within(Duration::from_secs(20)).await;
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "{exit:?}: {}",
+        serve.stop()
+    );
+    receiver.assert_clean();
+    let accepted = receiver.accepted_ids();
+    assert!(spins.iter().all(|s| accepted.contains(s)));
 }
