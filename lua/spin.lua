@@ -223,19 +223,26 @@ end
 -- (its stock 1 -> 0; a code prize's stock mirrors its pool) says so with
 -- `last`: the ledger announces `prize.exhausted` from it (src/outbox).
 local last = stock == 1
-local extra = {}
-if code then
-  extra[#extra + 1] = 'code'
-  extra[#extra + 1] = code
+if code or last then
+  local f = {'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
+    'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
+    'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8]}
+  if code then
+    f[#f + 1] = 'code'
+    f[#f + 1] = code
+  end
+  if last then
+    f[#f + 1] = 'last'
+    f[#f + 1] = '1'
+  end
+  redis.call('XADD', KEYS[5], '*', unpack(f))
+else
+  -- The common draw, without building a table.
+  redis.call('XADD', KEYS[5], '*',
+    'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
+    'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
+    'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8])
 end
-if last then
-  extra[#extra + 1] = 'last'
-  extra[#extra + 1] = '1'
-end
-redis.call('XADD', KEYS[5], '*',
-  'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
-  'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
-  'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8], unpack(extra))
 
 -- 8. Count the spin, remember the answer, reply.
 local left = spins_left(limit, daily_limit, total + 1, day_count + 1)

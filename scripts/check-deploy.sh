@@ -62,7 +62,8 @@ for p in dash["panels"]:
     panels += p.get("panels", []) + [p]
 exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
 rules = [{"record": f"dashboard:query{i}",
-          "expr": e.replace("$__rate_interval", "1m").replace("$campaign", ".*")}
+          "expr": e.replace("$__rate_interval", "1m").replace("$campaign", ".*")
+                   .replace("$endpoint", ".*")}
          for i, e in enumerate(exprs)]
 json.dump({"groups": [{"name": "dashboard", "rules": rules}]}, sys.stdout)
 EOF

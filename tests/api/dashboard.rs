@@ -6,7 +6,11 @@
 
 use crate::support::helpers::{Spec, TestApp};
 use crate::support::promql::parse;
+use crate::support::receiver::{Receiver, SECRET};
 use crate::support::repo::{repo, yaml};
+use prizewheel::deliver::dispatcher::Dispatcher;
+use prizewheel::deliver::settings::{WebhookSettings, sinks};
+use prizewheel::deliver::webhook::Endpoint;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -121,6 +125,28 @@ const METRICS: &[Metric] = &[
         Kind::Counter,
         &["kind"],
     ),
+    m(
+        "prizewheel_webhook_deliveries_total",
+        Kind::Counter,
+        &["endpoint", "outcome"],
+    ),
+    m(
+        "prizewheel_webhook_lag_seconds",
+        Kind::Histogram,
+        &["endpoint"],
+    ),
+    m(
+        "prizewheel_webhook_dead_marked_total",
+        Kind::Counter,
+        &["endpoint"],
+    ),
+    m("prizewheel_webhook_pending", Kind::Gauge, &["endpoint"]),
+    m(
+        "prizewheel_webhook_oldest_pending_seconds",
+        Kind::Gauge,
+        &["endpoint"],
+    ),
+    m("prizewheel_webhook_dead", Kind::Gauge, &["endpoint"]),
 ];
 
 /// Labels Prometheus adds to every scraped series.
@@ -278,9 +304,10 @@ fn the_dashboard_uses_the_provisioned_data_source() {
 }
 
 /// The alert rules Prometheus loads query only exposed metrics and labels, and
-/// cover stuck settlement, dead letters, campaigns awaiting recovery and code
-/// pools running low or out while their campaign is live; the lag bound is the
-/// service's default `settle.max_lag_ms`.
+/// cover stuck settlement, dead letters, campaigns awaiting recovery, code
+/// pools running low or out while their campaign is live, and webhook
+/// endpoints with dead deliveries, falling behind or failing; the lag bound is
+/// the service's default `settle.max_lag_ms`.
 #[test]
 fn the_alert_rules_query_exposed_metrics_and_cover_settlement() {
     let prom = yaml("deploy/prometheus/prometheus.yml");
@@ -335,6 +362,9 @@ fn the_alert_rules_query_exposed_metrics_and_cover_settlement() {
         "prizewheel_codes_loaded",
         "prizewheel_prizes_awarded_total",
         "prizewheel_campaign_live",
+        "prizewheel_webhook_dead",
+        "prizewheel_webhook_oldest_pending_seconds",
+        "prizewheel_webhook_deliveries_total",
     ] {
         assert!(alerted.contains_key(metric), "no alert on {metric}");
     }
@@ -425,15 +455,62 @@ fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
     out
 }
 
+/// An endpoint for rewards and applies at `url` (signed with the test
+/// receiver's secret), with `extra` settings.
+fn webhook(id: &str, url: String, extra: serde_json::Value) -> WebhookSettings {
+    let mut hook = serde_json::json!({
+        "id": id,
+        "url": url,
+        "secret_env": "PW_DASHBOARD_TEST_SECRET",
+        "events": ["reward.settled", "campaign.applied"],
+        "timeout_ms": 2000,
+        "backoff_initial_ms": 20,
+        "backoff_max_ms": 500,
+    });
+    hook.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(hook).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metric_list_is_what_a_running_service_exposes() {
+    // Webhooks: one endpoint that takes every delivery, one that fails every
+    // attempt and gives up at the first (its retry is due after retry_for):
+    // each webhook series appears, a dead delivery included.
+    let receiver = Receiver::start().await;
+    let failing = Receiver::start().await;
+    failing.fail(1000);
+    let hooks = vec![
+        webhook("dashboard", receiver.url(), serde_json::json!({})),
+        webhook(
+            "dashboard-dead",
+            failing.url(),
+            serde_json::json!({"retry_for_secs": 1, "backoff_initial_ms": 5000, "backoff_max_ms": 5000}),
+        ),
+    ];
+    let settled_hooks = hooks.clone();
     let app = TestApp::spawn_with(|s| {
         s.settle = crate::support::settling::fast();
         s.admission.per_user.enabled = true;
         s.admission.per_user.per_second = 1;
         s.admission.per_user.burst = 1;
+        // The settler records deliveries for them; the dispatcher is started
+        // below with the secret (the process environment is not the test's to set).
+        s.webhooks = settled_hooks;
+        s.deliver.enabled = false;
     })
     .await;
+    let endpoints = hooks
+        .iter()
+        .map(|h| Endpoint::with_secret(h, h.secret_from(SECRET).unwrap()).unwrap())
+        .collect();
+    let dispatcher = Dispatcher::start(
+        app.db.pool.clone(),
+        endpoints,
+        sinks(&hooks).unwrap(),
+        Duration::from_millis(50),
+    );
     let mut spec = Spec::new("dashboard");
     spec.earned = Some((1, "campaign_end"));
     // A code prize: its pool's gauges are sampled (0 codes loaded).
@@ -498,4 +575,6 @@ async fn the_metric_list_is_what_a_running_service_exposes() {
             );
         }
     }
+    dispatcher.stop().await;
+    receiver.assert_clean();
 }
