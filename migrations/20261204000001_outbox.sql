@@ -4,8 +4,8 @@
 -- delivery exists exactly for what the ledger holds (src/outbox).
 
 -- Where events go. Rows are kept in step with the processes' configuration
--- (`webhooks:`); `enabled` is false once a receiver answered 410 Gone (until
--- `prizewheel webhooks enable`) or the sink left the configuration.
+-- (`webhooks:`); `enabled` is false once a receiver answered 410 Gone or an
+-- operator ran `prizewheel webhooks disable` (until `webhooks enable`).
 CREATE TABLE outbox_sinks (
     sink             text        PRIMARY KEY CHECK (sink ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
     kind             text        NOT NULL DEFAULT 'webhook',

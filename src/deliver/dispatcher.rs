@@ -24,6 +24,31 @@ const PG_LIMIT: Duration = Duration::from_secs(10);
 /// Most outcomes recorded in one transaction.
 const RECORD_BATCH: usize = 256;
 
+/// A future running `$step` (an expression on the connection `$conn`) on a
+/// connection of `$pg`, the wait for it included, within [`PG_LIMIT`]
+/// (`store::pg::within` cannot take a step that borrows more than the connection).
+macro_rules! bounded {
+    ($pg:expr, |$conn:ident| $step:expr) => {
+        async {
+            let deadline = tokio::time::Instant::now() + PG_LIMIT;
+            let mut $conn = crate::store::pg::acquire_by($pg, deadline).await?;
+            let outcome = tokio::time::timeout_at(deadline, $step).await;
+            let done: Result<_, sqlx::Error> = crate::store::pg::unless_late($conn, outcome);
+            done
+        }
+    };
+}
+
+/// How a dispatcher paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// How often an endpoint with nothing due looks again.
+    pub poll: Duration,
+    /// Finished events older than this are pruned (`outbox::prune`); `None`
+    /// keeps them.
+    pub retention: Option<Duration>,
+}
+
 /// Running dispatchers, one per endpoint.
 pub struct Dispatcher {
     stop: watch::Sender<bool>,
@@ -38,7 +63,7 @@ impl Dispatcher {
         pg: PgPool,
         endpoints: Vec<Endpoint>,
         sinks: Vec<SinkSpec>,
-        poll: Duration,
+        options: Options,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -51,9 +76,9 @@ impl Dispatcher {
             tracing::info!(endpoints = endpoints.len(), "delivering webhooks");
             let mut loops = JoinSet::new();
             let ids = endpoints.iter().map(|e| e.id.clone()).collect();
-            loops.spawn(sample(pg.clone(), ids, stopped.clone()));
+            loops.spawn(sample(pg.clone(), ids, options.retention, stopped.clone()));
             for endpoint in endpoints {
-                loops.spawn(deliver(pg.clone(), endpoint, poll, stopped.clone()));
+                loops.spawn(deliver(pg.clone(), endpoint, options.poll, stopped.clone()));
             }
             while loops.join_next().await.is_some() {}
         });
@@ -68,19 +93,29 @@ impl Dispatcher {
     }
 }
 
-/// How often the backlog gauges are sampled.
+/// How often the backlog gauges are sampled, and finished events pruned.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Most events pruned per statement (one short transaction each).
+const PRUNE_BATCH: i64 = 5_000;
 
-/// Samples the backlog of the endpoints `ids` into the gauges, until `stop`.
-async fn sample(pg: PgPool, ids: Vec<String>, mut stop: watch::Receiver<bool>) {
+/// Samples the backlog of the endpoints `ids` into the gauges, and prunes
+/// what is older than `retention`, until `stop`.
+async fn sample(
+    pg: PgPool,
+    ids: Vec<String>,
+    retention: Option<Duration>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut next_prune = tokio::time::Instant::now();
     while !*stop.borrow() {
-        let deadline = tokio::time::Instant::now() + PG_LIMIT;
-        let sampled = async {
-            let mut conn = crate::store::pg::acquire_by(&pg, deadline).await?;
-            let backlog = tokio::time::timeout_at(deadline, report::backlog(&mut *conn)).await;
-            crate::store::pg::unless_late(conn, backlog)
+        if let Some(older_than) = retention
+            && tokio::time::Instant::now() >= next_prune
+        {
+            next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
+            prune(&pg, older_than, &stop).await;
         }
-        .await;
+        let sampled = bounded!(&pg, |conn| report::backlog(&mut *conn)).await;
         match sampled {
             Ok(backlog) => {
                 for b in backlog.iter().filter(|b| ids.contains(&b.sink)) {
@@ -98,6 +133,38 @@ async fn sample(pg: PgPool, ids: Vec<String>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(SAMPLE_EVERY) => {}
             _ = stop.changed() => {}
         }
+    }
+}
+
+/// Prunes in batches until a batch comes back short (or `stop`, or an error:
+/// the next round tries again).
+async fn prune(pg: &PgPool, older_than: Duration, stop: &watch::Receiver<bool>) {
+    let mut removed = 0;
+    while !*stop.borrow() {
+        let pruned = bounded!(pg, |conn| crate::outbox::prune::prune(
+            &mut conn,
+            older_than,
+            PRUNE_BATCH
+        ))
+        .await;
+        match pruned {
+            Ok(n) => {
+                removed += n;
+                if n < PRUNE_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune the outbox; trying again later");
+                break;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            events = removed,
+            "pruned finished outbox events past the retention"
+        );
     }
 }
 
@@ -126,7 +193,8 @@ async fn deliver(
         while let Ok(p) = free.clone().try_acquire_owned() {
             permits.push(p);
         }
-        match claim(&pg, &endpoint.id, lease, permits.len()).await {
+        let n = i64::try_from(permits.len()).unwrap_or(1);
+        match bounded!(&pg, |conn| queue::claim(&mut conn, &endpoint.id, lease, n)).await {
             Ok(claimed) if !claimed.is_empty() => {
                 pause = poll;
                 for (delivery, permit) in claimed.into_iter().zip(permits) {
@@ -155,22 +223,6 @@ async fn deliver(
     let _ = free.acquire_many(slots as u32).await;
     drop(outcomes);
     let _ = recorder.await;
-}
-
-async fn claim(
-    pg: &PgPool,
-    sink: &str,
-    lease: Duration,
-    n: usize,
-) -> Result<Vec<Claimed>, sqlx::Error> {
-    let deadline = tokio::time::Instant::now() + PG_LIMIT;
-    let mut conn = crate::store::pg::acquire_by(pg, deadline).await?;
-    let claimed = tokio::time::timeout_at(
-        deadline,
-        queue::claim(&mut conn, sink, lease, i64::try_from(n).unwrap_or(1)),
-    )
-    .await;
-    crate::store::pg::unless_late(conn, claimed)
 }
 
 /// Sends one delivery and queues its outcome; the slot is free once it is queued.
@@ -217,16 +269,12 @@ async fn record(pg: PgPool, endpoint: Arc<Endpoint>, mut received: mpsc::Receive
         let until = tokio::time::Instant::now() + lease;
         let mut pause = Duration::from_millis(50);
         loop {
-            let deadline = tokio::time::Instant::now() + PG_LIMIT;
-            let written = async {
-                let mut conn = crate::store::pg::acquire_by(&pg, deadline).await?;
-                let settled = tokio::time::timeout_at(
-                    deadline,
-                    queue::settle(&mut conn, &endpoint.id, retry_for, &batch),
-                )
-                .await;
-                crate::store::pg::unless_late(conn, settled)
-            }
+            let written = bounded!(&pg, |conn| queue::settle(
+                &mut conn,
+                &endpoint.id,
+                retry_for,
+                &batch
+            ))
             .await;
             match written {
                 Ok(settled) => {

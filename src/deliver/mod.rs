@@ -14,7 +14,7 @@ pub mod sign;
 pub mod webhook;
 
 use crate::store::pg::PgSettings;
-use dispatcher::Dispatcher;
+use dispatcher::{Dispatcher, Options};
 use settings::{DeliverSettings, WebhookSettings};
 use std::time::Duration;
 use webhook::Endpoint;
@@ -24,7 +24,7 @@ pub struct Delivery {
     pg: sqlx::PgPool,
     endpoints: Vec<Endpoint>,
     sinks: Vec<crate::outbox::sinks::SinkSpec>,
-    poll: Duration,
+    options: Options,
 }
 
 impl Delivery {
@@ -43,7 +43,8 @@ impl Delivery {
             .iter()
             .map(Endpoint::new)
             .collect::<anyhow::Result<Vec<_>>>()?;
-        // Two connections per endpoint (its claims, its recorder), one to sample.
+        // Two connections per endpoint (its claims, its recorder), one to sample
+        // the backlog and prune.
         let own = PgSettings {
             max_connections: u32::try_from(2 * endpoints.len() + 1).unwrap_or(u32::MAX),
             ..database.clone()
@@ -52,12 +53,15 @@ impl Delivery {
             pg: crate::store::pg::pool(&own)?,
             endpoints,
             sinks,
-            poll: Duration::from_millis(deliver.poll_ms.get()),
+            options: Options {
+                poll: Duration::from_millis(deliver.poll_ms.get()),
+                retention: deliver.retention(),
+            },
         }))
     }
 
     /// Starts delivering, until [`Dispatcher::stop`].
     pub fn start(self) -> Dispatcher {
-        Dispatcher::start(self.pg, self.endpoints, self.sinks, self.poll)
+        Dispatcher::start(self.pg, self.endpoints, self.sinks, self.options)
     }
 }

@@ -68,6 +68,9 @@ pub struct DeliverSettings {
     pub enabled: bool,
     /// How often an idle endpoint looks for due deliveries.
     pub poll_ms: NonZeroU64,
+    /// Events whose deliveries are all finished (delivered or dead) are removed
+    /// this long after they were recorded; 0 keeps them for good.
+    pub retention_hours: u64,
 }
 
 impl Default for DeliverSettings {
@@ -75,6 +78,7 @@ impl Default for DeliverSettings {
         DeliverSettings {
             enabled: true,
             poll_ms: NonZeroU64::new(250).unwrap_or(NonZeroU64::MIN),
+            retention_hours: 168,
         }
     }
 }
@@ -83,6 +87,14 @@ impl Default for DeliverSettings {
 /// campaigns per endpoint.
 const MAX_ENDPOINTS: usize = 64;
 const MAX_CAMPAIGNS: usize = 1_000;
+
+impl DeliverSettings {
+    /// The retention, `None` when events are kept for good.
+    pub fn retention(&self) -> Option<Duration> {
+        (self.retention_hours > 0)
+            .then(|| Duration::from_secs(self.retention_hours.saturating_mul(3600)))
+    }
+}
 
 impl WebhookSettings {
     /// Checks everything but the secret; the sink it declares.

@@ -11,10 +11,12 @@
 //!   number of dispatchers share them and none is in flight twice at once;
 //!   marked delivered, retried later, or dead.
 //! - [`report`]: per sink status, and replays.
+//! - [`prune`]: finished events removed after the retention.
 //!
 //! A second transport (a Kafka or NATS topic) is a new sink kind with its own
 //! dispatcher over the same queue.
 
+pub mod prune;
 pub mod queue;
 pub mod record;
 pub mod report;

@@ -6,7 +6,7 @@
 use crate::support::helpers::{Spec, TestApp};
 use crate::support::receiver::{Receiver, SECRET};
 use crate::support::settling::{draws, settle_all};
-use prizewheel::deliver::dispatcher::Dispatcher;
+use prizewheel::deliver::dispatcher::{Dispatcher, Options};
 use prizewheel::deliver::settings::{WebhookSettings, sinks};
 use prizewheel::deliver::webhook::Endpoint;
 use prizewheel::domain::CampaignId;
@@ -40,7 +40,11 @@ async fn dispatcher(pg: &sqlx::PgPool, hooks: &[WebhookSettings]) -> Dispatcher 
         .iter()
         .map(|h| Endpoint::with_secret(h, h.secret_from(SECRET).unwrap()).unwrap())
         .collect();
-    Dispatcher::start(pg.clone(), endpoints, specs, Duration::from_millis(50))
+    let options = Options {
+        poll: Duration::from_millis(50),
+        retention: None,
+    };
+    Dispatcher::start(pg.clone(), endpoints, specs, options)
 }
 
 async fn status(pg: &sqlx::PgPool, sink: &str) -> SinkStatus {
@@ -679,4 +683,59 @@ async fn serve_settles_and_delivers_by_itself_when_webhooks_are_configured() {
     receiver.assert_clean();
     let accepted = receiver.accepted_ids();
     assert!(spins.iter().all(|s| accepted.contains(s)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_events_are_pruned_after_the_retention_and_pending_ones_kept() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let sent = webhook("sent", &receiver, &["reward.settled"]);
+    // No dispatcher serves it: its delivery of the apply stays pending.
+    let waiting = webhook("waiting", &receiver, &["campaign.applied"]);
+    prizewheel::outbox::sinks::register(&app.db.pool, &sinks(&[sent.clone(), waiting]).unwrap())
+        .await
+        .unwrap();
+    let dispatcher = dispatcher(&app.db.pool, &[sent]).await;
+    let spec = Spec::new("hooks-prune");
+    app.apply(&spec.yaml()).await;
+    let id = CampaignId::parse(&spec.id).unwrap();
+    draws(&app, &id, 10, 20, 0).await;
+    settle_all(&app, &spec.id, "settler").await;
+    delivered(&app.db.pool, "sent", 20, Duration::from_secs(20)).await;
+    dispatcher.stop().await;
+    let count = |sql: &'static str| {
+        let pg = app.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pg)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("SELECT count(*) FROM outbox_events").await, 21);
+
+    let mut conn = app.db.pool.acquire().await.unwrap();
+    let prune = prizewheel::outbox::prune::prune;
+    assert_eq!(
+        prune(&mut conn, Duration::from_secs(3600), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    // Two batches: the limit holds.
+    assert_eq!(prune(&mut conn, Duration::ZERO, 15).await.unwrap(), 15);
+    assert_eq!(prune(&mut conn, Duration::ZERO, 15).await.unwrap(), 5);
+    assert_eq!(prune(&mut conn, Duration::ZERO, 15).await.unwrap(), 0);
+    let left: Vec<String> = sqlx::query_scalar("SELECT type FROM outbox_events")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, ["campaign.applied"], "the pending one is kept");
+    assert_eq!(
+        count("SELECT count(*) FROM outbox_deliveries").await,
+        1,
+        "the pruned events' deliveries went with them"
+    );
+    let rewards = count("SELECT count(*) FROM rewards").await;
+    assert_eq!(rewards, 20, "the ledger keeps everything");
 }
