@@ -509,7 +509,10 @@ async fn the_metric_list_is_what_a_running_service_exposes() {
         app.db.pool.clone(),
         endpoints,
         sinks(&hooks).unwrap(),
-        Duration::from_millis(50),
+        prizewheel::deliver::dispatcher::Options {
+            poll: Duration::from_millis(50),
+            retention: None,
+        },
     );
     let mut spec = Spec::new("dashboard");
     spec.earned = Some((1, "campaign_end"));
