@@ -72,6 +72,11 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        # A client closing its connections (wrk when it stops) is no error here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 if __name__ == "__main__":
     Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()

@@ -18,6 +18,10 @@ pub enum WebhooksCommand {
     Enable(EndpointArgs),
     /// Pause deliveries to an endpoint until `enable` (new events keep queuing for it).
     Disable(EndpointArgs),
+    /// Forget an endpoint that left the configuration: its registration and
+    /// every delivery to it, pending ones included. A process whose config
+    /// still lists it registers it again when it starts.
+    Remove(EndpointArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,12 +67,8 @@ pub async fn run(c: WebhooksCommand, config: &Path) -> anyhow::Result<bool> {
             let replayed = tokio::time::timeout(limit, report::replay(&pool, &a.endpoint, a.since))
                 .await
                 .map_err(|_| late())??;
-            let Some(r) = replayed else {
-                anyhow::bail!(
-                    "no endpoint {:?} (see `prizewheel webhooks status`)",
-                    a.endpoint
-                );
-            };
+            known(replayed.is_some(), &a.endpoint)?;
+            let r = replayed.unwrap_or_default();
             println!(
                 "endpoint {}: {} deliveries resent, {} created, since {}",
                 a.endpoint,
@@ -82,12 +82,7 @@ pub async fn run(c: WebhooksCommand, config: &Path) -> anyhow::Result<bool> {
             let found = tokio::time::timeout(limit, sinks::enable(&pool, &a.endpoint))
                 .await
                 .map_err(|_| late())??;
-            if !found {
-                anyhow::bail!(
-                    "no endpoint {:?} (see `prizewheel webhooks status`)",
-                    a.endpoint
-                );
-            }
+            known(found, &a.endpoint)?;
             println!("endpoint {}: enabled", a.endpoint);
             Ok(true)
         }
@@ -98,16 +93,31 @@ pub async fn run(c: WebhooksCommand, config: &Path) -> anyhow::Result<bool> {
             )
             .await
             .map_err(|_| late())??;
-            if !found {
-                anyhow::bail!(
-                    "no endpoint {:?} (see `prizewheel webhooks status`)",
-                    a.endpoint
-                );
-            }
+            known(found, &a.endpoint)?;
             println!("endpoint {}: disabled", a.endpoint);
             Ok(true)
         }
+        WebhooksCommand::Remove(a) => {
+            let dropped = tokio::time::timeout(limit, sinks::remove(&pool, &a.endpoint))
+                .await
+                .map_err(|_| late())??;
+            known(dropped.is_some(), &a.endpoint)?;
+            println!(
+                "endpoint {}: removed, with its {} deliveries",
+                a.endpoint,
+                dropped.unwrap_or(0)
+            );
+            Ok(true)
+        }
     }
+}
+
+/// An error naming `endpoint` unless it was `found`.
+fn known(found: bool, endpoint: &str) -> anyhow::Result<()> {
+    if !found {
+        anyhow::bail!("no endpoint {endpoint:?} (see `prizewheel webhooks status`)");
+    }
+    Ok(())
 }
 
 fn print_status(status: &[report::SinkStatus]) {

@@ -121,6 +121,7 @@ async fn sample(
                 for b in backlog.iter().filter(|b| ids.contains(&b.sink)) {
                     metrics().webhook_backlog(
                         &b.sink,
+                        b.enabled,
                         b.pending,
                         b.oldest_pending_secs.unwrap_or(0.0),
                         b.dead,
@@ -175,6 +176,7 @@ async fn deliver(
     poll: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    metrics().webhook_endpoint(&endpoint.id, super::webhook::OUTCOMES);
     let slots = endpoint.settings.concurrency.get();
     let free = Arc::new(Semaphore::new(slots));
     let (outcomes, received) = mpsc::channel(slots.max(RECORD_BATCH));

@@ -37,7 +37,10 @@ impl Facts {
     }
 }
 
-/// The event of each reward: its id is the spin id.
+/// The event of each reward: its id is the spin id. Every select starts from
+/// the batch's keys (`unnest`) and probes the table's primary key: `key =
+/// ANY($2)` can be planned as a scan of the campaign's rows (a generic plan
+/// made while the table was small), which grows with the ledger.
 macro_rules! rewards_select {
     () => {
         "
@@ -49,9 +52,9 @@ macro_rules! rewards_select {
                 'value', jsonb_build_object('amount', r.amount::text, 'currency', r.currency),
                 'code', r.code),
              'context', r.context, 'spun_at', r.spun_at, 'stream_id', r.stream_id)
-    FROM rewards r
+    FROM unnest($2::uuid[]) AS k(spin_id)
+    JOIN rewards r ON r.spin_id = k.spin_id AND r.campaign_id = $1
     LEFT JOIN prizes p ON p.campaign_id = r.campaign_id AND p.prize_id = r.prize_id
-    WHERE r.campaign_id = $1 AND r.spin_id = ANY($2::uuid[])
     ORDER BY r.stream_ms, r.stream_seq"
     };
 }
@@ -67,9 +70,9 @@ macro_rules! exhausted_select {
              'campaign_id', r.campaign_id, 'prize_id', r.prize_id, 'prize_name', p.name,
              'codes', r.code IS NOT NULL, 'spin_id', r.spin_id, 'exhausted_at', r.spun_at,
              'stream_id', r.stream_id)
-    FROM rewards r
+    FROM unnest($2::uuid[]) AS k(spin_id)
+    JOIN rewards r ON r.spin_id = k.spin_id AND r.campaign_id = $1
     LEFT JOIN prizes p ON p.campaign_id = r.campaign_id AND p.prize_id = r.prize_id
-    WHERE r.campaign_id = $1 AND r.spin_id = ANY($2::uuid[])
     ORDER BY r.stream_ms, r.stream_seq"
     };
 }
@@ -82,8 +85,8 @@ macro_rules! grants_select {
            jsonb_build_object(
              'campaign_id', g.campaign_id, 'grant_id', g.grant_id, 'user_id', g.user_id,
              'spins', g.spins, 'reason', g.reason, 'granted_at', g.granted_at)
-    FROM grants g
-    WHERE g.campaign_id = $1 AND g.grant_id = ANY($2::text[])
+    FROM unnest($2::text[]) AS k(grant_id)
+    JOIN grants g ON g.campaign_id = $1 AND g.grant_id = k.grant_id
     ORDER BY g.stream_ms, g.stream_seq"
     };
 }
@@ -97,9 +100,9 @@ macro_rules! revocations_select {
              'campaign_id', v.campaign_id, 'grant_id', v.grant_id, 'user_id', g.user_id,
              'spins', g.spins, 'revoked', v.revoked, 'already_used', v.already_used,
              'lapsed', v.lapsed, 'revoked_at', v.revoked_at)
-    FROM grant_revocations v
+    FROM unnest($2::text[]) AS k(grant_id)
+    JOIN grant_revocations v ON v.campaign_id = $1 AND v.grant_id = k.grant_id
     JOIN grants g ON g.campaign_id = v.campaign_id AND g.grant_id = v.grant_id
-    WHERE v.campaign_id = $1 AND v.grant_id = ANY($2::text[])
     ORDER BY v.stream_ms, v.stream_seq"
     };
 }

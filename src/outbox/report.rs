@@ -39,7 +39,7 @@ pub async fn status<'e>(pg: impl PgExecutor<'e>) -> Result<Vec<SinkStatus>, sqlx
          FROM outbox_sinks s
          LEFT JOIN outbox_deliveries d ON d.sink = s.sink
          LEFT JOIN outbox_events e ON e.seq = d.event_seq
-         GROUP BY s.sink ORDER BY s.sink",
+         GROUP BY s.sink, s.enabled ORDER BY s.sink",
     )
     .fetch_all(pg)
     .await
@@ -49,6 +49,7 @@ pub async fn status<'e>(pg: impl PgExecutor<'e>) -> Result<Vec<SinkStatus>, sqlx
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Backlog {
     pub sink: String,
+    pub enabled: bool,
     pub pending: i64,
     pub oldest_pending_secs: Option<f64>,
     pub dead: i64,
@@ -57,7 +58,7 @@ pub struct Backlog {
 /// The backlog of every sink.
 pub async fn backlog<'e>(pg: impl PgExecutor<'e>) -> Result<Vec<Backlog>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT s.sink,
+        "SELECT s.sink, s.enabled,
                 count(d.event_seq) FILTER (WHERE d.state = 'pending') AS pending,
                 extract(epoch FROM now() - min(e.recorded_at) FILTER (WHERE d.state = 'pending'))::float8
                   AS oldest_pending_secs,
@@ -77,7 +78,8 @@ pub struct Replayed {
     /// Delivered or dead deliveries made pending again.
     pub resent: u64,
     /// Deliveries created for recorded events the sink had none of (events
-    /// recorded while it was disabled, or before it subscribed to their type).
+    /// recorded before it was registered or subscribed to their type, for
+    /// another sink).
     pub created: u64,
 }
 

@@ -128,3 +128,28 @@ pub async fn enable<'e>(pg: impl PgExecutor<'e>, sink: &str) -> Result<bool, sql
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Removes `sink` and its deliveries, in one transaction; how many deliveries,
+/// or `None` if there is no such sink. Its events go with the next prunes.
+pub async fn remove(pg: &PgPool, sink: &str) -> Result<Option<u64>, sqlx::Error> {
+    let mut tx = pg.begin().await?;
+    let known: Option<String> =
+        sqlx::query_scalar("SELECT sink FROM outbox_sinks WHERE sink = $1 FOR UPDATE")
+            .bind(sink)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if known.is_none() {
+        return Ok(None);
+    }
+    let deliveries = sqlx::query("DELETE FROM outbox_deliveries WHERE sink = $1")
+        .bind(sink)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM outbox_sinks WHERE sink = $1")
+        .bind(sink)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(deliveries))
+}

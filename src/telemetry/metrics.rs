@@ -57,6 +57,7 @@ pub struct Metrics {
     pub webhook_pending: Gauge<i64>,
     pub webhook_oldest_pending: Gauge<f64>,
     pub webhook_dead: Gauge<i64>,
+    pub webhook_enabled: Gauge<i64>,
 }
 
 /// Delivery lag buckets in seconds: from an instant answer to a day of retries.
@@ -252,6 +253,12 @@ impl Metrics {
                     "Dead deliveries (retries ran out; `webhooks replay` resends), by endpoint, sampled",
                 )
                 .build(),
+            webhook_enabled: m
+                .i64_gauge("prizewheel.webhook.enabled")
+                .with_description(
+                    "1 while deliveries to the endpoint go out, 0 once disabled (410 Gone or `webhooks disable`), sampled",
+                )
+                .build(),
             registry,
             _provider: provider,
         }
@@ -265,6 +272,22 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// An endpoint's dispatcher starts: its counters appear at 0 (so that
+    /// `rate()` sees the first attempt), one per outcome of `outcomes`.
+    pub fn webhook_endpoint(&self, endpoint: &str, outcomes: &[&'static str]) {
+        for outcome in outcomes {
+            self.webhook_deliveries.add(
+                0,
+                &[
+                    KeyValue::new("endpoint", endpoint.to_owned()),
+                    KeyValue::new("outcome", *outcome),
+                ],
+            );
+        }
+        self.webhook_dead_marked
+            .add(0, &[KeyValue::new("endpoint", endpoint.to_owned())]);
     }
 
     /// One webhook attempt (`outcome`: deliver::webhook::OUTCOMES).
@@ -290,8 +313,16 @@ impl Metrics {
     }
 
     /// A sampled backlog of one endpoint.
-    pub fn webhook_backlog(&self, endpoint: &str, pending: i64, oldest_secs: f64, dead: i64) {
+    pub fn webhook_backlog(
+        &self,
+        endpoint: &str,
+        enabled: bool,
+        pending: i64,
+        oldest_secs: f64,
+        dead: i64,
+    ) {
         let labels = [KeyValue::new("endpoint", endpoint.to_owned())];
+        self.webhook_enabled.record(i64::from(enabled), &labels);
         self.webhook_pending.record(pending, &labels);
         self.webhook_oldest_pending
             .record(oldest_secs.max(0.0), &labels);

@@ -147,6 +147,7 @@ const METRICS: &[Metric] = &[
         &["endpoint"],
     ),
     m("prizewheel_webhook_dead", Kind::Gauge, &["endpoint"]),
+    m("prizewheel_webhook_enabled", Kind::Gauge, &["endpoint"]),
 ];
 
 /// Labels Prometheus adds to every scraped series.
@@ -365,6 +366,7 @@ fn the_alert_rules_query_exposed_metrics_and_cover_settlement() {
         "prizewheel_webhook_dead",
         "prizewheel_webhook_oldest_pending_seconds",
         "prizewheel_webhook_deliveries_total",
+        "prizewheel_webhook_enabled",
     ] {
         assert!(alerted.contains_key(metric), "no alert on {metric}");
     }

@@ -358,6 +358,7 @@ async fn a_delivery_never_answered_2xx_goes_dead_and_replay_resends_it() {
             "since",
         ),
         (vec!["webhooks", "enable", "nobody"], "no endpoint"),
+        (vec!["webhooks", "remove", "nobody"], "no endpoint"),
     ] {
         let (ok, out) = crate::support::helpers::cli(&args, &redis, &app.db.url);
         assert!(!ok && out.contains(says), "{args:?}: {out}");
@@ -365,6 +366,12 @@ async fn a_delivery_never_answered_2xx_goes_dead_and_replay_resends_it() {
     }
     dispatcher.stop().await;
     receiver.assert_clean();
+
+    // An endpoint that left the configuration is forgotten on request.
+    let (ok, out) =
+        crate::support::helpers::cli(&["webhooks", "remove", "wallet"], &redis, &app.db.url);
+    assert!(ok && out.contains("with its 5 deliveries"), "{out}");
+    assert!(report::status(&app.db.pool).await.unwrap().is_empty());
 }
 
 /// An earned-spins campaign: free spins none, so spins come from grants.
