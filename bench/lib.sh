@@ -70,6 +70,26 @@ YAML
     "$bin" campaign apply "$1/$2.yaml" --by "$6" >/dev/null
 }
 
+# wide_campaign WORK ID: a 64-prize wheel (the limit): 63 bounded prizes and
+# the fallback, for the cost of a draw against the size of the wheel.
+wide_campaign() {
+    {
+        echo "id: $2"
+        echo "name: Bench $2"
+        echo "starts_at: $(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)"
+        echo "ends_at: $(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)"
+        echo "expected_users: 1000000"
+        echo "limits: { spins_per_user: 1000000 }"
+        echo "fallback: none"
+        echo "prizes:"
+        for i in $(seq 1 63); do
+            echo "  - { id: p$i, name: Prize $i, weight: 30, stock: 1000000, value: { amount: \"10.00\", currency: INR } }"
+        done
+        echo "  - { id: none, name: Better luck, weight: 8110, stock: unlimited, value: { amount: \"0\", currency: INR } }"
+    } >"$1/$2.yaml"
+    "$bin" campaign apply "$1/$2.yaml" --by bench >/dev/null
+}
+
 # bench_stores PORT DATABASE WORK: what the ledger benchmarks start from:
 # PostgreSQL running, a fresh Redis on PORT (data in WORK/redis), the database
 # dropped and created again, the release build in $bin, REDIS_URL and

@@ -13,7 +13,9 @@
 #     the latency at 70 % of the HTTP capacity (paced wrk connections); the same
 #     two for a paced and budgeted campaign (the phone released per day, the
 #     coupon evenly, a budget that never runs out), with spin.lua's Redis CPU
-#     per call on both campaigns;
+#     per call on both campaigns; spin.lua's Redis CPU per call on a 64-prize
+#     wheel against the 3-prize bench campaign, and against bench/minimal-draw.lua
+#     (the least a draw does, issue 22's baseline);
 #  2. the rejection path: 429s/s from the per-user limiter and from the quota
 #     cache against GET /healthz of the same server;
 #  3. grants from the order service over HTTP (bench/wrk-grant.lua, a campaign
@@ -83,6 +85,7 @@ $grants && earned="earned_spins: { free: 1, expire: campaign_end }"
 "$bin" migrate >/dev/null
 campaign bench 1000000 1000000
 campaign quota 1 1000
+wide_campaign "$work" wide
 # With earned_spins: a user without grants keeps the integer form of its state.
 campaign memory 1 "$mem_users" "$earned"
 # A build from before pacing (PW_BENCH_BIN) cannot apply it: measured without those rows.
@@ -133,6 +136,23 @@ if $paced_campaign; then
     script_bench paced
     paced_script_rps=$sb_rps paced_script_usec=$sb_usec
 fi
+# The cost of a draw against the size of the wheel, and against the least a
+# draw does (bench/minimal-draw.lua on hashes of its own: the 3 prizes of the
+# bench campaign, stock and weights), one after the other.
+pw_log "1/7 spin.lua on a 64-prize wheel, and the minimal draw"
+script_bench bench
+three_usec=$sb_usec
+script_bench wide
+wide_usec=$sb_usec
+min_sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat bench/minimal-draw.lua)")
+redis-cli -p "$port" HSET 'mk:{m}:cfg' lim 1000000 >/dev/null
+redis-cli -p "$port" HSET 'mk:{m}:stock' phone 1000 coupon 1000000 none -1 >/dev/null
+redis-cli -p "$port" HSET 'mk:{m}:w' phone 1 coupon 2000 none 7999 >/dev/null
+redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
+redis-benchmark -p "$port" -c "$conc" -n $((conc * 4000)) -r "$users" --csv \
+    EVALSHA "$min_sha" 6 'mk:{m}:cfg' 'mk:{m}:users' 'mk:{m}:stock' 'mk:{m}:w' 'mk:{m}:results' \
+    'mk:{m}:i:k__rand_int__' 'u-__rand_int__' '__rand_int__' 'k__rand_int__' >/dev/null
+minimal_usec=$(evalsha_usec)
 redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
 
 # 2. Over HTTP, with the service's resident memory sampled.
@@ -283,6 +303,8 @@ grant_cpu() {
         echo "| spins/s, HTTP vs spin.lua via redis-benchmark, paced and budgeted campaign | $paced_rps | $paced_script_rps | $(ratio "$paced_rps" "$paced_script_rps") | ≥ 0.6 |"
         echo "| spin.lua Redis µs per call, paced and budgeted vs plain campaign (redis-benchmark, one after the other) | $paced_script_usec | $plain_usec | $(ratio "$paced_script_usec" "$plain_usec") | |"
     fi
+    echo "| spin.lua Redis µs per call vs the minimal draw (bench/minimal-draw.lua), 3 prizes | $three_usec | $minimal_usec | $(ratio "$three_usec" "$minimal_usec") | ≤ 1.0 |"
+    echo "| spin.lua Redis µs per call, 64 prizes vs 3 | $wide_usec | $three_usec | $(ratio "$wide_usec" "$three_usec") | ≤ 1.2 |"
     echo "| spins/s vs the PostgreSQL FOR UPDATE design, a round trip per statement | $http_rps | $pg_stmt_rps | $(ratio "$http_rps" "$pg_stmt_rps") | ≥ 30 |"
     echo "| spins/s vs the same in one plpgsql call | $http_rps | $pg_rps | $(ratio "$http_rps" "$pg_rps") | |"
     echo "| per-user limiter 429/s vs GET /healthz ($(share "$limited") refused) | $(field rps "$limited") | $health_rps | $(ratio "$(field rps "$limited")" "$health_rps") | |"

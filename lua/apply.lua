@@ -134,6 +134,23 @@ redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'cfg', ARGV[3], 'tbl', ARGV[4], 'ya
   'start', ARGV[6], 'end', ARGV[7], 'paused', ARGV[8], 'lim', ARGV[9], 'dlim', ARGV[10],
   'fb', ARGV[11], 'tw', ARGV[12], 'ef', ARGV[14], 'bud', ARGV[16])
 redis.call('HSETNX', KEYS[1], 'nb', ARGV[13])
+-- The table as spin.lua reads it without decoding it whole: `cw` the running
+-- sums of the weights in draw order (8-byte big-endian doubles: the sums the
+-- JSON walk made, exact below 2^53), `p:<i>` entry i as MessagePack (one is
+-- unpacked per draw), `fbv` the fallback's value, `np` the entries written
+-- (an earlier, longer table's extra entries are removed).
+local sums, acc = {}, 0
+for i, e in ipairs(entries) do
+  acc = acc + e.w
+  sums[i] = struct.pack('>d', acc)
+  redis.call('HSET', KEYS[1], 'p:' .. i, cmsgpack.pack(e))
+end
+for i = #entries + 1, tonumber(redis.call('HGET', KEYS[1], 'np') or '0') do
+  redis.call('HDEL', KEYS[1], 'p:' .. i)
+end
+local fallback = entries[tonumber(ARGV[11])] or {}
+redis.call('HSET', KEYS[1], 'cw', table.concat(sums), 'np', #entries,
+  'fbv', string.format('%d', fallback.v or 0))
 -- The value awarded (`bs`, counted by spin.lua) starts at 0. A campaign first
 -- applied before it was counted starts from its awarded units at this
 -- version's values (their values then are not known here; a recovery raises

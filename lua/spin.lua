@@ -47,14 +47,30 @@ local meta = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local m = redis.call('HMGET', meta, 'ver', 'start', 'end', 'paused', 'lim', 'dlim', 'fb', 'tw', 'nb', 'tbl',
-  'epoch', 'ef', 'ex', 'bud', 'bs')
+local m = redis.call('HMGET', meta, 'ver', 'start', 'end', 'paused', 'lim', 'dlim', 'fb', 'tw', 'nb', 'cw',
+  'epoch', 'ef', 'ex', 'bud', 'bs', 'fbv')
 if not m[1] then
   return {'no_campaign'}
 end
 local pfx = prefix_of(meta)
 local bucket = tonumber(ARGV[2]) % tonumber(m[9])
 local utc_day = math.floor(now / DAY_MS)
+
+-- The prize table (apply.lua): entry i unpacked alone, the running sums of
+-- the weights read in place; nothing is decoded whole, so a draw costs the
+-- same on a wheel of 3 prizes or 64. A campaign last applied before that
+-- form has only the JSON `tbl`: it is decoded as it used to be.
+local cw = m[10]
+local json_tbl
+if not cw then
+  json_tbl = cjson.decode(redis.call('HGET', meta, 'tbl'))
+end
+local function entry(i)
+  if json_tbl then
+    return json_tbl[i]
+  end
+  return cmsgpack.unpack(redis.call('HGET', meta, 'p:' .. i))
+end
 
 -- 1. Replay: a record of (user, key) from today or yesterday (UTC) answers unchanged.
 -- Record = fingerprint(8) .. spin id(16) .. prize index(u16) .. spins left(u32)
@@ -71,7 +87,7 @@ if rec then
     return {'key_reused'}
   end
   local idx, left = struct.unpack('>HI4', rec, 25)
-  local p = cjson.decode(m[10])[idx]
+  local p = entry(idx)
   -- Bounded unless its stock says unlimited now (a retired or missing entry
   -- counts as bounded: the safe side).
   local bounded = redis.call('HGET', KEYS[2], p.id) ~= '-1'
@@ -125,13 +141,16 @@ end
 
 -- 4. The budget must pay for the fallback (values in ten-thousandths, meta `bud`
 -- the budget or -1, `bs` what was awarded).
-local tbl = cjson.decode(m[10])
 local fb = tonumber(m[7])
 local budget = tonumber(m[14] or '-1') or -1
 local spent = tonumber(m[15] or '0') or 0
 -- What the budget has left (a budget set below what was awarded has none).
 local budget_left = math.max(0, budget - spent)
-if budget >= 0 and (tbl[fb].v or 0) > budget_left then
+local fallback_value = tonumber(m[16] or '')
+if not fallback_value then
+  fallback_value = entry(fb).v or 0
+end
+if budget >= 0 and fallback_value > budget_left then
   return {'budget_exhausted'}
 end
 
@@ -178,19 +197,38 @@ end
 -- left) gives its share to the fallback, so the odds of the others never rise.
 -- A code prize's stock mirrors its pool (codes.lua keeps them equal); the pool
 -- is checked too, so that a win always has a code to hand out.
+-- The first entry whose running sum exceeds r: a binary search over `cw`
+-- finds the one the walk would (sums never decrease).
 local r = math.fmod(tonumber(ARGV[5]), tonumber(m[8]))
 local idx = fb
-local acc = 0
-for i = 1, #tbl do
-  acc = acc + tbl[i].w
-  if r < acc then
-    idx = i
-    break
+if cw then
+  local lo, hi = 1, #cw / 8
+  if hi > 0 and r < struct.unpack('>d', cw, 8 * hi - 7) then
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if r < struct.unpack('>d', cw, 8 * mid - 7) then
+        hi = mid
+      else
+        lo = mid + 1
+      end
+    end
+    idx = lo
+  end
+else
+  local acc = 0
+  for i = 1, #json_tbl do
+    acc = acc + json_tbl[i].w
+    if r < acc then
+      idx = i
+      break
+    end
   end
 end
 local stock = -1
+local prize
 if idx ~= fb then
-  local p = tbl[idx]
+  local p = entry(idx)
+  prize = p
   stock = tonumber(redis.call('HGET', KEYS[2], p.id) or '0')
   if stock > 0 and p.c and redis.call('SCARD', pfx .. 'codes:' .. p.id) == 0 then
     stock = 0
@@ -199,9 +237,10 @@ if idx ~= fb then
       or ((p.pe or p.pd or p.ps) and not released(p)) then
     idx = fb
     stock = -1
+    prize = nil
   end
 end
-local prize = tbl[idx]
+prize = prize or entry(fb)
 
 -- 6. Take the unit (and a code: SPOP picks one at random) and count its value
 -- (saturating at 2^53, past any budget). stock > 0 here for a bounded prize,

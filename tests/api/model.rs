@@ -949,3 +949,54 @@ async fn code_prizes_decide_exactly_as_the_model() {
         "script and model agreed on {spins} spins with code prizes (seed {seed}): {code_wins} codes awarded, each once; {dry} prize-spins with a pool dry, {held_back} held back by the curve; refused {refused:?}"
     );
 }
+
+/// A campaign applied by an apply.lua from before the packed prize table (no
+/// `cw`, `p:<i>`, `np`, `fbv` in meta, only the JSON `tbl`) still draws as the
+/// model says, and a re-apply gives it the packed form without a change of
+/// outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_with_only_the_json_table_draws_as_the_model() {
+    let app = TestApp::spawn().await;
+    let (seed, mut rng) = seeded();
+    let mut conn = app.redis_conn().await;
+    for round in 0..6 {
+        let mut spec = Spec::new("model-json");
+        spec.prizes = random_prizes(&mut rng);
+        app.apply(&spec.yaml()).await;
+        let id = CampaignId::parse(&spec.id).unwrap();
+        let meta = prizewheel::store::redis::keys::CampaignKeys::new(&id).meta;
+        let np: usize = redis::cmd("HGET")
+            .arg(&meta)
+            .arg("np")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(np, spec.prizes.len(), "seed {seed}");
+        let mut packed: Vec<String> = (1..=np).map(|i| format!("p:{i}")).collect();
+        packed.extend(["cw", "np", "fbv"].map(String::from));
+        let removed: usize = redis::cmd("HDEL")
+            .arg(&meta)
+            .arg(&packed)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(removed, packed.len(), "seed {seed}");
+        let mut model = Model::new(&parse_campaign(&spec.yaml()).unwrap());
+        let user = UserId::parse("u1").unwrap();
+        for n in 0..200u64 {
+            if n == 100 {
+                spec.spins_per_user += 1;
+                app.apply(&spec.yaml()).await;
+                model.apply(&parse_campaign(&spec.yaml()).unwrap());
+            }
+            let rv = r(&mut rng);
+            let script = script_spin(&app, &id, &user, n, rv).await;
+            let expected = model.spin(user.as_str(), chrono::Utc::now().timestamp_millis(), rv);
+            assert_same_spin(
+                &script,
+                &expected,
+                &format!("seed {seed}, round {round}, spin {n}"),
+            );
+        }
+    }
+}

@@ -95,8 +95,9 @@ impl RedisStore {
     /// The live state of `id`, or `None` if it was never applied.
     pub async fn live_state(&self, id: &CampaignId) -> Result<Option<LiveState>, StoreError> {
         let k = CampaignKeys::new(id);
+        // Bytes: meta also holds the binary prize table spin.lua reads (`cw`, `p:<i>`).
         type Maps = (
-            HashMap<String, String>,
+            HashMap<String, Vec<u8>>,
             HashMap<String, i64>,
             HashMap<String, i64>,
             HashMap<String, i64>,
@@ -116,18 +117,13 @@ impl RedisStore {
             return Ok(None);
         }
         let now_ms = redis_now_ms(&mut conn).await?;
-        let draw = draw_state(
-            &k.meta,
-            |name| meta.get(name).cloned(),
-            &stock,
-            &awarded,
-            days,
-            now_ms,
-        )?;
-        let field = |name: &str| {
+        let text = |name: &str| {
             meta.get(name)
-                .cloned()
-                .ok_or_else(|| StoreError::Protocol(format!("{}: no field `{name}`", k.meta)))
+                .and_then(|v| String::from_utf8(v.clone()).ok())
+        };
+        let draw = draw_state(&k.meta, text, &stock, &awarded, days, now_ms)?;
+        let field = |name: &str| {
+            text(name).ok_or_else(|| StoreError::Protocol(format!("{}: no field `{name}`", k.meta)))
         };
         let number = |name: &str| {
             field(name)?

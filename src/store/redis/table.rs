@@ -8,8 +8,8 @@
 use crate::campaign::model::{Campaign, Release, Stock};
 use serde::{Deserialize, Serialize};
 
-/// One prize as the draw script sees it. Short names: the script decodes this
-/// JSON on every draw.
+/// One prize as the draw script sees it. Short names: apply.lua also keeps
+/// each entry as MessagePack (`p:<i>`), which spin.lua unpacks, one per draw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableEntry {
     pub id: String,
