@@ -93,12 +93,7 @@ pub async fn replay(
     since: DateTime<Utc>,
 ) -> Result<Option<Replayed>, sqlx::Error> {
     let mut tx = pg.begin().await?;
-    let known: Option<String> =
-        sqlx::query_scalar("SELECT sink FROM outbox_sinks WHERE sink = $1 FOR UPDATE")
-            .bind(sink)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if known.is_none() {
+    if !super::sinks::lock(&mut tx, sink).await? {
         return Ok(None);
     }
     let resent = sqlx::query(

@@ -129,16 +129,22 @@ pub async fn enable<'e>(pg: impl PgExecutor<'e>, sink: &str) -> Result<bool, sql
     Ok(done.rows_affected() == 1)
 }
 
+/// Locks `sink`'s row for the caller's transaction (against a concurrent
+/// replay, removal or registration); `false` if there is no such sink.
+pub async fn lock(tx: &mut sqlx::PgConnection, sink: &str) -> Result<bool, sqlx::Error> {
+    let known: Option<String> =
+        sqlx::query_scalar("SELECT sink FROM outbox_sinks WHERE sink = $1 FOR UPDATE")
+            .bind(sink)
+            .fetch_optional(tx)
+            .await?;
+    Ok(known.is_some())
+}
+
 /// Removes `sink` and its deliveries, in one transaction; how many deliveries,
 /// or `None` if there is no such sink. Its events go with the next prunes.
 pub async fn remove(pg: &PgPool, sink: &str) -> Result<Option<u64>, sqlx::Error> {
     let mut tx = pg.begin().await?;
-    let known: Option<String> =
-        sqlx::query_scalar("SELECT sink FROM outbox_sinks WHERE sink = $1 FOR UPDATE")
-            .bind(sink)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if known.is_none() {
+    if !lock(&mut tx, sink).await? {
         return Ok(None);
     }
     let deliveries = sqlx::query("DELETE FROM outbox_deliveries WHERE sink = $1")
