@@ -87,6 +87,9 @@ local decoded, entries = pcall(cjson.decode, ARGV[4])
 if not decoded or type(entries) ~= 'table' then
   return redis.error_reply('apply.lua: the prize table is not JSON')
 end
+if not entries[tonumber(ARGV[11])] then
+  return redis.error_reply('apply.lua: the fallback index is not in the prize table')
+end
 for i = days_from, #ARGV do
   if not tonumber(ARGV[i]) then
     return redis.error_reply('apply.lua: day start is not a number')
@@ -134,23 +137,45 @@ redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'cfg', ARGV[3], 'tbl', ARGV[4], 'ya
   'start', ARGV[6], 'end', ARGV[7], 'paused', ARGV[8], 'lim', ARGV[9], 'dlim', ARGV[10],
   'fb', ARGV[11], 'tw', ARGV[12], 'ef', ARGV[14], 'bud', ARGV[16])
 redis.call('HSETNX', KEYS[1], 'nb', ARGV[13])
--- The table as spin.lua reads it without decoding it whole: `cw` the running
--- sums of the weights in draw order (8-byte big-endian doubles: the sums the
--- JSON walk made, exact below 2^53), `p:<i>` entry i as MessagePack (one is
--- unpacked per draw), `fbv` the fallback's value, `np` the entries written
--- (an earlier, longer table's extra entries are removed).
+-- What spin.lua reads without parsing text (Lua's tonumber and number
+-- formatting cost more than the Redis calls of a draw):
+--   `num`  the numbers of the config as 8-byte big-endian doubles, in order:
+--          start, end, paused, lim, dlim, fb, tw, nb, ef, ex (1 end_of_day,
+--          else 0), bud, the fallback's value (ten-thousandths);
+--   `ws`   the running sums of the weights in draw order (doubles: the sums
+--          the JSON walk made, exact below 2^53), binary-searched;
+--   `p:<i>` entry i packed: v, pe, pd (doubles, -1 when absent), ps, c (one
+--          byte each), then id, name, amt, cur (each a 2-byte length and the
+--          text); one is unpacked per draw;
+--   `np`   the entries written (an earlier, longer table's extra ones are removed);
+--   `pfb`  the fallback's entry packed again, read with the config.
+-- A spin.lua from before `num` reads `cw`: it is removed, so such a script
+-- takes the JSON path on a campaign applied by this one.
+local function packed_entry(e)
+  local function text(t)
+    return struct.pack('>I2', #t) .. t
+  end
+  return struct.pack('>dddBB', e.v or -1, e.pe or -1, e.pd or -1, e.ps or 0, e.c or 0)
+    .. text(e.id) .. text(e.name) .. text(e.amt) .. text(e.cur)
+end
 local sums, acc = {}, 0
 for i, e in ipairs(entries) do
   acc = acc + e.w
   sums[i] = struct.pack('>d', acc)
-  redis.call('HSET', KEYS[1], 'p:' .. i, cmsgpack.pack(e))
+  redis.call('HSET', KEYS[1], 'p:' .. i, packed_entry(e))
 end
 for i = #entries + 1, tonumber(redis.call('HGET', KEYS[1], 'np') or '0') do
   redis.call('HDEL', KEYS[1], 'p:' .. i)
 end
-local fallback = entries[tonumber(ARGV[11])] or {}
-redis.call('HSET', KEYS[1], 'cw', table.concat(sums), 'np', #entries,
-  'fbv', string.format('%d', fallback.v or 0))
+local fallback = entries[tonumber(ARGV[11])]
+local expire = redis.call('HGET', KEYS[1], 'ex') or ARGV[15]
+local num = struct.pack('>dddddddddddd', tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]),
+  tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]),
+  tonumber(redis.call('HGET', KEYS[1], 'nb')), tonumber(ARGV[14]), expire == 'end_of_day' and 1 or 0,
+  tonumber(ARGV[16]), fallback.v or 0)
+redis.call('HSET', KEYS[1], 'ws', table.concat(sums), 'np', #entries, 'num', num,
+  'pfb', packed_entry(fallback))
+redis.call('HDEL', KEYS[1], 'cw', 'fbv')
 -- The value awarded (`bs`, counted by spin.lua) starts at 0. A campaign first
 -- applied before it was counted starts from its awarded units at this
 -- version's values (their values then are not known here; a recovery raises

@@ -46,40 +46,54 @@ local DAY_MS = 86400000
 local meta = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Numbers go to Redis as text made once: Lua's own conversion of a number
+-- (to pass it or to concatenate it) is a costly float format.
+local now_s = string.format('%d', now)
 
-local m = redis.call('HMGET', meta, 'ver', 'start', 'end', 'paused', 'lim', 'dlim', 'fb', 'tw', 'nb', 'cw',
-  'epoch', 'ef', 'ex', 'bud', 'bs', 'fbv')
-if not m[1] then
-  return {'no_campaign'}
-end
-local pfx = prefix_of(meta)
-local bucket = tonumber(ARGV[2]) % tonumber(m[9])
-local utc_day = math.floor(now / DAY_MS)
-
--- The prize table (apply.lua): entry i unpacked alone, the running sums of
--- the weights read in place; nothing is decoded whole, so a draw costs the
--- same on a wheel of 3 prizes or 64. A campaign last applied before that
--- form has only the JSON `tbl`: it is decoded as it used to be.
-local cw = m[10]
-local json_tbl
-if not cw then
+-- The config (apply.lua): the numbers packed in `num`, the running sums of
+-- the weights in `ws`, entry i packed alone in `p:<i>`; nothing is parsed as
+-- text, nothing decoded whole, so a draw costs the same on a wheel of 3
+-- prizes or 64. A campaign last applied before that form has text fields and
+-- the JSON `tbl`: they are read and decoded as they used to be.
+local m = redis.call('HMGET', meta, 'ver', 'num', 'ws', 'epoch', 'bs', 'pfb')
+local start, stop, paused, limit, daily_limit, fb, tw, nb, free, eod_flag, budget, fallback_value
+local ws, json_tbl = m[3], nil
+if m[2] then
+  start, stop, paused, limit, daily_limit, fb, tw, nb, free, eod_flag, budget, fallback_value =
+    struct.unpack('>dddddddddddd', m[2])
+else
+  if not m[1] then
+    return {'no_campaign'}
+  end
+  local o = redis.call('HMGET', meta, 'start', 'end', 'paused', 'lim', 'dlim', 'fb', 'tw', 'nb', 'ef', 'ex',
+    'bud', 'fbv')
+  start, stop, paused, limit, daily_limit, fb, tw, nb = tonumber(o[1]), tonumber(o[2]), tonumber(o[3]),
+    tonumber(o[4]), tonumber(o[5]), tonumber(o[6]), tonumber(o[7]), tonumber(o[8])
+  free, eod_flag, budget = tonumber(o[9]) or -1, o[10] == 'end_of_day' and 1 or 0, tonumber(o[11] or '-1') or -1
   json_tbl = cjson.decode(redis.call('HGET', meta, 'tbl'))
+  fallback_value = json_tbl[fb].v or 0
 end
-local function entry(i)
+local function entry(i, packed)
   if json_tbl then
     return json_tbl[i]
   end
-  return cmsgpack.unpack(redis.call('HGET', meta, 'p:' .. i))
+  local v, pe, pd, ps, c, id, name, amt, cur =
+    struct.unpack('>dddBBI2c0I2c0I2c0I2c0', packed or redis.call('HGET', meta, 'p:' .. i))
+  return {id = id, name = name, amt = amt, cur = cur, v = v >= 0 and v or nil, pe = pe >= 0 and pe or nil,
+    pd = pd >= 0 and pd or nil, ps = ps > 0 and ps or nil, c = c > 0 and c or nil}
 end
+local pfx = prefix_of(meta)
+local bucket = string.format('%d', tonumber(ARGV[2]) % nb)
+local utc_day = math.floor(now / DAY_MS)
 
 -- 1. Replay: a record of (user, key) from today or yesterday (UTC) answers unchanged.
 -- Record = fingerprint(8) .. spin id(16) .. prize index(u16) .. spins left(u32)
 -- [.. the prize code, for a win of a code prize].
-local idem_key = pfx .. 'i:' .. utc_day .. ':' .. bucket
+local idem_key = string.format('%si:%d:%s', pfx, utc_day, bucket)
 local rec_key = idem_key
 local rec = redis.call('HGET', rec_key, ARGV[3])
 if not rec then
-  rec_key = pfx .. 'i:' .. (utc_day - 1) .. ':' .. bucket
+  rec_key = string.format('%si:%d:%s', pfx, utc_day - 1, bucket)
   rec = redis.call('HGET', rec_key, ARGV[3])
 end
 if rec then
@@ -99,40 +113,38 @@ if rec then
 end
 
 -- Redis state known to hold every settled draw (see the header).
-if tonumber(m[11]) ~= redis.call('LASTSAVE') then
+if tonumber(m[4]) ~= redis.call('LASTSAVE') then
   return {'recovering'}
 end
 
 -- 2. The campaign is open.
-if now < tonumber(m[2]) then
+if now < start then
   return {'not_started'}
 end
-if now >= tonumber(m[3]) then
+if now >= stop then
   return {'ended'}
 end
-if m[4] == '1' then
+if paused == 1 then
   return {'paused'}
 end
 
 -- 3. The user's quotas, then (with earned spins) the spins they have.
 local user_key = pfx .. 'u:' .. bucket
-local today = day_index(KEYS[4], now)
+local today = day_index(KEYS[4], now_s)
 local total, day_count, earned = read_user(user_key, ARGV[1], today)
-local limit, daily_limit = tonumber(m[5]), tonumber(m[6])
 if total >= limit then
   return {'quota_exhausted'}
 end
 if daily_limit > 0 and day_count >= daily_limit then
-  local next_day = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. now, '+inf', 'LIMIT', 0, 1)[1]
+  local next_day = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. now_s, '+inf', 'LIMIT', 0, 1)[1]
   if next_day then
     return {'daily_quota_exhausted', tonumber(next_day) - now}
   end
   return {'quota_exhausted'}
 end
-local free = tonumber(m[12])
-local eod = m[13] == 'end_of_day'
+local eod = eod_flag == 1
 local free_left, earned_left
-if free and free >= 0 then
+if free >= 0 then
   free_left, earned_left = balance(free, eod, today, total, earned)
   if free_left + earned_left == 0 then
     return {'no_spins_left'}
@@ -141,15 +153,9 @@ end
 
 -- 4. The budget must pay for the fallback (values in ten-thousandths, meta `bud`
 -- the budget or -1, `bs` what was awarded).
-local fb = tonumber(m[7])
-local budget = tonumber(m[14] or '-1') or -1
-local spent = tonumber(m[15] or '0') or 0
+local spent = tonumber(m[5] or '0') or 0
 -- What the budget has left (a budget set below what was awarded has none).
 local budget_left = math.max(0, budget - spent)
-local fallback_value = tonumber(m[16] or '')
-if not fallback_value then
-  fallback_value = entry(fb).v or 0
-end
 if budget >= 0 and fallback_value > budget_left then
   return {'budget_exhausted'}
 end
@@ -180,15 +186,14 @@ local function released(p)
     return a < p.pd * (today + 1)
   end
   if p.ps then
-    local by_now = redis.call('ZREVRANGEBYSCORE', pfx .. 'rel:' .. p.id, now, '-inf', 'LIMIT', 0, 1)[1]
+    local by_now = redis.call('ZREVRANGEBYSCORE', pfx .. 'rel:' .. p.id, now_s, '-inf', 'LIMIT', 0, 1)[1]
     return by_now ~= nil and a < tonumber(by_now)
   end
-  local start = tonumber(m[2])
   local S = p.pe
   if p.c then
     S = tonumber(redis.call('HGET', pfx .. 'initial', p.id) or '0')
   end
-  return product_lt(a, tonumber(m[3]) - start, S, now - start + 1)
+  return product_lt(a, stop - start, S, now - start + 1)
 end
 
 -- 5. Choose: r = R mod W; walk the prize table adding weights; the first prize
@@ -197,16 +202,16 @@ end
 -- left) gives its share to the fallback, so the odds of the others never rise.
 -- A code prize's stock mirrors its pool (codes.lua keeps them equal); the pool
 -- is checked too, so that a win always has a code to hand out.
--- The first entry whose running sum exceeds r: a binary search over `cw`
--- finds the one the walk would (sums never decrease).
-local r = math.fmod(tonumber(ARGV[5]), tonumber(m[8]))
+-- The first entry whose running sum exceeds r: a binary search over the sums
+-- (`ws`) finds the one the walk would (sums never decrease).
+local r = math.fmod(tonumber(ARGV[5]), tw)
 local idx = fb
-if cw then
-  local lo, hi = 1, #cw / 8
-  if hi > 0 and r < struct.unpack('>d', cw, 8 * hi - 7) then
+if ws then
+  local lo, hi = 1, #ws / 8
+  if hi > 0 and r < struct.unpack('>d', ws, 8 * hi - 7) then
     while lo < hi do
       local mid = math.floor((lo + hi) / 2)
-      if r < struct.unpack('>d', cw, 8 * mid - 7) then
+      if r < struct.unpack('>d', ws, 8 * mid - 7) then
         hi = mid
       else
         lo = mid + 1
@@ -240,20 +245,21 @@ if idx ~= fb then
     prize = nil
   end
 end
-prize = prize or entry(fb)
+-- The fallback's entry came with the config (`pfb`).
+prize = prize or entry(fb, m[6])
 
 -- 6. Take the unit (and a code: SPOP picks one at random) and count its value
 -- (saturating at 2^53, past any budget). stock > 0 here for a bounded prize,
 -- so it never goes below zero.
 local code
 if stock > 0 then
-  redis.call('HINCRBY', KEYS[2], prize.id, -1)
+  redis.call('HINCRBY', KEYS[2], prize.id, '-1')
   if prize.c then
     code = redis.call('SPOP', pfx .. 'codes:' .. prize.id)
     redis.call('SADD', pfx .. 'codes-awarded', code)
   end
 end
-redis.call('HINCRBY', KEYS[3], prize.id, 1)
+redis.call('HINCRBY', KEYS[3], prize.id, '1')
 if prize.v then
   redis.call('HSET', meta, 'bs', string.format('%d', math.min(spent + prize.v, 9007199254740992)))
 end
@@ -264,7 +270,7 @@ end
 local last = stock == 1
 if code or last then
   local f = {'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
-    'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
+    'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now_s,
     'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8]}
   if code then
     f[#f + 1] = 'code'
@@ -279,7 +285,7 @@ else
   -- The common draw, without building a table.
   redis.call('XADD', KEYS[5], '*',
     'type', 'spin', 'spin', ARGV[7], 'user', ARGV[1], 'prize', prize.id,
-    'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now,
+    'amount', prize.amt, 'currency', prize.cur, 'r', ARGV[5], 't', now_s,
     'ver', m[1], 'key', ARGV[9], 'ctx', ARGV[8])
 end
 
@@ -291,6 +297,6 @@ if free_left then
 end
 write_user(user_key, ARGV[1], total + 1, day_count + 1, today, earned)
 redis.call('HSET', idem_key, ARGV[3], ARGV[4] .. ARGV[6] .. struct.pack('>HI4', idx, left) .. (code or ''))
-redis.call('EXPIREAT', idem_key, (utc_day + 2) * 86400 + RECORD_TTL_SLACK_S)
+redis.call('EXPIREAT', idem_key, string.format('%d', (utc_day + 2) * 86400 + RECORD_TTL_SLACK_S))
 return {'ok', ARGV[6], prize.id, prize.name, prize.amt, prize.cur, left, stock > 0 and 1 or 0, code or '',
   last and 1 or 0}

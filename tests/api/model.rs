@@ -951,9 +951,9 @@ async fn code_prizes_decide_exactly_as_the_model() {
 }
 
 /// A campaign applied by an apply.lua from before the packed prize table (no
-/// `cw`, `p:<i>`, `np`, `fbv` in meta, only the JSON `tbl`) still draws as the
-/// model says, and a re-apply gives it the packed form without a change of
-/// outcome.
+/// `num`, `ws`, `p:<i>`, `np`, `pfb` in meta, only the text fields and the
+/// JSON `tbl`) still draws as the model says, and a re-apply gives it the
+/// packed form without a change of outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_with_only_the_json_table_draws_as_the_model() {
     let app = TestApp::spawn().await;
@@ -973,7 +973,7 @@ async fn a_campaign_with_only_the_json_table_draws_as_the_model() {
             .unwrap();
         assert_eq!(np, spec.prizes.len(), "seed {seed}");
         let mut packed: Vec<String> = (1..=np).map(|i| format!("p:{i}")).collect();
-        packed.extend(["cw", "np", "fbv"].map(String::from));
+        packed.extend(["ws", "np", "num", "pfb"].map(String::from));
         let removed: usize = redis::cmd("HDEL")
             .arg(&meta)
             .arg(&packed)

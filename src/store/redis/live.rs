@@ -95,7 +95,7 @@ impl RedisStore {
     /// The live state of `id`, or `None` if it was never applied.
     pub async fn live_state(&self, id: &CampaignId) -> Result<Option<LiveState>, StoreError> {
         let k = CampaignKeys::new(id);
-        // Bytes: meta also holds the binary prize table spin.lua reads (`cw`, `p:<i>`).
+        // Bytes: meta also holds the binary prize table spin.lua reads (`num`, `ws`, `p:<i>`, `pfb`).
         type Maps = (
             HashMap<String, Vec<u8>>,
             HashMap<String, i64>,

@@ -9,7 +9,7 @@ use crate::campaign::model::{Campaign, Release, Stock};
 use serde::{Deserialize, Serialize};
 
 /// One prize as the draw script sees it. Short names: apply.lua also keeps
-/// each entry as MessagePack (`p:<i>`), which spin.lua unpacks, one per draw.
+/// each entry packed (`p:<i>`, struct.pack), which spin.lua unpacks, one per draw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableEntry {
     pub id: String,
