@@ -12,7 +12,6 @@ use crate::domain::{CampaignId, IdempotencyKey, UserId};
 use crate::store::redis::spin::{Drawn, Rejection, SpinCall};
 use crate::store::redis::{RedisStore, StoreError};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrawError {
@@ -69,7 +68,7 @@ pub async fn spin(
         record_field: record_field(user.as_str(), key.as_str()),
         fingerprint: fingerprint(context),
         r: rng::next_r()?,
-        spin_id: Uuid::now_v7(),
+        spin_id: rng::spin_id()?,
         context,
     };
     Ok(redis.spin(&call).await?)

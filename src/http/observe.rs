@@ -2,7 +2,7 @@
 //! the one access-log line of each request (info; warn for 5xx), inside the
 //! request's span so the line carries its trace id, route, campaign and outcome.
 
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, route};
 use actix_web::Error;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -15,10 +15,8 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = route::method(&req);
+    let route = route::route(&req);
     let res = next.call(req).await;
     let status = match &res {
         Ok(r) => r.status(),

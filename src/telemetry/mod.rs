@@ -5,6 +5,7 @@
 
 pub mod connection_errors;
 pub mod metrics;
+pub mod route;
 pub mod traces;
 
 /// Makes rustls's ring provider (the one sqlx uses) the process default, as

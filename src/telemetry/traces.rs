@@ -55,10 +55,8 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let method = request.method().as_str();
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
+        let method = super::route::method(request);
+        let route = super::route::route(request);
         let span = tracing::info_span!(
             "request",
             otel.name = %format_args!("{method} {route}"),

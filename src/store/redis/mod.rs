@@ -1,10 +1,10 @@
 //! Redis: the live state of every campaign and the atomic draw.
 //!
-//! Spins go through a few multiplexed connections (`ConnectionManager`, or a
-//! cluster connection when `cluster_nodes` is set): the script calls of
-//! concurrent spins are pipelined on them, which is what lets one Redis core
-//! serve tens of thousands of draws a second. Admin work uses the same
-//! connections; nothing on this path blocks a connection.
+//! Spins go through multiplexed connections (`ConnectionManager`, one per HTTP
+//! worker, or a few cluster connections when `cluster_nodes` is set): the
+//! script calls of concurrent spins are pipelined on them, which is what lets
+//! one Redis core serve tens of thousands of draws a second. Admin work uses
+//! the same connections; nothing on this path blocks a connection.
 
 pub mod apply;
 pub mod codes;
@@ -23,7 +23,7 @@ pub mod table;
 use connection::{RedisConn, RedisTarget, Timeouts};
 use durability::Durability;
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -39,7 +39,9 @@ pub struct RedisSettings {
     /// talks to the cluster and finds the other nodes itself.
     #[serde(default, deserialize_with = "seed_list")]
     pub cluster_nodes: Vec<SecretString>,
-    /// Multiplexed connections shared by all requests of this process.
+    /// Multiplexed connections shared by this process's work outside the HTTP
+    /// workers (and, on a cluster, by every call); on one server each HTTP
+    /// worker has a connection of its own besides (`RedisStore::bind_worker`).
     #[serde(default = "default_connections")]
     pub connections: usize,
     /// A Redis call slower than this fails and the client gets 503 (and may retry
@@ -172,6 +174,10 @@ impl From<redis::RedisError> for StoreError {
 
 /// The Redis side of a running service.
 pub struct RedisStore {
+    /// Tells this store's worker connections from another's (tests run
+    /// several servers in one process).
+    id: u64,
+    timeouts: Timeouts,
     target: RedisTarget,
     connections: Vec<RedisConn>,
     next: AtomicUsize,
@@ -198,7 +204,10 @@ impl RedisStore {
             connections.push(c);
         }
         let max_in_flight = settings.max_in_flight.max(1);
+        static STORES: AtomicU64 = AtomicU64::new(0);
         let store = RedisStore {
+            id: STORES.fetch_add(1, Ordering::Relaxed),
+            timeouts: settings.timeouts(),
             target,
             connections,
             next: AtomicUsize::new(0),
@@ -218,10 +227,34 @@ impl RedisStore {
         &self.target
     }
 
-    /// A connection for one call; round-robin over the shared ones.
+    /// A connection for one call: on an HTTP worker bound by
+    /// [`RedisStore::bind_worker`], the worker's own; elsewhere round-robin
+    /// over the shared ones.
     pub fn conn(&self) -> RedisConn {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        self.connections[i].clone()
+        let own = WORKER_CONN.with(|w| match &*w.borrow() {
+            Some((id, c)) if *id == self.id => Some(c.clone()),
+            _ => None,
+        });
+        own.unwrap_or_else(|| {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+            self.connections[i].clone()
+        })
+    }
+
+    /// Gives the calling thread (an actix worker, each running its own
+    /// single-threaded runtime) a connection of its own, made on its first
+    /// call from this thread: the worker then writes to and reads from its
+    /// socket itself, and a spin's reply wakes no other thread. A shared
+    /// connection is driven by the main runtime's threads, and every call
+    /// would cross threads twice (a third of the service's CPU went to those
+    /// switches). On a cluster, and outside a runtime, the shared ones serve.
+    pub fn bind_worker(&self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        if let Some(c) = self.target.lazy(self.timeouts) {
+            WORKER_CONN.with(|w| *w.borrow_mut() = Some((self.id, c)));
+        }
     }
 
     /// A slot for one Redis call of an API request, or [`StoreError::Overloaded`]
@@ -280,6 +313,12 @@ impl RedisStore {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         Ok(())
     }
+}
+
+thread_local! {
+    /// The connection of this thread's HTTP worker, with the id of its store.
+    static WORKER_CONN: std::cell::RefCell<Option<(u64, RedisConn)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Field `name` of an INFO reply, or `unknown`.
