@@ -3,6 +3,14 @@
 //! crash between commit and ack) changes nothing the second time. A batch that
 //! PostgreSQL refuses for its data is split until the refused entries stand
 //! alone ([`write_isolating`]): no entry can hold back the others.
+//!
+//! A whole batch's rewards first go in by one binary `COPY` into `rewards`
+//! (src/settle/copy.rs, [`Rewards::Copy`]): no `ON CONFLICT` there, so a batch with a spin the
+//! ledger already holds, or one PostgreSQL refuses for any other value, fails
+//! and rolls back whole, and is written again as before, by the `INSERT … ON
+//! CONFLICT DO NOTHING` ([`Rewards::Insert`]), which decides what is settled
+//! and what is refused exactly as it did without the COPY. The halves of an
+//! isolation go straight to the `INSERT`.
 
 use super::entry::{self, Entry};
 use super::stream::Fields;
@@ -83,7 +91,14 @@ pub async fn write_isolating(
         if part.is_empty() {
             continue;
         }
-        let outcome = write_within(pg, limit, campaign, &entries[part.clone()]).await;
+        // COPY first for the whole batch only: once it is being split, a
+        // refusal is expected and the halves skip the attempt.
+        let first = if part.len() == entries.len() {
+            Rewards::Copy
+        } else {
+            Rewards::Insert
+        };
+        let outcome = write_within(pg, limit, campaign, &entries[part.clone()], first).await;
         match outcome {
             Ok(n) => written.inserted += n,
             Err(e) if is_data_error(&e) && part.len() == 1 => {
@@ -101,19 +116,66 @@ pub async fn write_isolating(
     Ok(written)
 }
 
+/// How a batch's rewards go in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewards {
+    /// Binary `COPY` into `rewards` (src/settle/copy.rs); any data error, a
+    /// spin the ledger already holds included, is retried as
+    /// [`Rewards::Insert`].
+    Copy,
+    /// `INSERT … SELECT FROM UNNEST(…) ON CONFLICT (spin_id) DO NOTHING`.
+    Insert,
+}
+
 /// [`write_batch`] on a connection of `pg`, all within `limit` (the wait for a
-/// connection included; `store::pg::within` says why).
+/// connection included; `store::pg::within` says why). With [`Rewards::Copy`],
+/// a data error of the COPY's transaction (rolled back) is followed by the same
+/// batch with [`Rewards::Insert`], on the same connection and deadline.
 async fn write_within(
     pg: &PgPool,
     limit: Duration,
     campaign: &str,
     entries: &[Entry],
+    first: Rewards,
 ) -> Result<u64, sqlx::Error> {
     let deadline = tokio::time::Instant::now() + limit;
-    let mut conn = crate::store::pg::acquire_by(pg, deadline).await?;
-    let written =
-        tokio::time::timeout_at(deadline, write_batch(&mut conn, campaign, entries)).await;
-    crate::store::pg::unless_late(conn, written)
+    let mut held = CloseUnlessDone(Some(crate::store::pg::acquire_by(pg, deadline).await?));
+    let conn = held.0.as_mut().expect("held until done");
+    let written = tokio::time::timeout_at(deadline, async {
+        if first == Rewards::Copy {
+            match write_batch(conn, campaign, entries, Rewards::Copy).await {
+                Err(e) if is_data_error(&e) => {
+                    tracing::debug!(campaign.id = %campaign, error = %e, "COPY refused; the batch goes in by INSERT");
+                }
+                done => return done,
+            }
+        }
+        write_batch(conn, campaign, entries, Rewards::Insert).await
+    })
+    .await;
+    crate::store::pg::unless_late(held.done(), written)
+}
+
+/// A pooled connection that is closed, not returned to the pool, when the write
+/// using it is dropped half-way (its task aborted): sqlx hands a connection
+/// whose COPY was cut off back to the pool in a state its next user fails on
+/// ("expected ParseComplete, got ReadyForQuery", seen in
+/// `settlers_killed_at_random_points_lose_and_double_nothing`).
+struct CloseUnlessDone(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+impl CloseUnlessDone {
+    /// The write ended (well or not): the connection may go back to the pool.
+    fn done(mut self) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+        self.0.take().expect("held until done")
+    }
+}
+
+impl Drop for CloseUnlessDone {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
 }
 
 /// PostgreSQL refused the statement for the values it carries: SQLSTATE class
@@ -148,12 +210,15 @@ fn refusal(e: &sqlx::Error) -> String {
     format!("the ledger refused the entry: {short}")
 }
 
-/// Inserts the spins, grants, revocations and applies among `entries` of
-/// `campaign`, and their outbox events and deliveries (src/outbox), and commits. Returns how many rewards were new.
+/// Inserts the spins (by `how`), grants, revocations and applies among
+/// `entries` of `campaign`, and their outbox events and deliveries
+/// (src/outbox), and commits. Returns how many rewards were new. On an error
+/// the transaction is rolled back (when the connection is next used).
 pub async fn write_batch(
     pg: &mut PgConnection,
     campaign: &str,
     entries: &[Entry],
+    how: Rewards,
 ) -> Result<u64, sqlx::Error> {
     let rewards: Vec<&super::entry::Reward> = entries
         .iter()
@@ -168,7 +233,19 @@ pub async fn write_batch(
     });
     let mut tx = pg.begin().await?;
     let mut inserted = 0;
-    if !rewards.is_empty() {
+    if !rewards.is_empty() && how == Rewards::Copy {
+        let data = super::copy::rewards(campaign, &rewards)?;
+        let mut copy = tx.copy_in_raw(super::copy::STATEMENT).await?;
+        let sent = copy.send(data).await.map(|_| ());
+        if let Err(e) = sent {
+            // End the COPY so that the connection is usable (if it still is),
+            // and report the first error.
+            copy.abort("send failed").await.ok();
+            return Err(e);
+        }
+        // A spin already settled fails here (unique violation).
+        inserted = copy.finish().await?;
+    } else if !rewards.is_empty() {
         let col = |f: fn(&super::entry::Reward) -> String| {
             rewards.iter().map(|r| f(r)).collect::<Vec<_>>()
         };

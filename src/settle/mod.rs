@@ -10,6 +10,7 @@
 //! on restart and taken over by others (`XAUTOCLAIM`) once idle long enough.
 //! PostgreSQL being down pauses settlement (with backoff), never spins.
 
+mod copy;
 pub mod dead;
 pub mod entry;
 pub mod ledger;
@@ -29,7 +30,7 @@ use tokio::task::JoinSet;
 pub struct SettleSettings {
     /// Run a settler inside `serve`.
     pub enabled: bool,
-    /// Most entries per batch (one INSERT, one commit, one XACK).
+    /// Most entries per batch (one COPY, one commit, one XACK).
     pub batch_size: usize,
     /// How long a read waits for new entries, which bounds how late a lone spin settles.
     pub batch_wait_ms: u64,
@@ -59,7 +60,7 @@ impl Default for SettleSettings {
     fn default() -> Self {
         SettleSettings {
             enabled: true,
-            batch_size: 500,
+            batch_size: 2000,
             batch_wait_ms: 200,
             claim_idle_ms: 30_000,
             refresh_ms: 5_000,
@@ -262,7 +263,7 @@ impl CampaignSettler {
                 return Ok(());
             }
             if last_claim.elapsed() >= Duration::from_millis(self.settings.claim_idle_ms / 2) {
-                let claimed = stream::claim_idle(
+                let mut claimed = stream::claim_idle(
                     &mut conn,
                     &self.stream,
                     &self.consumer,
@@ -270,6 +271,18 @@ impl CampaignSettler {
                     n,
                 )
                 .await?;
+                // The batch read ahead is pending on this consumer too, and
+                // idle once a write took longer than claim_idle_ms: it is
+                // settled next, not twice (a refused entry would be
+                // dead-lettered twice).
+                if let Some(ahead) = ahead
+                    .as_ref()
+                    .filter(|a| !claimed.is_empty() && !a.is_empty())
+                {
+                    let held: std::collections::HashSet<&str> =
+                        ahead.iter().map(|(id, _)| id.as_str()).collect();
+                    claimed.retain(|(id, _)| !held.contains(id.as_str()));
+                }
                 if !claimed.is_empty() {
                     tracing::info!(campaign.id = %self.campaign, entries = claimed.len(), "took over idle pending entries");
                     self.settle(&mut conn, claimed).await?;

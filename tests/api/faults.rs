@@ -598,7 +598,8 @@ async fn a_postgres_that_vanishes_silently_does_not_stall_the_settler() {
     let mut drawn = draws(&s.app, &s.id, 50, 200, 0).await;
     s.settled_within(Duration::from_secs(10)).await;
 
-    // Hold the settler's next INSERT at the server: sent, waiting for its answer.
+    // Hold the settler's next write at the server (its COPY, or its INSERT
+    // after a refused COPY): sent, waiting for its answer.
     let mut lock = sqlx::PgConnection::connect(&s.app.db.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
     sqlx::query("LOCK TABLE rewards IN SHARE ROW EXCLUSIVE MODE")
@@ -613,7 +614,8 @@ async fn a_postgres_that_vanishes_silently_does_not_stall_the_settler() {
     let insert: i32 = loop {
         let waiting: Option<i32> = sqlx::query_scalar(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-               AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO rewards%'",
+               AND wait_event_type = 'Lock'
+               AND (query LIKE 'INSERT INTO rewards%' OR query LIKE 'COPY rewards%')",
         )
         .fetch_optional(&s.app.db.pool)
         .await

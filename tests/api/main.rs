@@ -28,6 +28,7 @@ mod pacing;
 mod reapply;
 mod recovery;
 mod settle;
+mod settle_copy;
 mod spins;
 mod support;
 mod telemetry;
