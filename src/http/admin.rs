@@ -7,9 +7,10 @@ use super::campaign_path::CampaignPath;
 use super::error::{ApiError, ApiResult, Problem, RoleGatedProblems};
 use super::pacing;
 use crate::campaign::{Campaign, parse_campaign};
-use crate::domain::{Money, truncate_for_message};
+use crate::domain::{CampaignId, Money, truncate_for_message};
 use crate::rollout::apply::{ApplyReport, apply, plan_against_live};
 use crate::rollout::plan::Plan;
+use crate::store::redis::live::LiveState;
 use actix_web::{HttpRequest, get, put, route, web};
 use serde::Serialize;
 use std::sync::Arc;
@@ -233,6 +234,13 @@ pub async fn get_live(
         .live_state(campaign)
         .await?
         .ok_or_else(|| path.not_found())?;
+    Ok(web::Json(live_campaign(campaign, live)))
+}
+
+/// The live view of `campaign` from its Redis snapshot: each prize as the draw
+/// treats it at the snapshot's instant, the budget. Also for the list of
+/// campaigns (`campaign_list.rs`).
+pub fn live_campaign(campaign: &CampaignId, live: LiveState) -> LiveCampaign {
     let inputs = pacing::Inputs::from(&live.draw);
     let unlimited_as_none = |v: Option<&i64>| v.copied().filter(|n| *n >= 0);
     let release_of = |id: &str| {
@@ -273,7 +281,7 @@ pub async fn get_live(
             left: Money::amount_of_units(inputs.budget_left().unwrap_or(0)).to_string(),
         }
     });
-    Ok(web::Json(LiveCampaign {
+    LiveCampaign {
         id: campaign.to_string(),
         version: live.version,
         as_of: pacing::rfc3339_ms(live.draw.now_ms).unwrap_or_default(),
@@ -281,7 +289,7 @@ pub async fn get_live(
         yaml: live.yaml,
         prizes,
         budget,
-    }))
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ pub mod admission;
 pub mod auth;
 /// Size-bounded body reading and the spin body's canonical form.
 pub mod body;
+/// Marketing's list of every campaign, live.
+pub mod campaign_list;
 /// The campaign id of a route's `{id}`.
 pub mod campaign_path;
 /// The client's view of a campaign.
@@ -65,6 +67,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(campaigns::get_campaign)
         .service(admin::put_campaign)
         .service(admin::get_live)
+        .service(campaign_list::list_campaigns)
         .service(admin::plan)
         .service(codes::add_codes)
         .service(codes::get_codes)

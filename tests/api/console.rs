@@ -1,0 +1,570 @@
+//! The web console (`/console/`): its pages and headers over HTTP, the list of
+//! campaigns it reads (`GET /v1/admin/campaigns`), and the pages in a real
+//! headless Chromium (support/browser.rs), each test leaving a screenshot in
+//! `target/console-screenshots/`.
+
+use crate::support::browser::{Browser, DESKTOP};
+use crate::support::helpers::{SECRET, Spec, TestApp, now_secs, send, token};
+use fantoccini::Locator;
+use fantoccini::key::Key;
+use prizewheel::http::auth::{Claims, sign_hs256};
+use serde_json::{Value, json};
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; \
+    base-uri 'none'; form-action 'self'";
+
+const PAGES: [&str; 4] = [
+    "/console/",
+    "/console/campaigns",
+    "/console/campaigns/some-sale",
+    "/console/finance/some-sale",
+];
+
+const ASSETS: [(&str, &str); 3] = [
+    (
+        "/console/assets/console.js",
+        "text/javascript; charset=utf-8",
+    ),
+    ("/console/assets/console.css", "text/css; charset=utf-8"),
+    ("/console/assets/icon.svg", "image/svg+xml"),
+];
+
+fn assert_console_headers(r: &reqwest::Response, what: &str) {
+    let h = r.headers();
+    assert_eq!(h["content-security-policy"], CSP, "{what}");
+    assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    assert_eq!(h["x-frame-options"], "DENY", "{what}");
+    assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+    assert_eq!(h["cache-control"], "no-cache", "{what}");
+}
+
+/// Script elements with code in them, `style` elements or attributes, and
+/// `on…=` handlers: what the CSP would refuse to run or apply.
+fn inline_code(html: &str) -> Vec<String> {
+    let lower = html.to_ascii_lowercase();
+    let mut found = Vec::new();
+    let mut rest = lower.as_str();
+    while let Some(at) = rest.find("<script") {
+        let tag_end = rest[at..]
+            .find('>')
+            .map(|e| at + e + 1)
+            .unwrap_or(rest.len());
+        let close = rest[tag_end..]
+            .find("</script>")
+            .map(|e| tag_end + e)
+            .unwrap_or(rest.len());
+        let tag = &rest[at..tag_end];
+        if !tag.contains(" src=") || !rest[tag_end..close].trim().is_empty() {
+            found.push(format!("inline script: {}", &rest[at..close.min(at + 80)]));
+        }
+        rest = &rest[close..];
+    }
+    if lower.contains("<style") {
+        found.push("a <style> element".into());
+    }
+    let bytes = lower.as_bytes();
+    for (i, _) in lower.match_indices("style=") {
+        if i > 0 && bytes[i - 1].is_ascii_whitespace() {
+            found.push(format!("a style attribute at byte {i}"));
+        }
+    }
+    for (i, _) in lower.match_indices(" on") {
+        let name: String = lower[i + 3..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        if !name.is_empty() && lower[i + 3 + name.len()..].starts_with('=') {
+            found.push(format!("an on{name}= handler"));
+        }
+    }
+    if lower.contains("javascript:") {
+        found.push("a javascript: URL".into());
+    }
+    found
+}
+
+#[test]
+fn the_inline_check_finds_what_the_csp_refuses() {
+    assert!(inline_code("<script src=\"/a.js\"></script><p class=x>").is_empty());
+    assert_eq!(inline_code("<script>alert(1)</script>").len(), 1);
+    assert_eq!(inline_code("<p style=\"color:red\">").len(), 1);
+    assert_eq!(inline_code("<a href=x onclick=\"f()\">").len(), 1);
+    assert_eq!(inline_code("<style>p{}</style>").len(), 1);
+}
+
+#[tokio::test]
+async fn console_pages_and_assets_carry_the_csp_and_no_inline_code() {
+    let app = TestApp::spawn().await;
+    for path in PAGES {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_console_headers(&r, path);
+        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+        let html = r.text().await.unwrap();
+        assert!(html.starts_with("<!doctype html>"), "{path}");
+        assert_eq!(inline_code(&html), Vec::<String>::new(), "{path}");
+        assert!(
+            html.contains(r#"<script type="module" src="/console/assets/console.js"></script>"#),
+            "{path} loads the module"
+        );
+        // Nothing from another origin: no CDN, no web fonts.
+        for attr in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+            assert!(!html.contains(attr), "{path} loads {attr}…");
+        }
+    }
+    for (path, content_type) in ASSETS {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_console_headers(&r, path);
+        assert_eq!(r.headers()["content-type"], content_type, "{path}");
+        // Revalidated by its ETag: the same file again is a 304.
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
+        let body = r.text().await.unwrap();
+        assert!(!body.is_empty());
+        if path.ends_with(".js") {
+            assert!(
+                !body.contains("innerHTML"),
+                "text from the API is set as text"
+            );
+            assert!(!body.contains("eval("), "no eval");
+            // Nothing but the SVG namespace (a name, never fetched) looks like a URL.
+            let urls = body.replace("\"http://www.w3.org/2000/svg\"", "");
+            assert!(
+                !urls.contains("http://") && !urls.contains("https://"),
+                "no other origin"
+            );
+        }
+        let again = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+        assert_console_headers(&again, path);
+    }
+    // The console's own not-found page and its redirect carry the headers too.
+    let r = app.get("/console/nope").await;
+    assert_eq!(r.status(), 404);
+    assert_console_headers(&r, "/console/nope");
+    assert!(inline_code(&r.text().await.unwrap()).is_empty());
+    let r = app
+        .client
+        .post(format!("{}/console/", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert_console_headers(&r, "POST /console/");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirects
+        .get(format!("{}/console", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 308);
+    assert_eq!(r.headers()["location"], "/console/");
+    assert_console_headers(&r, "/console");
+    // The API keeps its own answers: problem+json, no console headers.
+    let r = app.get("/nope").await;
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get("content-security-policy").is_none());
+}
+
+async fn list(app: &TestApp, roles: &[&str]) -> reqwest::Response {
+    send(
+        app.client
+            .get(format!("{}/v1/admin/campaigns", app.address))
+            .bearer_auth(token("console-lister", roles)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn console_admin_campaigns_lists_every_campaign_with_stock_budget_and_recent_spins() {
+    let app = TestApp::spawn().await;
+    let mut budgeted = Spec::new("console-list");
+    budgeted.budget = Some("100.00".into());
+    budgeted.prizes = vec![("gold", 1, Some(1_000)), ("none", 1, None)];
+    let mut paused = Spec::new("console-list");
+    paused.paused = true;
+    app.apply(&budgeted.yaml()).await;
+    app.apply(&paused.yaml()).await;
+
+    for n in 0..6 {
+        let r = app
+            .spin(&budgeted.id, &format!("lister-{n}"), &format!("k-{n}"))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    crate::support::settling::settle_all(&app, &budgeted.id, "console-list").await;
+
+    let r = list(&app, &["marketing"]).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let campaigns = v["campaigns"].as_array().unwrap();
+    assert_eq!(campaigns.len(), 2, "{v}");
+    let ids: Vec<&str> = campaigns
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "in order of id");
+    assert_eq!(v["not_in_redis"], json!([]));
+    let find = |id: &str| campaigns.iter().find(|c| c["id"] == id).unwrap().clone();
+
+    let b = find(&budgeted.id);
+    assert_eq!(b["status"], "live");
+    assert_eq!(b["version"], 1);
+    assert_eq!(b["name"], format!("Test {}", budgeted.id));
+    assert_eq!(b["timezone"], "UTC");
+    assert!(
+        b["starts_at"]
+            .as_str()
+            .unwrap()
+            .starts_with(&budgeted.starts_at[..10])
+    );
+    assert_eq!(b["spins_last_minute"], 6);
+    assert_eq!(b["spins_last_hour"], 6);
+    assert!(
+        b.get("yaml").is_none(),
+        "the list leaves the YAML to the campaign's own view"
+    );
+    let gold = &b["prizes"][0];
+    assert_eq!(gold["id"], "gold");
+    assert_eq!(gold["stock"], 1_000);
+    let won = gold["awarded"].as_i64().unwrap();
+    assert_eq!(gold["remaining"], 1_000 - won);
+    assert_eq!(b["prizes"][1]["stock"], Value::Null, "unlimited");
+    assert_eq!(b["prizes"][1]["awarded"].as_i64().unwrap() + won, 6);
+    assert_eq!(b["budget"]["amount"], "100.00");
+    assert_eq!(b["budget"]["left"], "91.0000", "six prizes of 1.50");
+
+    let p = find(&paused.id);
+    assert_eq!(p["status"], "paused");
+    assert_eq!(p["spins_last_hour"], 0);
+    assert!(p.get("budget").is_none());
+
+    // The same figures as the campaign's own live view.
+    let live: Value = send(
+        app.client
+            .get(format!(
+                "{}/v1/admin/campaigns/{}",
+                app.address, budgeted.id
+            ))
+            .bearer_auth(token("m", &["marketing"])),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(live["prizes"], b["prizes"]);
+    assert_eq!(live["budget"], b["budget"]);
+
+    // Role-gated like the rest of the admin API.
+    let r = list(&app, &["finance"]).await;
+    assert_eq!(r.status(), 403);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "forbidden");
+    let r = send(
+        app.client
+            .get(format!("{}/v1/admin/campaigns", app.address)),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+
+    // Documented.
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let op = &doc["paths"]["/v1/admin/campaigns"]["get"];
+    assert_eq!(op["operationId"], "list_campaigns");
+    for status in ["200", "401", "403", "503"] {
+        assert!(op["responses"][status].is_object(), "documents {status}");
+    }
+    assert!(doc["components"]["schemas"]["CampaignList"].is_object());
+}
+
+/// Signs in on the console's first page with `token`, by keyboard: the token
+/// typed into its field, Tab to the button, Enter.
+async fn sign_in(b: &Browser, app: &TestApp, token: &str) {
+    b.goto(&format!("{}/console/", app.address)).await;
+    let field = b
+        .client
+        .wait()
+        .for_element(Locator::Id("token"))
+        .await
+        .unwrap();
+    field.click().await.unwrap();
+    field.send_keys(token).await.unwrap();
+    field.send_keys(&Key::Tab).await.unwrap();
+    let focused = b.js("return document.activeElement.id;", vec![]).await;
+    assert_eq!(focused, "sign-in", "Tab from the token reaches the button");
+    let button = b.client.active_element().await.unwrap();
+    button.send_keys(&Key::Enter).await.unwrap();
+}
+
+/// Every form control of the page has a label (or an accessible name).
+async fn assert_labelled(b: &Browser) {
+    let unlabelled = b
+        .js(
+            "return [...document.querySelectorAll('input, textarea, select, button, a')]
+               .filter(e => e.getClientRects().length > 0)
+               .filter(e => !((e.labels && e.labels.length) || e.getAttribute('aria-label')
+                              || e.textContent.trim()))
+               .map(e => e.outerHTML.slice(0, 80));",
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "unlabelled controls");
+}
+
+#[tokio::test]
+async fn console_signs_in_and_lists_the_campaigns() {
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("console-ui");
+    spec.prizes = vec![
+        ("gold", 1, Some(40)),
+        ("silver", 3, Some(200)),
+        ("none", 6, None),
+    ];
+    spec.budget = Some("5000.00".into());
+    app.apply(&spec.yaml()).await;
+    let b = Browser::start().await;
+
+    sign_in(&b, &app, &token("alice", &["marketing", "finance"])).await;
+    b.at_path("/console/campaigns").await;
+    let who = b.text_containing("#who-text", "alice").await;
+    assert!(who.contains("marketing, finance"), "{who}");
+    let row = format!("tr[data-campaign='{}']", spec.id);
+    let text = b.text_containing(&row, "Prize gold").await;
+    assert!(text.contains("40 of 40 left"), "{text}");
+    assert!(text.contains("200 of 200 left"), "{text}");
+    assert!(text.contains("live"), "{text}");
+    assert!(text.contains("5000.0000 INR"), "budget left: {text}");
+    let bars = b
+        .client
+        .find_all(Locator::Css(&format!("{row} svg.stock-bar")))
+        .await
+        .unwrap();
+    assert_eq!(bars.len(), 2, "a bar per bounded prize");
+    assert_eq!(
+        bars[0].attr("aria-label").await.unwrap().as_deref(),
+        Some("Prize gold: 40 of 40 left")
+    );
+    assert_labelled(&b).await;
+    b.screenshot("campaigns-1280x800").await;
+
+    // At phone width the page does not overflow sideways: the table scrolls
+    // inside its own box.
+    b.resize((390, 844)).await;
+    let overflow = b
+        .js(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the page is {overflow} px too wide"
+    );
+    b.screenshot("campaigns-phone").await;
+    b.resize(DESKTOP).await;
+
+    // Sign out forgets the token.
+    b.client
+        .find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.at_path("/console/").await;
+    let stored = b
+        .js(
+            "return sessionStorage.getItem('prizewheel.console.token');",
+            vec![],
+        )
+        .await;
+    assert_eq!(stored, Value::Null);
+    b.goto(&format!("{}/console/campaigns", app.address)).await;
+    b.text_containing("#message", "not signed in").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn console_campaign_page_shows_prizes_stock_odds_and_codes() {
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("console-one");
+    spec.prizes = vec![
+        ("gold", 1, Some(10)),
+        ("coupon", 1, None),
+        ("none", 2, None),
+    ];
+    spec.code_prizes = vec!["coupon"];
+    app.apply(&spec.yaml()).await;
+    let codes: String = (0..25).map(|i| format!("CONSOLE-{i:03}\n")).collect();
+    let r = send(
+        app.client
+            .post(format!(
+                "{}/v1/admin/campaigns/{}/prizes/coupon/codes",
+                app.address, spec.id
+            ))
+            .bearer_auth(token("m", &["marketing"]))
+            .header("content-type", "text/plain")
+            .body(codes),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let b = Browser::start().await;
+
+    sign_in(&b, &app, &token("mia", &["marketing"])).await;
+    let link = format!("a[href='/console/campaigns/{}']", spec.id);
+    b.text_containing(&link, "Test").await;
+    b.client
+        .find(Locator::Css(&link))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.at_path(&format!("/console/campaigns/{}", spec.id)).await;
+    b.text_containing("#title", &format!("Test {}", spec.id))
+        .await;
+    let gold = b
+        .text_containing("tr[data-prize='gold']", "10 of 10 left")
+        .await;
+    assert!(gold.contains("25%"), "odds now, 1 of 4: {gold}");
+    assert!(gold.contains("yes"), "{gold}");
+    let coupon = b
+        .text_containing("tr[data-prize='coupon']", "25 of 25 loaded")
+        .await;
+    assert!(coupon.contains("25 of 25 left"), "{coupon}");
+    let none = b
+        .text_containing("tr[data-prize='none']", "unlimited")
+        .await;
+    assert!(none.contains("50%"), "{none}");
+    assert_eq!(b.text_containing("#campaign-status", "live").await, "live");
+    assert!(!b.hidden("no-budget").await, "says it has no budget");
+    assert_labelled(&b).await;
+    b.screenshot("campaign-1280x800").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn console_finance_page_without_the_finance_role_shows_no_finance_data() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::new("console-fin");
+    app.apply(&spec.yaml()).await;
+    for n in 0..3 {
+        assert_eq!(
+            app.spin(&spec.id, &format!("f-{n}"), &format!("k-{n}"))
+                .await
+                .status(),
+            200
+        );
+    }
+    crate::support::settling::settle_all(&app, &spec.id, "console-fin").await;
+    let b = Browser::start().await;
+    let finance_page = format!("{}/console/finance/{}", app.address, spec.id);
+
+    sign_in(&b, &app, &token("mia", &["marketing"])).await;
+    b.at_path("/console/campaigns").await;
+    b.goto(&finance_page).await;
+    let message = b.text_containing("#message", "no finance role").await;
+    assert!(
+        message.contains("Your token has no finance role"),
+        "{message}"
+    );
+    assert!(b.hidden("finance").await, "no finance section");
+    let rows = b
+        .client
+        .find_all(Locator::Css("#summary tbody tr"))
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "no finance data in the page");
+    b.screenshot("finance-403").await;
+
+    // A finance token (no marketing) signs in and sees the summary.
+    sign_in(&b, &app, &token("fiona", &["finance"])).await;
+    b.text_containing("#message", "no marketing role").await;
+    assert!(
+        !b.hidden("finance-form").await,
+        "offers the finance page by id"
+    );
+    b.goto(&finance_page).await;
+    b.text_containing("#reconcile-status", "agree").await;
+    let gold = b.text_containing("#summary tbody", "gold").await;
+    assert!(gold.contains("none"), "{gold}");
+    let settled = b
+        .js(
+            "return [...document.querySelectorAll('#summary tbody tr')]
+               .map(r => Number(r.cells[2].textContent)).reduce((a, b) => a + b, 0);",
+            vec![],
+        )
+        .await;
+    assert_eq!(settled, json!(3), "three settled rewards");
+    b.screenshot("finance-summary").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn console_refuses_a_bad_token_with_a_clear_message() {
+    let app = TestApp::spawn().await;
+    let b = Browser::start().await;
+    let forged = sign_hs256(
+        &SECRET.replace("test", "fake"),
+        &Claims {
+            sub: "mallory".into(),
+            exp: now_secs() + 600,
+            roles: vec!["marketing".into()],
+            iss: None,
+            aud: Some(crate::support::helpers::AUDIENCE.into()),
+        },
+    )
+    .unwrap();
+    for bad in ["not-a-token", forged.as_str()] {
+        sign_in(&b, &app, bad).await;
+        let message = b
+            .text_containing("#message", "The service refused this token")
+            .await;
+        assert!(
+            message.len() > "The service refused this token: ".len(),
+            "{message}"
+        );
+        let role = b
+            .js(
+                "return document.getElementById('message').getAttribute('role');",
+                vec![],
+            )
+            .await;
+        assert_eq!(role, "alert", "announced at once");
+        let stored = b
+            .js(
+                "return sessionStorage.getItem('prizewheel.console.token');",
+                vec![],
+            )
+            .await;
+        assert_eq!(stored, Value::Null, "a refused token is not kept");
+        assert!(b.hidden("signed-in").await);
+        assert!(b.hidden("who").await);
+    }
+    b.screenshot("bad-token").await;
+    // Nothing was signed in: the list asks for a token.
+    b.goto(&format!("{}/console/campaigns", app.address)).await;
+    b.text_containing("#message", "not signed in").await;
+    b.close().await;
+    // And the API itself refused it (the console has no way around it).
+    let r = send(
+        app.client
+            .get(format!("{}/v1/admin/campaigns", app.address))
+            .bearer_auth(&forged),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+}
