@@ -3,7 +3,7 @@
 //! headless Chromium (support/browser.rs), each test leaving a screenshot in
 //! `target/console-screenshots/`.
 
-use crate::support::browser::{Browser, DESKTOP};
+use crate::support::browser::{Browser, DESKTOP, processes_in_group, processes_naming};
 use crate::support::helpers::{SECRET, Spec, TestApp, now_secs, send, token};
 use fantoccini::Locator;
 use fantoccini::key::Key;
@@ -567,4 +567,35 @@ async fn console_refuses_a_bad_token_with_a_clear_message() {
     )
     .await;
     assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn console_browser_dropped_without_closing_leaves_no_process() {
+    let app = TestApp::spawn().await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/console/", app.address)).await;
+    b.text_containing("h1", "Sign in").await;
+    let group = b.process_group();
+    let profile = b.profile();
+    let running = processes_in_group(group);
+    assert!(
+        running.len() > 1,
+        "chromedriver and the browser share its process group: {running:?}"
+    );
+    assert!(!processes_naming(&profile).is_empty());
+    // As when a test fails: the value is dropped, the session never closed.
+    drop(b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut left = processes_in_group(group);
+        left.extend(processes_naming(&profile));
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after the drop: {left:?} (of {running:?})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

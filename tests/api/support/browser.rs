@@ -33,17 +33,27 @@ fn binary(var: &str, default: &str) -> String {
     path
 }
 
-/// chromedriver and every process it started (Chromium and its helpers share
-/// its process group): killed when dropped.
+/// chromedriver and every process it started, killed when dropped: the
+/// browser and its helpers share the driver's process group; Chromium's crash
+/// handlers leave it (a session of their own) but name the profile's folder in
+/// their command line (`--database=<profile>/config/chromium/Crash Reports`,
+/// from `XDG_CONFIG_HOME`), and are found by it.
 struct Driver {
     child: Child,
+    /// The profile's folder, unique to this browser.
+    profile: String,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         // The group's id is the driver's pid (`process_group(0)`).
+        let group = self.child.id();
+        let mut pids: Vec<String> = vec![format!("-{group}")];
+        pids.extend(processes_naming(&self.profile).iter().map(u32::to_string));
         let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .arg("-KILL")
+            .arg("--")
+            .args(&pids)
             .stderr(Stdio::null())
             .status();
         let _ = self.child.kill();
@@ -71,10 +81,13 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
+        let config = profile.0.join("config");
         let child = {
             use std::os::unix::process::CommandExt;
             Command::new(&chromedriver)
                 .arg(format!("--port={port}"))
+                .env("XDG_CONFIG_HOME", &config)
+                .env("XDG_CACHE_HOME", profile.0.join("cache"))
                 .process_group(0)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -82,7 +95,10 @@ impl Browser {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}"))
         };
-        let driver = Driver { child };
+        let driver = Driver {
+            child,
+            profile: profile.0.display().to_string(),
+        };
         let url = format!("http://127.0.0.1:{port}");
         wait_until_ready(&url).await;
         let mut caps = serde_json::Map::new();
@@ -96,7 +112,7 @@ impl Browser {
                     "--no-sandbox",
                     "--disable-gpu",
                     format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
-                    format!("--user-data-dir={}", profile.0.display()),
+                    format!("--user-data-dir={}", profile.0.join("data").display()),
                     "--disable-dev-shm-usage",
                     "--no-first-run",
                     "--disable-extensions",
@@ -128,6 +144,16 @@ impl Browser {
         let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
         drop(driver);
         drop(profile);
+    }
+
+    /// The process group of chromedriver and the browser it started.
+    pub fn process_group(&self) -> u32 {
+        self.driver.child.id()
+    }
+
+    /// The folder of this browser's profile (its data, config and cache).
+    pub fn profile(&self) -> String {
+        self.driver.profile.clone()
     }
 
     pub async fn goto(&self, url: &str) {
@@ -259,6 +285,45 @@ impl Look {
             foreground: (total - background) as f64 / total.max(1) as f64,
         }
     }
+}
+
+/// The processes of process group `group`, from `/proc/<pid>/stat` (the
+/// group is the fifth field, the third after the command's closing parenthesis).
+pub fn processes_in_group(group: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // state, ppid, pgrp; a zombie (already dead, not yet reaped) does not count.
+        if fields.get(2) == Some(&group.to_string().as_str()) && fields.first() != Some(&"Z") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The live processes whose command line contains `text`, from `/proc`.
+pub fn processes_naming(text: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if pid != me && String::from_utf8_lossy(&cmdline).contains(text) {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 /// Polls chromedriver's `/status` until it says ready (at most 20 s).
