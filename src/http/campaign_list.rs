@@ -79,8 +79,10 @@ pub async fn list_campaigns(
     let now = chrono::Utc::now();
     let ids: Vec<String> = within(&state.pg, state.pg_query_limit, |c| {
         Box::pin(
-            sqlx::query_scalar("SELECT campaign_id FROM campaigns ORDER BY campaign_id")
-                .fetch_all(c),
+            sqlx::query_scalar(
+                "SELECT campaign_id FROM campaigns ORDER BY campaign_id COLLATE \"C\"",
+            )
+            .fetch_all(c),
         )
     })
     .await

@@ -3,7 +3,7 @@
 //! headless Chromium (support/browser.rs), each test leaving a screenshot in
 //! `target/console-screenshots/`.
 
-use crate::support::browser::{Browser, DESKTOP, processes_in_group, processes_naming};
+use crate::support::browser::{Browser, DESKTOP, PATIENCE, processes_in_group, processes_naming};
 use crate::support::helpers::{SECRET, Spec, TestApp, now_secs, send, token};
 use fantoccini::Locator;
 use fantoccini::key::Key;
@@ -146,6 +146,15 @@ async fn console_pages_and_assets_carry_the_csp_and_no_inline_code() {
         assert_eq!(again.status(), 304, "{path}");
         assert_console_headers(&again, path);
     }
+    let r = app
+        .client
+        .head(format!("{}/console/campaigns", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_console_headers(&r, "HEAD /console/campaigns");
+    assert!(r.text().await.unwrap().is_empty());
     // The console's own not-found page and its redirect carry the headers too.
     let r = app.get("/console/nope").await;
     assert_eq!(r.status(), 404);
@@ -297,6 +306,7 @@ async fn sign_in(b: &Browser, app: &TestApp, token: &str) {
     let field = b
         .client
         .wait()
+        .at_most(PATIENCE)
         .for_element(Locator::Id("token"))
         .await
         .unwrap();
