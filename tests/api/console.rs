@@ -369,6 +369,16 @@ async fn console_signs_in_and_lists_the_campaigns() {
     );
     assert_labelled(&b).await;
     b.screenshot("campaigns-1280x800").await;
+    let wider = b
+        .js(
+            "const w = document.querySelector('.table-wrap'); return w.scrollWidth - w.clientWidth;",
+            vec![],
+        )
+        .await;
+    assert!(
+        wider.as_i64().unwrap() <= 0,
+        "at 1280×800 the table fits: {wider} px over"
+    );
 
     // At phone width the page does not overflow sideways: the table scrolls
     // inside its own box.

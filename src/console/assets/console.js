@@ -320,7 +320,7 @@ function campaignRow(c) {
     { "data-campaign": c.id },
     el("td", {}, el("a", { href }, c.name || c.id), el("br"), el("code", {}, c.id)),
     el("td", {}, statusPill(c.status)),
-    el("td", {}, windowText(c)),
+    el("td", { class: "window" }, when(c.starts_at, c.timezone), el("br"), `to ${when(c.ends_at, c.timezone)}`, el("br"), `(${c.timezone})`),
     el("td", { class: "num" }, `${count(c.spins_last_minute)} / ${count(c.spins_last_hour)}`),
     el("td", {}, stock),
     el("td", { class: "num" }, budgetText(c.budget)),
