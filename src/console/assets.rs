@@ -57,6 +57,10 @@ static FILES: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
             page("Campaign", "campaign", include_str!("assets/campaign.html")),
         ),
         (
+            "/campaigns/{id}/edit",
+            page("Edit campaign", "edit", include_str!("assets/edit.html")),
+        ),
+        (
             "/finance/{id}",
             page("Finance", "finance", include_str!("assets/finance.html")),
         ),

@@ -14,10 +14,11 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
     connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; \
     base-uri 'none'; form-action 'self'";
 
-const PAGES: [&str; 4] = [
+const PAGES: [&str; 5] = [
     "/console/",
     "/console/campaigns",
     "/console/campaigns/some-sale",
+    "/console/campaigns/some-sale/edit",
     "/console/finance/some-sale",
 ];
 
@@ -618,4 +619,362 @@ async fn console_browser_dropped_without_closing_leaves_no_process() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// `PUT /v1/admin/campaigns/{id}` with `If-Match` (the plan's `ETag`): the
+/// guard the console's Apply sends.
+#[tokio::test]
+async fn console_apply_with_if_match_refuses_a_change_made_since_the_plan() {
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("console-ifm");
+    app.apply(&spec.yaml()).await;
+    let marketing = token("m", &["marketing"]);
+    let live_url = format!("{}/v1/admin/campaigns/{}", app.address, spec.id);
+    let live = |auth: String| {
+        let url = live_url.clone();
+        let client = app.client.clone();
+        async move {
+            let r = send(client.get(url).bearer_auth(auth)).await;
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let before = live(marketing.clone()).await;
+    spec.prizes[0].2 = Some(12);
+    let edited = spec.yaml();
+    let r = send(
+        app.client
+            .post(format!("{live_url}/plan"))
+            .bearer_auth(&marketing)
+            .header("content-type", "application/yaml")
+            .body(edited.clone()),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(
+        etag,
+        format!("\"{}\"", before["config_hash"].as_str().unwrap())
+    );
+    let plan: Value = r.json().await.unwrap();
+    assert!(
+        plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == "prizes.gold.stock"),
+        "{plan}"
+    );
+
+    let put = |if_match: Option<&str>, body: String| {
+        let mut req = app
+            .client
+            .put(live_url.clone())
+            .bearer_auth(&marketing)
+            .header("content-type", "application/yaml")
+            .body(body);
+        if let Some(v) = if_match {
+            req = req.header("if-match", v);
+        }
+        send(req)
+    };
+    // Malformed guards are refused before anything is parsed or applied.
+    for bad in ["abc", "\"\"", "*", "\"a\", \"b\"", "W/\"abc\""] {
+        let r = put(Some(bad), edited.clone()).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{bad}"
+        );
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "invalid_if_match", "{bad}");
+    }
+    // Another hash is live: 409, nothing applied.
+    let r = put(Some("\"0000\""), edited.clone()).await;
+    assert_eq!(r.status(), 409);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "apply_conflict");
+    assert_eq!(live(marketing.clone()).await["version"], before["version"]);
+
+    // The plan's guard applies.
+    let r = put(Some(&etag), edited.clone()).await;
+    assert_eq!(r.status(), 200);
+    let after = live(marketing.clone()).await;
+    assert_eq!(
+        after["version"].as_u64().unwrap(),
+        before["version"].as_u64().unwrap() + 1
+    );
+    // The same guard again is stale: the first apply changed the hash.
+    spec.prizes[0].2 = Some(13);
+    let r = put(Some(&etag), spec.yaml()).await;
+    assert_eq!(r.status(), 409);
+    let gold = &live(marketing.clone()).await["prizes"][0];
+    assert_eq!(gold["stock"], 12, "not overwritten");
+    // Without If-Match, PUT applies as before.
+    let r = put(None, spec.yaml()).await;
+    assert_eq!(r.status(), 200);
+
+    // Roles as for the rest of the admin API.
+    let r = send(
+        app.client
+            .put(live_url.clone())
+            .bearer_auth(token("f", &["finance"]))
+            .header("if-match", &etag)
+            .body(spec.yaml()),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = send(app.client.put(live_url.clone()).header("if-match", &etag)).await;
+    assert_eq!(r.status(), 401);
+
+    // Documented.
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let put_op = &doc["paths"]["/v1/admin/campaigns/{id}"]["put"];
+    assert!(
+        put_op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "If-Match" && p["in"] == "header"),
+        "{put_op}"
+    );
+    let plan_op = &doc["paths"]["/v1/admin/campaigns/{id}/plan"]["post"];
+    assert!(
+        plan_op["responses"]["200"]["headers"]["ETag"].is_object(),
+        "{plan_op}"
+    );
+}
+
+/// The 1-based line of `yaml` that holds `part`.
+fn line_of(yaml: &str, part: &str) -> usize {
+    yaml.lines()
+        .position(|l| l.contains(part))
+        .unwrap_or_else(|| panic!("no {part} in {yaml}"))
+        + 1
+}
+
+async fn click(b: &Browser, css: &str) {
+    b.client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Sets the editor's text as typing would (an `input` event follows).
+async fn set_yaml(b: &Browser, yaml: &str) {
+    b.js(
+        "const a = document.getElementById('yaml'); a.value = arguments[0];
+         a.dispatchEvent(new Event('input', { bubbles: true }));",
+        vec![json!(yaml)],
+    )
+    .await;
+}
+
+async fn live_json(app: &TestApp, id: &str) -> Value {
+    let r = send(
+        app.client
+            .get(format!("{}/v1/admin/campaigns/{id}", app.address))
+            .bearer_auth(token("m", &["marketing"])),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn console_edit_page_marks_errors_plans_applies_and_reports_a_conflict() {
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("console-edit");
+    spec.prizes = vec![("gold", 1, Some(10)), ("none", 9, None)];
+    app.apply(&spec.yaml()).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, &token("mia", &["marketing"])).await;
+    b.at_path("/console/campaigns").await;
+    b.goto(&format!("{}/console/campaigns/{}", app.address, spec.id))
+        .await;
+    click(&b, "#edit-link").await;
+    b.at_path(&format!("/console/campaigns/{}/edit", spec.id))
+        .await;
+    b.text_containing("#yaml-status", "Valid YAML").await;
+    b.text_containing("#plan-summary", "Unchanged").await;
+    let shown = b
+        .js("return document.getElementById('yaml').value;", vec![])
+        .await;
+    assert_eq!(shown.as_str().unwrap(), spec.yaml(), "the live YAML");
+    assert_labelled(&b).await;
+
+    // Broken: the problem is listed and marked at its line.
+    let live = spec.yaml();
+    let line = line_of(&live, "stock: 10");
+    set_yaml(&b, &live.replace("stock: 10", "stock: ten")).await;
+    let problem = b
+        .text_containing("#yaml-problems", &format!("{line}:"))
+        .await;
+    assert!(problem.contains("stock"), "{problem}");
+    let marked = b
+        .js(
+            "return [...document.querySelectorAll('#gutter .line.bad')].map(e => Number(e.dataset.line));",
+            vec![],
+        )
+        .await;
+    assert_eq!(marked, json!([line]), "marked at the line of the problem");
+    assert_eq!(
+        b.js("return document.getElementById('apply').disabled;", vec![])
+            .await,
+        json!(true),
+        "nothing to apply while the YAML is invalid"
+    );
+    b.text_containing("#yaml-status", "problem").await;
+    b.screenshot("edit-error").await;
+
+    // Choosing the problem selects its line; typing replaces it (keyboard).
+    click(&b, "#yaml-problems button").await;
+    let selection = b
+        .js(
+            "const a = document.getElementById('yaml');
+             return [document.activeElement.id, a.value.slice(a.selectionStart, a.selectionEnd)];",
+            vec![],
+        )
+        .await;
+    assert_eq!(selection, json!(["yaml", "    stock: ten"]));
+    let area = b.client.active_element().await.unwrap();
+    area.send_keys("    stock: 12").await.unwrap();
+    b.text_containing("#yaml-status", "Valid YAML").await;
+    let change = b
+        .text_containing("#plan-changes", "prizes.gold.stock")
+        .await;
+    assert!(change.contains("10") && change.contains("12"), "{change}");
+    assert!(b.hidden("yaml-problems").await, "no problem left");
+    b.screenshot("edit-plan").await;
+
+    // Someone else applies meanwhile: Apply reports the conflict and
+    // overwrites nothing.
+    spec.prizes[0].2 = Some(30);
+    app.apply(&spec.yaml()).await;
+    click(&b, "#apply").await;
+    let conflict = b
+        .text_containing("#conflict", "someone changed this campaign")
+        .await;
+    assert!(conflict.contains("Nothing was overwritten"), "{conflict}");
+    assert_eq!(live_json(&app, &spec.id).await["prizes"][0]["stock"], 30);
+    b.screenshot("edit-conflict").await;
+    // Planned again against what is live now: applying it is deliberate.
+    b.text_containing("#plan-changes", "to 12").await;
+    b.text_containing("#live-version", "2").await;
+    click(&b, "#apply").await;
+    b.text_containing("#message", "Applied: version 3").await;
+    assert_eq!(live_json(&app, &spec.id).await["prizes"][0]["stock"], 12);
+
+    // Pause: the button edits the YAML and plans it; Apply pauses.
+    b.text_containing("#plan-summary", "Unchanged").await;
+    click(&b, "#toggle-pause").await;
+    b.text_containing("#plan-changes", "paused").await;
+    let yaml = b
+        .js("return document.getElementById('yaml').value;", vec![])
+        .await;
+    assert!(
+        yaml.as_str().unwrap().contains("\npaused: true\n"),
+        "{yaml}"
+    );
+    b.text_when("#apply", |_| true).await;
+    b.text_containing("#apply-note", "Applies the change").await;
+    click(&b, "#apply").await;
+    b.text_containing("#message", "Applied: version 4").await;
+    b.text_containing("#toggle-pause", "Resume the campaign")
+        .await;
+    let view: Value = send(
+        app.client
+            .get(format!("{}/v1/campaigns/{}", app.address, spec.id))
+            .bearer_auth(token("shopper", &[])),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(view["status"], "paused");
+    // …and resume.
+    b.text_containing("#plan-summary", "Unchanged").await;
+    click(&b, "#toggle-pause").await;
+    b.text_containing("#apply-note", "Applies the change").await;
+    click(&b, "#apply").await;
+    b.text_containing("#message", "Applied: version 5").await;
+    b.text_containing("#toggle-pause", "Pause the campaign")
+        .await;
+    let view: Value = send(
+        app.client
+            .get(format!("{}/v1/campaigns/{}", app.address, spec.id))
+            .bearer_auth(token("shopper", &[])),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(view["status"], "live");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn console_campaign_page_uploads_codes_typed_or_from_a_file() {
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("console-codes");
+    spec.prizes = vec![("coupon", 1, None), ("none", 2, None)];
+    spec.code_prizes = vec!["coupon"];
+    app.apply(&spec.yaml()).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, &token("mia", &["marketing"])).await;
+    b.at_path("/console/campaigns").await;
+    b.goto(&format!("{}/console/campaigns/{}", app.address, spec.id))
+        .await;
+    b.text_containing("tr[data-prize='coupon']", "0 of 0 loaded")
+        .await;
+    let typed = b
+        .client
+        .find(Locator::Id("codes-text-coupon"))
+        .await
+        .unwrap();
+    typed.click().await.unwrap();
+    typed.send_keys("TYPED-1\nTYPED-2\nTYPED-3").await.unwrap();
+    click(&b, "#codes-upload-coupon").await;
+    let result = b.text_containing("#codes-result-coupon", "Added 3").await;
+    assert!(result.contains("3 available now"), "{result}");
+    b.text_containing("tr[data-prize='coupon']", "3 of 3 loaded")
+        .await;
+
+    // A file: one new code, one already loaded, one invalid line.
+    let dir = crate::support::helpers::TempDir::new();
+    let file = dir.0.join("codes.csv");
+    std::fs::write(&file, "code\nFILE-1\nTYPED-2\nnot a code!\n").unwrap();
+    let input = b
+        .client
+        .find(Locator::Id("codes-file-coupon"))
+        .await
+        .unwrap();
+    input.send_keys(&file.display().to_string()).await.unwrap();
+    click(&b, "#codes-upload-coupon").await;
+    let result = b.text_containing("#codes-result-coupon", "Added 1").await;
+    assert!(result.contains("1 already loaded"), "{result}");
+    assert!(result.contains("1 invalid (line 4"), "{result}");
+    b.text_containing("tr[data-prize='coupon']", "4 of 4 loaded")
+        .await;
+    let r = send(
+        app.client
+            .get(format!(
+                "{}/v1/admin/campaigns/{}/prizes/coupon/codes",
+                app.address, spec.id
+            ))
+            .bearer_auth(token("m", &["marketing"])),
+    )
+    .await;
+    let counts: Value = r.json().await.unwrap();
+    assert_eq!(counts["loaded"], 4, "{counts}");
+    assert_eq!(counts["available"], 4, "{counts}");
+    assert_labelled(&b).await;
+    b.screenshot("campaign-codes-upload").await;
+    b.close().await;
 }

@@ -54,29 +54,38 @@ function rolesOf(claims) {
 }
 
 /** GET `path` of the API with the token: `{status, body, code, detail}`. */
-async function api(path, token = storedToken()) {
+function api(path, token = storedToken()) {
+  return call("GET", path, { token });
+}
+
+/**
+ * `method` `path` of the API with the token, and `body` (a string or a Blob)
+ * with `type` and any other `headers`: `{status, body, code, detail, errors,
+ * headers}` (`errors`: a problem's list of YAML problems).
+ */
+async function call(method, path, { token = storedToken(), body, type, headers = {} } = {}) {
+  const sent = { Authorization: `Bearer ${token}`, Accept: "application/json", ...headers };
+  if (type) sent["Content-Type"] = type;
   let response;
   try {
-    response = await fetch(path, {
-      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
-      cache: "no-store",
-      credentials: "omit",
-    });
+    response = await fetch(path, { method, headers: sent, body, cache: "no-store", credentials: "omit" });
   } catch {
-    return { status: 0, body: null, code: null, detail: "the service could not be reached" };
+    return { status: 0, body: null, code: null, detail: "the service could not be reached", errors: [], headers: new Headers() };
   }
-  let body = null;
+  let parsed = null;
   try {
-    body = await response.json();
+    parsed = await response.json();
   } catch {
-    body = null;
+    parsed = null;
   }
-  const problem = body && typeof body === "object" ? body : {};
+  const problem = parsed && typeof parsed === "object" ? parsed : {};
   return {
     status: response.status,
-    body,
+    body: parsed,
     code: problem.code || null,
     detail: problem.detail || problem.title || response.statusText || `status ${response.status}`,
+    errors: Array.isArray(problem.errors) ? problem.errors : [],
+    headers: response.headers,
   };
 }
 
@@ -404,6 +413,8 @@ async function campaignPage() {
   }
   if (!requireToken()) return;
   $("finance-link").href = `/console/finance/${encodeURIComponent(id)}`;
+  $("edit-link").href = `/console/campaigns/${encodeURIComponent(id)}/edit`;
+  let uploadsBuilt = false;
   const load = async () => {
     const path = encodeURIComponent(id);
     const [live, view] = await Promise.all([api(`/v1/admin/campaigns/${path}`), api(`/v1/campaigns/${path}`)]);
@@ -430,12 +441,328 @@ async function campaignPage() {
       $("budget-spent").textContent = `${c.budget.spent} ${c.budget.currency}`;
       $("budget-left").textContent = `${c.budget.left} ${c.budget.currency}`;
     }
+    if (!uploadsBuilt) {
+      uploadsBuilt = true;
+      const codePrizes = c.prizes.filter((p) => p.codes && !p.retired);
+      $("code-uploads").replaceChildren(...codePrizes.map((p) => codeUploadForm(id, p, load)));
+      $("code-uploads-part").hidden = codePrizes.length === 0;
+    }
     $("campaign").hidden = false;
     quiet();
   };
   $("refresh").addEventListener("click", load);
   await load();
   everyFewSeconds(load);
+}
+
+/** The form that uploads codes for code prize `p` (typed, or from a file). */
+function codeUploadForm(id, p, reload) {
+  const key = p.id.replace(/[^a-zA-Z0-9_-]/g, "_");
+  const text = el("textarea", { id: `codes-text-${key}`, rows: 4, spellcheck: "false" });
+  const file = el("input", { id: `codes-file-${key}`, type: "file", accept: ".txt,.csv,text/plain,text/csv" });
+  const result = el("p", { id: `codes-result-${key}`, class: "code-upload-result", role: "status", "aria-live": "polite" });
+  const button = el("button", { type: "submit", id: `codes-upload-${key}` }, `Upload codes for ${p.name}`);
+  const form = el(
+    "form",
+    { class: "code-upload", "data-prize": p.id },
+    el(
+      "fieldset",
+      {},
+      el("legend", {}, p.name, " ", el("code", {}, p.id)),
+      el("label", { for: text.id }, "Codes to add"),
+      text,
+      el("label", { for: file.id }, "…or a file of codes (.txt or .csv)"),
+      file,
+      button,
+      result,
+    ),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const chosen = file.files && file.files[0];
+    const body = chosen || text.value;
+    if (!chosen && !text.value.trim()) {
+      result.className = "code-upload-result no";
+      result.textContent = "Type some codes or choose a file first.";
+      text.focus();
+      return;
+    }
+    const type = chosen && /\.csv$/i.test(chosen.name) ? "text/csv" : "text/plain";
+    button.disabled = true;
+    result.className = "code-upload-result";
+    result.textContent = "Uploading…";
+    const path = `/v1/admin/campaigns/${encodeURIComponent(id)}/prizes/${encodeURIComponent(p.id)}/codes`;
+    const r = await call("POST", path, { body, type });
+    button.disabled = false;
+    if (r.status !== 200) {
+      result.className = "code-upload-result no";
+      result.textContent = `Not uploaded: the service answered ${r.status} (${r.code || "no code"}): ${r.detail}`;
+      return;
+    }
+    const a = r.body;
+    const invalid = (a.invalid || [])
+      .slice(0, 5)
+      .map((i) => `line ${i.line}: ${i.message}`)
+      .join("; ");
+    result.className = "code-upload-result yes";
+    result.textContent =
+      `Added ${count(a.added)}, ${count(a.duplicates)} already loaded, ${count(a.invalid_count)} invalid` +
+      `${invalid ? ` (${invalid})` : ""}; ${count(a.available)} available now.`;
+    text.value = "";
+    file.value = "";
+    await reload();
+  });
+  return form;
+}
+
+// ------------------------------------------------------------------- edit ---
+
+const CHECK_AFTER_MS = 400;
+const PAUSED_LINE = /^paused:[ \t]*(true|false)[ \t]*(#.*)?$/m;
+
+/** Whether the YAML text pauses the campaign (a top-level `paused: true`). */
+function pausedIn(yaml) {
+  const m = PAUSED_LINE.exec(yaml);
+  return Boolean(m && m[1] === "true");
+}
+
+/** `yaml` with its top-level `paused:` set to `paused` (added after `id:` if absent). */
+function withPaused(yaml, paused) {
+  const line = `paused: ${paused}`;
+  if (PAUSED_LINE.test(yaml)) return yaml.replace(PAUSED_LINE, (_, _v, comment) => (comment ? `${line} ${comment}` : line));
+  const id = /^id:.*$/m.exec(yaml);
+  if (!id) return `${line}\n${yaml}`;
+  const at = id.index + id[0].length;
+  return `${yaml.slice(0, at)}\n${line}${yaml.slice(at)}`;
+}
+
+/** The offsets of line `n` (1-based) of `text`: [start, end). */
+function lineRange(text, n) {
+  let start = 0;
+  for (let i = 1; i < n; i++) {
+    const next = text.indexOf("\n", start);
+    if (next < 0) return [text.length, text.length];
+    start = next + 1;
+  }
+  const end = text.indexOf("\n", start);
+  return [start, end < 0 ? text.length : end];
+}
+
+function changeText(c) {
+  const from = c.from === null || c.from === undefined ? "" : ` from ${c.from}`;
+  const to = c.to === null || c.to === undefined ? "" : ` to ${c.to}`;
+  const note = c.note ? ` (${c.note})` : "";
+  return `${c.action} ${c.path}${from}${to}${note}`;
+}
+
+async function editPage() {
+  const m = /^\/console\/campaigns\/([^/]+)\/edit\/?$/.exec(location.pathname);
+  let id = null;
+  try {
+    id = m ? decodeURIComponent(m[1]) : null;
+  } catch {
+    id = null;
+  }
+  if (!id || !CAMPAIGN_ID.test(id)) {
+    say("error", "This is not a campaign's address: a campaign id is 1 to 64 of a-z, 0-9 and -.");
+    return;
+  }
+  if (!requireToken()) return;
+  const path = `/v1/admin/campaigns/${encodeURIComponent(id)}`;
+  $("campaign-link").href = `/console/campaigns/${encodeURIComponent(id)}`;
+  $("campaign-link").textContent = id;
+  $("title").textContent = `Edit ${id}`;
+  const area = $("yaml");
+  const gutter = $("gutter");
+  const applyButton = $("apply");
+  // The text last planned, the plan's guard (the live config hash it was
+  // planned against, from its ETag), and a counter that drops stale answers.
+  let planned = null;
+  let guard = null;
+  let asked = 0;
+  let timer = null;
+  let problems = [];
+
+  const drawGutter = () => {
+    const lines = area.value.split("\n").length;
+    const bad = new Map();
+    for (const p of problems) {
+      const list = bad.get(p.line) || [];
+      list.push(p);
+      bad.set(p.line, list);
+    }
+    const rows = [];
+    for (let n = 1; n <= lines; n++) {
+      const here = bad.get(n);
+      rows.push(
+        el(
+          "div",
+          { class: here ? "line bad" : "line", "data-line": n, title: here ? here.map((p) => p.message).join("\n") : null },
+          String(n),
+        ),
+      );
+    }
+    gutter.replaceChildren(...rows);
+    gutter.scrollTop = area.scrollTop;
+  };
+
+  const goToLine = (line, column) => {
+    const [start, end] = lineRange(area.value, line);
+    const at = Math.min(end, start + Math.max(0, (column || 1) - 1));
+    area.focus();
+    area.setSelectionRange(start, end);
+    // Scroll the line into view: rows are of equal height in a wrap="off" area.
+    const rowHeight = area.scrollHeight / Math.max(1, area.value.split("\n").length);
+    area.scrollTop = Math.max(0, (line - 3) * rowHeight);
+    gutter.scrollTop = area.scrollTop;
+    area.dataset.column = String(at - start + 1);
+  };
+
+  const status = (kind, text) => {
+    const box = $("yaml-status");
+    box.className = `yaml-status ${kind}`;
+    box.textContent = text;
+  };
+
+  const showProblems = (list) => {
+    problems = list;
+    $("yaml-problems").replaceChildren(
+      ...list.map((p) => {
+        const b = el(
+          "button",
+          { type: "button", "data-line": p.line, "data-column": p.column },
+          `${p.line}:${p.column}: ${p.message}`,
+        );
+        b.addEventListener("click", () => goToLine(p.line, p.column));
+        return el("li", {}, b);
+      }),
+    );
+    drawGutter();
+  };
+
+  const showPlan = (plan) => {
+    $("plan-summary").textContent = plan.unchanged
+      ? "Unchanged: this is the live config; applying it changes nothing."
+      : `${plan.changes.length} change${plan.changes.length === 1 ? "" : "s"} against live version ${plan.live_version ?? "none"}:`;
+    $("plan-changes").replaceChildren(...plan.changes.map((c) => el("li", { "data-path": c.path }, changeText(c))));
+    $("plan-warnings").replaceChildren(...plan.warnings.map((w) => el("li", {}, `Warning: ${w}`)));
+  };
+
+  const clearPlan = (text) => {
+    $("plan-summary").textContent = text;
+    $("plan-changes").replaceChildren();
+    $("plan-warnings").replaceChildren();
+  };
+
+  const updateButtons = () => {
+    const paused = pausedIn(area.value);
+    $("toggle-pause").textContent = paused ? "Resume the campaign" : "Pause the campaign";
+    const ready = planned !== null && planned === area.value && guard !== null;
+    applyButton.disabled = !ready;
+    $("apply-note").textContent = ready ? "Applies the change planned above." : "Apply is enabled once the YAML is valid and planned.";
+  };
+
+  const check = async () => {
+    const text = area.value;
+    const mine = ++asked;
+    status("", "Checking…");
+    const r = await call("POST", `${path}/plan`, { body: text, type: "application/yaml" });
+    if (mine !== asked) return; // a newer check is on its way
+    if (r.status === 200) {
+      planned = text;
+      guard = r.headers.get("ETag");
+      showProblems([]);
+      showPlan(r.body);
+      status("ok", "Valid YAML: the plan below says what applying it changes.");
+    } else {
+      planned = null;
+      guard = null;
+      if (r.status === 422 && r.errors.length) {
+        showProblems(r.errors);
+        status("bad", `${r.detail}: see the marked lines.`);
+      } else if (r.status === 422) {
+        showProblems([]);
+        status("bad", r.detail);
+      } else {
+        showProblems([]);
+        status("bad", `Could not check the YAML: the service answered ${r.status} (${r.code || "no code"}): ${r.detail}`);
+        if (r.status === 401 || r.status === 403) explain(r, "marketing", "editing a campaign");
+      }
+      clearPlan("No plan: the YAML must be valid first.");
+    }
+    updateButtons();
+  };
+
+  const edited = () => {
+    planned = null;
+    drawGutter();
+    updateButtons();
+    clearTimeout(timer);
+    timer = setTimeout(check, CHECK_AFTER_MS);
+  };
+
+  const loadLive = async () => {
+    const r = await api(path);
+    if (r.status !== 200) {
+      $("edit").hidden = true;
+      explain(r, "marketing", "editing this campaign");
+      return false;
+    }
+    $("live-version").textContent = String(r.body.version);
+    $("live-hash").textContent = r.body.config_hash;
+    area.value = r.body.yaml;
+    $("edit").hidden = false;
+    edited();
+    return true;
+  };
+
+  area.addEventListener("input", edited);
+  area.addEventListener("scroll", () => {
+    gutter.scrollTop = area.scrollTop;
+  });
+  $("toggle-pause").addEventListener("click", () => {
+    area.value = withPaused(area.value, !pausedIn(area.value));
+    edited();
+    clearTimeout(timer);
+    check();
+  });
+  $("reload-live").addEventListener("click", async () => {
+    $("conflict").hidden = true;
+    if (await loadLive()) say("info", "Loaded the live YAML.");
+  });
+  applyButton.addEventListener("click", async () => {
+    if (planned === null || planned !== area.value || !guard) return;
+    applyButton.disabled = true;
+    $("conflict").hidden = true;
+    const r = await call("PUT", path, { body: planned, type: "application/yaml", headers: { "If-Match": guard } });
+    if (r.status === 200) {
+      say("info", `Applied: version ${r.body.version}${r.body.changed ? "" : " (nothing changed)"}.`);
+      await loadLive();
+      return;
+    }
+    if (r.status === 409 && r.code === "apply_conflict") {
+      const box = $("conflict");
+      box.replaceChildren(
+        el("strong", {}, "Not applied: someone changed this campaign after your plan. "),
+        "Nothing was overwritten. Your edit is still here and was planned again against the new live version below; " +
+          "review that plan before applying, or load the live YAML. ",
+        el("span", { class: "meta" }, `(${r.detail})`),
+      );
+      box.hidden = false;
+      // Show what is live now, and plan the user's text against it.
+      const live = await api(path);
+      if (live.status === 200) {
+        $("live-version").textContent = String(live.body.version);
+        $("live-hash").textContent = live.body.config_hash;
+      }
+      await check();
+      return;
+    }
+    if (r.status === 422 && r.errors.length) showProblems(r.errors);
+    say("error", `Not applied: the service answered ${r.status} (${r.code || "no code"}): ${r.detail}`);
+    updateButtons();
+  });
+  await loadLive();
 }
 
 // ---------------------------------------------------------------- finance ---
@@ -487,6 +814,7 @@ const pages = {
   "sign-in": signInPage,
   campaigns: campaignsPage,
   campaign: campaignPage,
+  edit: editPage,
   finance: financePage,
 };
 
