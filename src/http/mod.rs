@@ -9,6 +9,8 @@ pub mod admission;
 pub mod auth;
 /// Size-bounded body reading and the spin body's canonical form.
 pub mod body;
+/// Marketing's burn-down of a live campaign (JSON and SVG).
+pub mod burndown;
 /// Marketing's list of every campaign, live.
 pub mod campaign_list;
 /// The campaign id of a route's `{id}`.
@@ -69,6 +71,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(admin::get_live)
         .service(campaign_list::list_campaigns)
         .service(admin::plan)
+        .service(burndown::get_burndown)
+        .service(burndown::get_burndown_svg)
         .service(codes::add_codes)
         .service(codes::get_codes)
         .service(codes::withdraw_codes)

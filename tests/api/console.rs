@@ -978,3 +978,220 @@ async fn console_campaign_page_uploads_codes_typed_or_from_a_file() {
     b.screenshot("campaign-codes-upload").await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn console_burndown_gives_settled_released_and_projected_units_per_prize() {
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("console-burn");
+    spec.prizes = vec![
+        ("gold", 5, Some(50)),
+        ("silver", 5, Some(400)),
+        ("none", 1, None),
+    ];
+    spec.releases.insert("silver", "even".into());
+    spec.expected_users = 200;
+    spec.spins_per_user = 5;
+    app.apply(&spec.yaml()).await;
+    let marketing = token("m", &["marketing"]);
+    let url = format!("{}/v1/admin/campaigns/{}/burndown", app.address, spec.id);
+    let get = |path: String, auth: Option<String>| {
+        let mut req = app.client.get(path);
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        send(req)
+    };
+
+    let r = get(url.clone(), Some(marketing.clone())).await;
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    let ids: Vec<&str> = b["prizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gold", "silver"], "stock-bounded prizes only");
+    let gold = &b["prizes"][0];
+    assert_eq!(gold["stock"], 50);
+    assert_eq!(
+        gold["settled"].as_array().unwrap().last().unwrap()["units"],
+        0
+    );
+    assert!(gold["released"].as_array().unwrap().is_empty(), "not paced");
+    let silver = &b["prizes"][1];
+    let released = silver["released"].as_array().unwrap();
+    assert_eq!(
+        released.first().unwrap()["units"],
+        1,
+        "even: the first unit at the start"
+    );
+    assert!(
+        released.last().unwrap()["units"].as_u64().unwrap() >= 399,
+        "even: all but the last unit by the end"
+    );
+    let projected = gold["projected"].as_array().unwrap();
+    assert_eq!(projected.first().unwrap()["units"], 0, "from now");
+    assert!(
+        projected.last().unwrap()["units"].as_u64().unwrap() > 0,
+        "200 shoppers × 5 spins over 30 days win gold: {projected:?}"
+    );
+    // The rest of 200 × 5 attempts: the window began an hour ago.
+    let users = b["projection"]["users"].as_u64().unwrap();
+    assert!((195..=200).contains(&users), "{}", b["projection"]);
+    assert_eq!(b["projection"]["scaled"], false);
+
+    // Spins: the settled series and the projection start from them.
+    for n in 0..30 {
+        let r = app
+            .spin(&spec.id, &format!("b-{n}"), &format!("k-{n}"))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    crate::support::settling::settle_all(&app, &spec.id, "console-burn").await;
+    let b: Value = get(url.clone(), Some(marketing.clone()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let live = live_json(&app, &spec.id).await;
+    for (i, p) in b["prizes"].as_array().unwrap().iter().enumerate() {
+        let awarded = live["prizes"][i]["awarded"].as_u64().unwrap();
+        assert_eq!(p["awarded"].as_u64().unwrap(), awarded);
+        let settled = p["settled"].as_array().unwrap();
+        assert_eq!(
+            settled.last().unwrap()["units"].as_u64().unwrap(),
+            awarded,
+            "every award settled: {p}"
+        );
+        let units: Vec<u64> = settled
+            .iter()
+            .map(|s| s["units"].as_u64().unwrap())
+            .collect();
+        assert!(
+            units.windows(2).all(|w| w[0] <= w[1]),
+            "cumulative: {units:?}"
+        );
+        let projected = p["projected"].as_array().unwrap();
+        assert_eq!(
+            projected.first().unwrap()["units"].as_u64().unwrap(),
+            awarded
+        );
+        let end = projected.last().unwrap()["units"].as_u64().unwrap();
+        assert!(end >= awarded && end <= p["stock"].as_u64().unwrap(), "{p}");
+    }
+    let rewards: i64 = sqlx::query_scalar("SELECT count(*) FROM rewards WHERE campaign_id = $1")
+        .bind(&spec.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rewards, 30);
+
+    // The SVG.
+    let r = get(format!("{url}.svg"), Some(marketing.clone())).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    let svg = r.text().await.unwrap();
+    assert!(svg.contains("<svg"), "{}", &svg[..svg.len().min(200)]);
+    assert!(svg.contains("Prize gold: settled"), "a legend");
+    assert!(svg.contains("Prize silver: released"), "a legend");
+
+    // Roles and bad input, as problem+json.
+    for path in [url.clone(), format!("{url}.svg")] {
+        let r = get(path.clone(), Some(token("f", &["finance"]))).await;
+        assert_eq!(r.status(), 403, "{path}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "forbidden");
+        let r = get(path.clone(), None).await;
+        assert_eq!(r.status(), 401, "{path}");
+    }
+    let r = get(
+        format!("{}/v1/admin/campaigns/no-such-sale/burndown", app.address),
+        Some(marketing.clone()),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "campaign_not_found");
+    let r = get(
+        format!("{}/v1/admin/campaigns/Not_An_Id/burndown.svg", app.address),
+        Some(marketing.clone()),
+    )
+    .await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+
+    // Documented.
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let op = &doc["paths"]["/v1/admin/campaigns/{id}/burndown"]["get"];
+    assert_eq!(op["operationId"], "get_burndown");
+    for status in ["200", "401", "403"] {
+        assert!(op["responses"][status].is_object(), "documents {status}");
+    }
+    let op = &doc["paths"]["/v1/admin/campaigns/{id}/burndown.svg"]["get"];
+    assert!(
+        op["responses"]["200"]["content"]["image/svg+xml"].is_object(),
+        "{op}"
+    );
+    assert!(doc["components"]["schemas"]["Burndown"].is_object());
+}
+
+#[tokio::test]
+async fn console_campaign_page_burndown_moves_with_spins() {
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("console-bdui");
+    spec.prizes = vec![("gold", 5, Some(20)), ("none", 1, None)];
+    spec.expected_users = 100;
+    spec.spins_per_user = 5;
+    app.apply(&spec.yaml()).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, &token("mia", &["marketing"])).await;
+    b.at_path("/console/campaigns").await;
+    b.goto(&format!("{}/console/campaigns/{}", app.address, spec.id))
+        .await;
+    b.text_containing("#burndown-figures", "Prize gold: 0 of 20 settled")
+        .await;
+    let src = b
+        .js(
+            "return document.getElementById('burndown-img').src.slice(0, 26);",
+            vec![],
+        )
+        .await;
+    assert_eq!(src, json!("data:image/svg+xml;base64,"));
+    let loaded = b
+        .js(
+            "return document.getElementById('burndown-img').naturalWidth;",
+            vec![],
+        )
+        .await;
+    assert!(
+        loaded.as_u64().unwrap_or(0) > 0,
+        "the chart shows: {loaded}"
+    );
+
+    for n in 0..12 {
+        let r = app
+            .spin(&spec.id, &format!("u-{n}"), &format!("k-{n}"))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    crate::support::settling::settle_all(&app, &spec.id, "console-bdui").await;
+    let awarded = live_json(&app, &spec.id).await["prizes"][0]["awarded"]
+        .as_u64()
+        .unwrap();
+    assert!(awarded > 0, "12 spins at 5 of 6 win gold");
+    // Refreshed by itself within a few seconds.
+    b.text_containing(
+        "#burndown-figures",
+        &format!("Prize gold: {awarded} of 20 settled"),
+    )
+    .await;
+    b.js(
+        "document.getElementById('burndown-title').scrollIntoView();",
+        vec![],
+    )
+    .await;
+    b.screenshot("campaign-burndown").await;
+    b.close().await;
+}

@@ -11,6 +11,7 @@ const TOKEN_KEY = "prizewheel.console.token";
 const CAMPAIGN_ID = /^[a-z0-9-]{1,64}$/;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const REFRESH_MS = 15000;
+const BURNDOWN_MS = 5000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -237,10 +238,73 @@ function campaignIdFromPath(prefix) {
   return CAMPAIGN_ID.test(id) ? id : null;
 }
 
-function everyFewSeconds(load) {
+function everyFewSeconds(load, ms = REFRESH_MS) {
   setInterval(() => {
     if (document.visibilityState === "visible") load();
-  }, REFRESH_MS);
+  }, ms);
+}
+
+/**
+ * An image of the API as a `data:` URL (the CSP allows `img-src 'self' data:`;
+ * the token travels in a header, so the image cannot be fetched by its URL):
+ * `{status, url}`.
+ */
+async function imageData(path) {
+  let response;
+  try {
+    response = await fetch(path, {
+      headers: { Authorization: `Bearer ${storedToken()}` },
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    return { status: 0, url: null };
+  }
+  if (!response.ok) return { status: response.status, url: null };
+  const blob = await response.blob();
+  const url = await new Promise((resolve) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => resolve(null);
+    reader.readAsDataURL(blob);
+  });
+  return { status: response.status, url };
+}
+
+/** The campaign page's burn-down: the chart and its figures in words. */
+async function loadBurndown(id) {
+  const path = `/v1/admin/campaigns/${encodeURIComponent(id)}/burndown`;
+  const [figures, image] = await Promise.all([api(path), imageData(`${path}.svg`)]);
+  if (figures.status !== 200) {
+    $("burndown-figures").replaceChildren(el("li", {}, `Burn-down not available: ${figures.status} (${figures.code || "no code"}): ${figures.detail}`));
+    return;
+  }
+  const b = figures.body;
+  const last = (points) => (points.length ? points[points.length - 1].units : null);
+  $("burndown-figures").replaceChildren(
+    ...b.prizes.map((p) => {
+      const released = p.released.length ? `, ${count(releasedNow(p.released, b.as_of))} released now` : "";
+      const projected = last(p.projected);
+      const end = projected === null ? "" : `; projected by the end: ${count(projected)} of ${count(p.stock)}`;
+      return el("li", { "data-prize": p.id }, `${p.name}: ${count(last(p.settled) ?? 0)} of ${count(p.stock)} settled${released}${end}`);
+    }),
+  );
+  $("burndown-as-of").textContent = `As of ${when(b.as_of, "UTC")} UTC; projection of ${count(b.projection.attempts)} spin attempts${b.projection.scaled ? " (scaled down: it undercounts)" : ""}.`;
+  if (image.url) {
+    const img = $("burndown-img");
+    img.src = image.url;
+    img.alt = `Burn-down chart of ${b.name}: ${b.prizes.map((p) => `${p.name} ${last(p.settled) ?? 0} of ${p.stock} settled`).join("; ") || "no stock-bounded prize"}`;
+  }
+}
+
+/** Units released by `at` on a release line. */
+function releasedNow(points, at) {
+  const t = new Date(at).getTime();
+  let units = 0;
+  for (const p of points) {
+    if (new Date(p.at).getTime() <= t) units = p.units;
+  }
+  return units;
 }
 
 // ---------------------------------------------------------------- sign in ---
@@ -450,9 +514,14 @@ async function campaignPage() {
     $("campaign").hidden = false;
     quiet();
   };
-  $("refresh").addEventListener("click", load);
+  $("refresh").addEventListener("click", () => {
+    load();
+    loadBurndown(id);
+  });
   await load();
+  await loadBurndown(id);
   everyFewSeconds(load);
+  everyFewSeconds(() => loadBurndown(id), BURNDOWN_MS);
 }
 
 /** The form that uploads codes for code prize `p` (typed, or from a file). */
