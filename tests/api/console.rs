@@ -1195,3 +1195,153 @@ async fn console_campaign_page_burndown_moves_with_spins() {
     b.screenshot("campaign-burndown").await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn console_finance_page_filters_pages_and_downloads_the_rewards() {
+    let app = TestApp::spawn().await;
+    let mut spec = Spec::new("console-rew");
+    spec.prizes = vec![("gold", 1, Some(100)), ("none", 1, None)];
+    app.apply(&spec.yaml()).await;
+    for n in 0..30 {
+        let r = app
+            .spin(&spec.id, &format!("r-{n:02}"), &format!("k-{n}"))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    crate::support::settling::settle_all(&app, &spec.id, "console-rew").await;
+    let finance = token("fiona", &["finance"]);
+    let rewards_url = format!("{}/v1/finance/campaigns/{}/rewards", app.address, spec.id);
+    let golds: Value = send(
+        app.client
+            .get(format!("{rewards_url}?prize=gold&limit=1000"))
+            .bearer_auth(&finance),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let golds = golds["rewards"].as_array().unwrap().len();
+    assert!(golds > 0 && golds < 30, "both prizes were won: {golds}");
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, &finance).await;
+    b.text_containing("#message", "no marketing role").await;
+    b.goto(&format!("{}/console/finance/{}", app.address, spec.id))
+        .await;
+    b.text_containing("#rewards-status", "Page 1: 30 rewards")
+        .await;
+
+    // Keyset paging, 25 a page.
+    b.js("document.getElementById('f-limit').value = '25';", vec![])
+        .await;
+    click(&b, "#f-apply").await;
+    b.text_containing("#rewards-status", "Page 1: 25 rewards; more")
+        .await;
+    let first: Value = b
+        .js(
+            "return [...document.querySelectorAll('#rewards tbody tr')].map(r => r.dataset.spin);",
+            vec![],
+        )
+        .await;
+    click(&b, "#next-page").await;
+    b.text_containing("#rewards-status", "Page 2: 5 rewards; the last page")
+        .await;
+    let second: Value = b
+        .js(
+            "return [...document.querySelectorAll('#rewards tbody tr')].map(r => r.dataset.spin);",
+            vec![],
+        )
+        .await;
+    let all: Value = send(
+        app.client
+            .get(format!("{rewards_url}?limit=1000"))
+            .bearer_auth(&finance),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let ids: Vec<Value> = all["rewards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["spin_id"].clone())
+        .collect();
+    let mut shown = first.as_array().unwrap().clone();
+    shown.extend(second.as_array().unwrap().iter().cloned());
+    assert_eq!(
+        shown, ids,
+        "the two pages are every reward, in the API's order"
+    );
+
+    // A filter: only gold.
+    let prize = b.client.find(Locator::Id("f-prize")).await.unwrap();
+    prize.click().await.unwrap();
+    prize.send_keys("gold").await.unwrap();
+    b.js("document.getElementById('f-limit').value = '100';", vec![])
+        .await;
+    click(&b, "#f-apply").await;
+    b.text_containing("#rewards-status", &format!("Page 1: {golds} reward"))
+        .await;
+    let prizes: Value = b
+        .js(
+            "return [...new Set([...document.querySelectorAll('#rewards tbody tr')]
+               .map(r => r.cells[2].querySelector('code').textContent))];",
+            vec![],
+        )
+        .await;
+    assert_eq!(prizes, json!(["gold"]));
+    assert_labelled(&b).await;
+    b.screenshot("finance-rewards").await;
+
+    // The CSV of the filtered set, saved from a Blob URL, is the API's.
+    click(&b, "#csv").await;
+    let name = format!("rewards-{}-gold.csv", spec.id);
+    b.text_containing("#rewards-status", &format!("Downloaded {name}"))
+        .await;
+    let file = b.downloads().join(&name);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {} in {:?}",
+            file.display(),
+            std::fs::read_dir(b.downloads()).map(|d| d.count()).ok()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let saved = std::fs::read_to_string(&file).unwrap();
+    let api_csv = send(
+        app.client
+            .get(format!("{rewards_url}?prize=gold"))
+            .bearer_auth(&finance)
+            .header("accept", "text/csv"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(saved, api_csv);
+    assert_eq!(saved.lines().count(), golds + 1, "a header and every gold");
+
+    // A time filter, typed as UTC: none spun after 2099.
+    b.js(
+        "document.getElementById('f-from').value = '2099-01-01T00:00:00';",
+        vec![],
+    )
+    .await;
+    click(&b, "#f-apply").await;
+    b.text_containing("#rewards-status", "Page 1: 0 rewards")
+        .await;
+    b.text_containing("#rewards tbody", "No settled reward matches")
+        .await;
+    b.js("document.getElementById('f-from').value = '';", vec![])
+        .await;
+
+    // A bad filter is the API's 400, said on the page.
+    prize.clear().await.unwrap();
+    prize.send_keys("Not A Prize").await.unwrap();
+    click(&b, "#f-apply").await;
+    b.text_containing("#message", "Check the filters").await;
+    b.close().await;
+}

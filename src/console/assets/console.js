@@ -875,6 +875,134 @@ async function financePage() {
   $("summary").tBodies[0].replaceChildren(...rows);
   $("finance").hidden = false;
   quiet();
+  rewardsPart(id);
+}
+
+/** `datetime-local` text (read as UTC) as RFC 3339, or null. */
+function utcOf(local) {
+  if (!local) return null;
+  const withSeconds = local.length === 16 ? `${local}:00` : local;
+  const t = new Date(`${withSeconds}Z`);
+  return Number.isNaN(t.getTime()) ? null : t.toISOString().replace(".000Z", "Z");
+}
+
+/** The rewards table: the API's filters, keyset paging, the CSV download. */
+function rewardsPart(id) {
+  const base = `/v1/finance/campaigns/${encodeURIComponent(id)}/rewards`;
+  // The cursors of the pages shown so far: [null] is the first page.
+  let cursors = [null];
+  let next = null;
+
+  const query = (withLimit) => {
+    const q = new URLSearchParams();
+    for (const name of ["prize", "user", "code"]) {
+      const v = $(`f-${name}`).value.trim();
+      if (v) q.set(name, v);
+    }
+    for (const name of ["from", "to"]) {
+      const v = utcOf($(`f-${name}`).value);
+      if (v) q.set(name, v);
+    }
+    if (withLimit) q.set("limit", $("f-limit").value);
+    return q;
+  };
+
+  const row = (r) =>
+    el(
+      "tr",
+      { "data-spin": r.spin_id },
+      el("td", {}, r.spun_at.replace("T", " ").replace(/\.\d+Z$|Z$/, "")),
+      el("td", {}, r.user_id),
+      el("td", {}, r.prize_name || r.prize_id, el("br"), el("code", {}, r.prize_id)),
+      el("td", { class: "num" }, `${r.amount} ${r.currency}`),
+      el("td", {}, r.code ? el("code", {}, r.code) : "—"),
+      el("td", {}, el("code", { title: r.spin_id }, `…${r.spin_id.slice(-12)}`)),
+    );
+
+  const show = async () => {
+    const q = query(true);
+    const after = cursors[cursors.length - 1];
+    if (after) q.set("after", after);
+    $("rewards-status").textContent = "Loading…";
+    const r = await api(`${base}?${q}`);
+    if (r.status !== 200) {
+      $("rewards").tBodies[0].replaceChildren();
+      $("rewards-status").textContent = "";
+      $("next-page").disabled = true;
+      if (r.status === 400) {
+        say("error", `Check the filters: ${r.detail}`);
+      } else {
+        explain(r, "finance", "the rewards");
+      }
+      return;
+    }
+    quiet();
+    const rows = r.body.rewards;
+    next = r.body.next_after;
+    $("rewards").tBodies[0].replaceChildren(
+      ...(rows.length ? rows.map(row) : [el("tr", {}, el("td", { colspan: 6 }, "No settled reward matches these filters."))]),
+    );
+    const page = cursors.length;
+    $("rewards-status").textContent = `Page ${page}: ${count(rows.length)} reward${rows.length === 1 ? "" : "s"}${next ? "; more on the next page" : "; the last page"}.`;
+    $("next-page").disabled = !next;
+    $("first-page").disabled = page === 1;
+  };
+
+  $("rewards-filter").addEventListener("submit", (event) => {
+    event.preventDefault();
+    cursors = [null];
+    show();
+  });
+  $("f-clear").addEventListener("click", () => {
+    for (const name of ["prize", "user", "code", "from", "to"]) $(`f-${name}`).value = "";
+    cursors = [null];
+    show();
+  });
+  $("next-page").addEventListener("click", () => {
+    if (!next) return;
+    cursors.push(next);
+    show();
+  });
+  $("first-page").addEventListener("click", () => {
+    cursors = [null];
+    show();
+  });
+  $("csv").addEventListener("click", async () => {
+    // Every row of the filters (no page): the token goes in a header, so the
+    // file is fetched here and saved from a Blob URL.
+    const q = query(false);
+    $("rewards-status").textContent = "Preparing the CSV…";
+    let response;
+    try {
+      response = await fetch(`${base}?${q}`, {
+        headers: { Authorization: `Bearer ${storedToken()}`, Accept: "text/csv" },
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch {
+      say("error", "Cannot download the CSV: the service could not be reached.");
+      return;
+    }
+    if (!response.ok) {
+      let detail = response.statusText;
+      try {
+        detail = (await response.json()).detail || detail;
+      } catch {
+        // not problem+json
+      }
+      say("error", `Cannot download the CSV: the service answered ${response.status}: ${detail}`);
+      return;
+    }
+    const blob = await response.blob();
+    const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+    const link = el("a", { href: URL.createObjectURL(blob), download: named ? named[1] : `rewards-${id}.csv`, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+    $("rewards-status").textContent = `Downloaded ${link.download} (${count(blob.size)} bytes).`;
+  });
+  show();
 }
 
 // ------------------------------------------------------------------ start ---

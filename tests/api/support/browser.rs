@@ -118,6 +118,12 @@ impl Browser {
                     "--disable-extensions",
                     "--hide-scrollbars",
                 ],
+                // Downloads (the finance page's CSV) land in the profile's
+                // folder, without asking.
+                "prefs": {
+                    "download.default_directory": profile.0.join("downloads").display().to_string(),
+                    "download.prompt_for_download": false,
+                },
             }),
         );
         let client = ClientBuilder::new(HttpConnector::new())
@@ -149,6 +155,11 @@ impl Browser {
     /// The process group of chromedriver and the browser it started.
     pub fn process_group(&self) -> u32 {
         self.driver.child.id()
+    }
+
+    /// Where the browser saves downloads.
+    pub fn downloads(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.driver.profile).join("downloads")
     }
 
     /// The folder of this browser's profile (its data, config and cache).
