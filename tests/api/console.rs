@@ -1141,7 +1141,12 @@ async fn console_burndown_gives_settled_released_and_projected_units_per_prize()
 async fn console_campaign_page_burndown_moves_with_spins() {
     let app = TestApp::spawn().await;
     let mut spec = Spec::new("console-bdui");
-    spec.prizes = vec![("gold", 5, Some(20)), ("none", 1, None)];
+    spec.prizes = vec![
+        ("gold", 5, Some(20)),
+        ("silver", 3, Some(200)),
+        ("none", 1, None),
+    ];
+    spec.releases.insert("silver", "even".into());
     spec.expected_users = 100;
     spec.spins_per_user = 5;
     app.apply(&spec.yaml()).await;
@@ -1180,7 +1185,7 @@ async fn console_campaign_page_burndown_moves_with_spins() {
     let awarded = live_json(&app, &spec.id).await["prizes"][0]["awarded"]
         .as_u64()
         .unwrap();
-    assert!(awarded > 0, "12 spins at 5 of 6 win gold");
+    assert!(awarded > 0, "12 spins at 5 of 9 win gold");
     // Refreshed by itself within a few seconds.
     b.text_containing(
         "#burndown-figures",
@@ -1193,6 +1198,16 @@ async fn console_campaign_page_burndown_moves_with_spins() {
     )
     .await;
     b.screenshot("campaign-burndown").await;
+    // The whole page, for docs/console-campaign.png, its table refreshed too.
+    b.resize((1280, 1400)).await;
+    b.js("window.scrollTo(0, 0);", vec![]).await;
+    click(&b, "#refresh").await;
+    b.text_containing(
+        "tr[data-prize='gold']",
+        &format!("{} of 20 left", 20 - awarded),
+    )
+    .await;
+    b.screenshot("campaign-page").await;
     b.close().await;
 }
 
