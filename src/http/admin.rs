@@ -7,10 +7,12 @@ use super::campaign_path::CampaignPath;
 use super::error::{ApiError, ApiResult, Problem, RoleGatedProblems};
 use super::pacing;
 use crate::campaign::{Campaign, parse_campaign};
-use crate::domain::{Money, truncate_for_message};
-use crate::rollout::apply::{ApplyReport, apply, plan_against_live};
+use crate::domain::{CampaignId, Money, truncate_for_message};
+use crate::rollout::apply::{ApplyReport, apply_if, plan_against_live};
 use crate::rollout::plan::Plan;
-use actix_web::{HttpRequest, get, put, route, web};
+use crate::store::redis::live::LiveState;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, put, route, web};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,16 +72,50 @@ impl CampaignParser {
     }
 }
 
-/// Apply a campaign (YAML body) atomically, also while it is live.
+/// The config hash an `If-Match` header names: one strong entity tag, the
+/// quoted `config_hash` of the live campaign (as `plan` answers it in its
+/// `ETag`, and `GET /v1/admin/campaigns/{id}` in `config_hash`). None when
+/// the request has no `If-Match`.
+fn if_match(req: &HttpRequest) -> ApiResult<Option<String>> {
+    let mut values = req.headers().get_all(header::IF_MATCH);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let refuse = || {
+        ApiError::InvalidIfMatch(
+            "If-Match must be one quoted config hash, e.g. the ETag of the plan: \"<config_hash>\""
+                .into(),
+        )
+    };
+    if values.next().is_some() {
+        return Err(refuse());
+    }
+    let text = value.to_str().map_err(|_| refuse())?.trim();
+    let hash = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|h| !h.is_empty() && h.len() <= 128 && h.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .ok_or_else(refuse)?;
+    Ok(Some(hash.to_owned()))
+}
+
+/// Apply a campaign (YAML body) atomically, also while it is live. With
+/// `If-Match: "<config_hash>"` (the `ETag` of the plan the change was checked
+/// with), it applies only while the live config still has that hash: another
+/// change made since the plan answers 409 `apply_conflict` and nothing is
+/// overwritten.
 #[utoipa::path(
     tag = "admin",
-    params(("id" = String, Path, description = "Campaign id; must equal the file's `id`")),
+    params(
+        ("id" = String, Path, description = "Campaign id; must equal the file's `id`"),
+        ("If-Match" = Option<String>, Header, description = "The quoted config hash the change was planned against (the plan's `ETag`); another one live answers 409 `apply_conflict`"),
+    ),
     request_body(content = String, content_type = "application/yaml", description = "The campaign YAML"),
     responses(
         RoleGatedProblems,
         (status = 200, description = "Applied (or unchanged): the version, and the plan that was applied", body = ApplyReport),
-        (status = 400, description = "The body is not UTF-8 text", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another apply changed the campaign meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not UTF-8 text, or `If-Match` is not one quoted hash (`invalid_if_match`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another apply changed the campaign meanwhile, or the live config's hash is not `If-Match`'s (`apply_conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The YAML is larger than `http.max_campaign_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid YAML, with every problem and its position, or a file whose `id` is not the path's", body = Problem, content_type = "application/problem+json"),
     ),
@@ -94,21 +130,25 @@ pub async fn put_campaign(
     payload: web::Payload,
 ) -> ApiResult<web::Json<ApplyReport>> {
     caller.require(Role::Marketing)?;
+    let expected = if_match(&req)?;
     let (campaign, yaml) = campaign_body(&state, &req, payload, path.as_str()).await?;
-    let report = apply(
+    let report = apply_if(
         &state.redis,
         &state.pg,
         state.pg_query_limit,
         &campaign,
         &yaml,
         caller.user.as_str(),
+        expected.as_deref(),
     )
     .await?;
     Ok(web::Json(report))
 }
 
 /// What applying a campaign (YAML body) would change; changes nothing. `POST`
-/// serves clients that cannot send a body with `GET`.
+/// serves clients that cannot send a body with `GET`. The `ETag` is the
+/// quoted hash of the live config the plan was computed against: sent back as
+/// `If-Match` with the `PUT`, it makes the apply refuse a change made since.
 #[utoipa::path(
     method(get, post),
     path = "/v1/admin/campaigns/{id}/plan",
@@ -117,7 +157,8 @@ pub async fn put_campaign(
     request_body(content = String, content_type = "application/yaml", description = "The campaign YAML"),
     responses(
         RoleGatedProblems,
-        (status = 200, description = "The changes applying the file would make, and warnings", body = Plan),
+        (status = 200, description = "The changes applying the file would make, and warnings", body = Plan,
+            headers(("ETag" = String, description = "The quoted config hash of the live campaign planned against (absent when it is not live): the `If-Match` of the apply"))),
         (status = 422, description = "Invalid YAML, with every problem and its position, or a file whose `id` is not the path's", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -129,11 +170,15 @@ pub async fn plan(
     path: CampaignPath,
     req: HttpRequest,
     payload: web::Payload,
-) -> ApiResult<web::Json<Plan>> {
+) -> ApiResult<HttpResponse> {
     caller.require(Role::Marketing)?;
     let (campaign, _) = campaign_body(&state, &req, payload, path.as_str()).await?;
-    let (changes, _) = plan_against_live(&state.redis, &campaign).await?;
-    Ok(web::Json(changes))
+    let (changes, live): (Plan, _) = plan_against_live(&state.redis, &campaign).await?;
+    let mut res = HttpResponse::Ok();
+    if let Some(live) = live {
+        res.insert_header((header::ETAG, format!("\"{}\"", live.hash)));
+    }
+    Ok(res.json(changes))
 }
 
 /// A live campaign: its config, version, per-prize stock and releases, the
@@ -233,6 +278,13 @@ pub async fn get_live(
         .live_state(campaign)
         .await?
         .ok_or_else(|| path.not_found())?;
+    Ok(web::Json(live_campaign(campaign, live)))
+}
+
+/// The live view of `campaign` from its Redis snapshot: each prize as the draw
+/// treats it at the snapshot's instant, the budget. Also for the list of
+/// campaigns (`campaign_list.rs`).
+pub fn live_campaign(campaign: &CampaignId, live: LiveState) -> LiveCampaign {
     let inputs = pacing::Inputs::from(&live.draw);
     let unlimited_as_none = |v: Option<&i64>| v.copied().filter(|n| *n >= 0);
     let release_of = |id: &str| {
@@ -273,7 +325,7 @@ pub async fn get_live(
             left: Money::amount_of_units(inputs.budget_left().unwrap_or(0)).to_string(),
         }
     });
-    Ok(web::Json(LiveCampaign {
+    LiveCampaign {
         id: campaign.to_string(),
         version: live.version,
         as_of: pacing::rfc3339_ms(live.draw.now_ms).unwrap_or_default(),
@@ -281,7 +333,7 @@ pub async fn get_live(
         yaml: live.yaml,
         prizes,
         budget,
-    }))
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,8 @@ pub enum ApiError {
     MalformedBody(String),
     #[error("{0}")]
     InvalidQuery(String),
+    #[error("{0}")]
+    InvalidIfMatch(String),
     #[error("the request body is larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("{0}")]
@@ -162,6 +164,7 @@ impl ApiError {
             IdempotencyKeyInvalid(_) => ("idempotency_key_invalid", "Idempotency key invalid"),
             MalformedBody(_) => ("malformed_body", "Malformed body"),
             InvalidQuery(_) => ("invalid_query", "Invalid query parameter"),
+            InvalidIfMatch(_) => ("invalid_if_match", "Invalid If-Match header"),
             BodyTooLarge { .. } => ("body_too_large", "Body too large"),
             UnsupportedMediaType(_) => ("unsupported_media_type", "Unsupported media type"),
             BodyTimeout { .. } => ("body_timeout", "Body timeout"),
@@ -220,6 +223,7 @@ impl ResponseError for ApiError {
             | MalformedBody(_)
             | InvalidGrant(_)
             | InvalidQuery(_)
+            | InvalidIfMatch(_)
             | InvalidAuthorization(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

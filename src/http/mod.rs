@@ -9,6 +9,10 @@ pub mod admission;
 pub mod auth;
 /// Size-bounded body reading and the spin body's canonical form.
 pub mod body;
+/// Marketing's burn-down of a live campaign (JSON and SVG).
+pub mod burndown;
+/// Marketing's list of every campaign, live.
+pub mod campaign_list;
 /// The campaign id of a route's `{id}`.
 pub mod campaign_path;
 /// The client's view of a campaign.
@@ -65,7 +69,10 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(campaigns::get_campaign)
         .service(admin::put_campaign)
         .service(admin::get_live)
+        .service(campaign_list::list_campaigns)
         .service(admin::plan)
+        .service(burndown::get_burndown)
+        .service(burndown::get_burndown_svg)
         .service(codes::add_codes)
         .service(codes::get_codes)
         .service(codes::withdraw_codes)

@@ -73,7 +73,34 @@ pub async fn apply(
     yaml: &str,
     applied_by: &str,
 ) -> Result<ApplyReport, ApplyError> {
+    apply_if(redis, pg, pg_limit, c, yaml, applied_by, None).await
+}
+
+/// [`apply`], guarded by the hash of the live config the caller planned
+/// against (`If-Match` of the admin API): when `expected` is given and the
+/// live config's hash is not it (or the campaign is not live), nothing is
+/// applied and the answer is `Conflict`. The same hash guards the Redis
+/// script, so a change between this read and the script is a conflict too.
+pub async fn apply_if(
+    redis: &RedisStore,
+    pg: &PgPool,
+    pg_limit: std::time::Duration,
+    c: &Campaign,
+    yaml: &str,
+    applied_by: &str,
+    expected: Option<&str>,
+) -> Result<ApplyReport, ApplyError> {
     let (plan, live) = plan_against_live(redis, c).await?;
+    if let Some(expected) = expected {
+        let live_hash = live.as_ref().map(|l| l.hash.as_str());
+        if live_hash != Some(expected) {
+            return Err(ApplyError::Conflict {
+                live_hash: live_hash
+                    .unwrap_or("none: the campaign is not live")
+                    .to_owned(),
+            });
+        }
+    }
     let live_table = live
         .as_ref()
         .map(|l| l.table.as_slice())

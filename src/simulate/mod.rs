@@ -104,6 +104,24 @@ impl Options {
         m
     }
 
+    /// [`Self::model`], or with `resume` the sale as it stands at its instant:
+    /// each prize's units awarded and left, the budget spent.
+    fn model_at(&self, c: &Campaign, resume: Option<&Resume>) -> Model {
+        let mut m = self.model(c);
+        if let Some(r) = resume {
+            for p in &mut m.prizes {
+                if let Some(&(awarded, remaining)) = r.prizes.get(&p.entry.id) {
+                    p.awarded = awarded;
+                    if p.remaining.is_some() {
+                        p.remaining = Some(remaining.unwrap_or(0));
+                    }
+                }
+            }
+            m.spent = r.spent;
+        }
+        m
+    }
+
     /// Grants made in each run.
     fn grants(&self, c: &Campaign) -> u64 {
         match c.earned_spins {
@@ -111,6 +129,18 @@ impl Options {
             None => 0,
         }
     }
+}
+
+/// A sale under way, to project from ([`simulate_from`]): what the live
+/// campaign holds at `at_ms`.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// Unix ms of the instant the projection starts at.
+    pub at_ms: i64,
+    /// Per prize id: units awarded so far, and units left (None = unlimited).
+    pub prizes: BTreeMap<String, (u64, Option<u64>)>,
+    /// Value units awarded so far (`Money::units`).
+    pub spent: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -386,9 +416,29 @@ pub fn simulate(c: &Campaign, o: &Options) -> Report {
 /// [`simulate`], telling `progress` where it is every 65,536 attempts and at
 /// the end of each run.
 pub fn simulate_with_progress(c: &Campaign, o: &Options, progress: &mut dyn FnMut(Tick)) -> Report {
+    simulate_inner(c, o, None, progress)
+}
+
+/// The rest of a sale under way: [`simulate`] from `resume`'s instant to the
+/// end of the window, starting from its awards, stock left and budget spent.
+/// `o.users × o.spins_per_user` attempts arrive over the rest of the window;
+/// each shopper's own spins so far are not known, so none are counted against
+/// their limits. Every instant of the report is still counted from the
+/// start of the sale; a burn-down's first point is at `resume.at_ms`, with
+/// `stock` the units left then, and `awarded_median` counts the awards after it.
+pub fn simulate_from(c: &Campaign, o: &Options, resume: &Resume) -> Report {
+    simulate_inner(c, o, Some(resume), &mut |_| {})
+}
+
+fn simulate_inner(
+    c: &Campaign,
+    o: &Options,
+    resume: Option<&Resume>,
+    progress: &mut dyn FnMut(Tick),
+) -> Report {
     let started = Instant::now();
     let attempts = o.users.saturating_mul(o.spins_per_user).max(1);
-    let model = o.model(c);
+    let model = o.model_at(c, resume);
     let steps = Steps::new(&model, o);
     let nruns = o.runs.max(1);
     let runs: Vec<Run> = (0..nruns)
@@ -402,7 +452,7 @@ pub fn simulate_with_progress(c: &Campaign, o: &Options, progress: &mut dyn FnMu
                     attempts,
                 })
             };
-            run(c, o, attempts, seed, &steps, &mut tick)
+            run(c, o, resume, attempts, seed, &steps, &mut tick)
         })
         .collect();
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
@@ -483,7 +533,10 @@ pub fn simulate_with_progress(c: &Campaign, o: &Options, progress: &mut dyn FnMu
         .enumerate()
         .filter_map(|(i, p)| {
             let stock = p.remaining?;
-            let mut points = vec![(0.0, stock)];
+            let mut points = vec![(
+                resume.map_or(0.0, |r| secs(r.at_ms - model.starts_ms).max(0.0)),
+                stock,
+            )];
             points.extend(
                 curve(&steps.prizes[i], &|r| &r.reached[i])
                     .into_iter()
@@ -708,12 +761,15 @@ struct Run {
 fn run(
     c: &Campaign,
     o: &Options,
+    resume: Option<&Resume>,
     attempts: u64,
     seed: u64,
     steps: &Steps,
     tick: &mut dyn FnMut(u64),
 ) -> Run {
-    let mut m = o.model(c);
+    let mut m = o.model_at(c, resume);
+    // Awards before the run (a resumed sale's): the curves count those after.
+    let before: Vec<u64> = m.prizes.iter().map(|p| p.awarded).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = m.prizes.len();
     let mut users = vec![Counters::default(); o.users.max(1) as usize];
@@ -734,6 +790,12 @@ fn run(
     let mut cheapest_left = cheapest(&m);
     let mut budget_out = budget_spent(&m, cheapest_left).then_some((0, 0));
     let window = (m.ends_ms - m.starts_ms - 1) as f64;
+    // Attempts arrive from `first` (ms into the sale) to the end.
+    let first = resume.map_or(0.0, |r| ((r.at_ms - m.starts_ms) as f64).clamp(0.0, window));
+    while next_spent < steps.spent.len() && m.spent >= steps.spent[next_spent] {
+        spent_reached[next_spent] = first as i64;
+        next_spent += 1;
+    }
     let (mut drawn, mut no_spins_left, mut earned_unused) = (0u64, 0u64, 0u64);
     let mut budget_exhausted = 0u64;
     let mut grants = Grants::new(o, o.grants(c), window, seed);
@@ -741,7 +803,7 @@ fn run(
         if a & 0xFFFF == 0 && a > 0 {
             tick(a);
         }
-        let offset = (o.arrival.at(a as f64 / attempts as f64) * window) as i64;
+        let offset = (first + o.arrival.at(a as f64 / attempts as f64) * (window - first)) as i64;
         let now = m.starts_ms + offset;
         // The orders placed by now (an order comes before the spin it earns).
         if grants.next_at <= offset {
@@ -761,7 +823,9 @@ fn run(
                     let p = &m.prizes[i];
                     last_award[i] = Some(offset);
                     let levels = &steps.prizes[i];
-                    while next_level[i] < levels.len() && p.awarded >= levels[next_level[i]] {
+                    while next_level[i] < levels.len()
+                        && p.awarded - before[i] >= levels[next_level[i]]
+                    {
                         reached[i][next_level[i]] = offset;
                         next_level[i] += 1;
                     }
@@ -802,7 +866,12 @@ fn run(
         }
     }
     Run {
-        awarded: m.prizes.iter().map(|p| p.awarded).collect(),
+        awarded: m
+            .prizes
+            .iter()
+            .zip(&before)
+            .map(|(p, b)| p.awarded - b)
+            .collect(),
         ran_out,
         winners: won.iter().filter(|w| **w).count() as u64,
         reached,
@@ -937,6 +1006,7 @@ pub(crate) mod tests {
         run(
             c,
             o,
+            None,
             o.users * o.spins_per_user,
             o.seed,
             &steps,
@@ -1195,7 +1265,7 @@ pub(crate) mod tests {
             };
             let steps = Steps::new(&model, &o);
             for seed in 0..3 {
-                let r = run(&c, &o, 10_000, seed, &steps, &mut |_| {});
+                let r = run(&c, &o, None, 10_000, seed, &steps, &mut |_| {});
                 for (i, p) in model.prizes.iter().enumerate().take(3) {
                     let stock = p.configured;
                     // Every unit is a step: reached[i][k] is when unit k + 1 was awarded.
@@ -1559,5 +1629,47 @@ pub(crate) mod tests {
         assert_eq!(duration_text(0.25), "0.25 s");
         assert_eq!(duration_text(293_400.0), "81.5 h");
         assert_eq!(duration_text(31_536_000.0), "365.0 days");
+    }
+
+    #[test]
+    fn a_projection_starts_from_the_sale_as_it_stands() {
+        let c = campaign(1000, None, "");
+        let o = options(2000, 5, Arrival::Uniform);
+        let starts_ms = c.starts_at.timestamp_millis();
+        // Two days in: gold 16 of 20 awarded, silver 100 of 1500.
+        let resume = Resume {
+            at_ms: starts_ms + 2 * 86_400_000,
+            prizes: [
+                ("gold".to_owned(), (16, Some(4))),
+                ("silver".to_owned(), (100, Some(1400))),
+            ]
+            .into_iter()
+            .collect(),
+            spent: 16 * 5_000_000 + 100 * 105_000,
+        };
+        let r = simulate_from(&c, &o, &resume);
+        let gold = r.burn_down.iter().find(|b| b.id == "gold").unwrap();
+        assert_eq!(gold.stock, 4, "what is left");
+        assert_eq!(
+            gold.points[0],
+            (2.0 * 86_400.0, 4),
+            "from the resume instant"
+        );
+        assert!(
+            gold.points.iter().all(|(t, _)| *t >= 2.0 * 86_400.0),
+            "{gold:?}"
+        );
+        let awarded = r
+            .prizes
+            .iter()
+            .find(|p| p.id == "gold")
+            .unwrap()
+            .awarded_median;
+        assert!(awarded <= 4, "never more than is left: {awarded}");
+        // 10,000 attempts at 1 in 100 over two days run gold out.
+        assert_eq!(awarded, 4);
+        // Without a resume, the same options simulate the whole sale.
+        let whole = simulate(&c, &o);
+        assert_eq!(whole.burn_down[0].points[0], (0.0, 20));
     }
 }

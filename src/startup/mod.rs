@@ -94,6 +94,7 @@ impl Application {
                 .into_app()
                 .route("/openapi.json", web::get().to(openapi_json))
                 .route("/metrics", web::get().to(metrics_text))
+                .configure(crate::console::routes)
                 .default_service(web::to(fallback))
         })
         .on_connect(unread_body::on_connect)

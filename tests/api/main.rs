@@ -8,6 +8,7 @@ mod bodies;
 mod cli;
 mod cluster;
 mod codes;
+mod console;
 mod crash;
 mod dashboard;
 mod deploy_files;
