@@ -73,7 +73,8 @@ pub struct ProjectionInfo {
     pub runs: u32,
     pub seed: u64,
     /// Attempts simulated: the campaign's `expected_users` × `spins_per_user`
-    /// times the share of the window left, at most 1,000,000.
+    /// times the share of the window left, at most 1,000,000; 0 once the
+    /// window is over (every `projected` is then empty).
     pub attempts: u64,
     /// True when the expected attempts were more than 1,000,000 and fewer
     /// shoppers were simulated: the projection then undercounts awards.
@@ -123,7 +124,12 @@ fn projection_options(c: &Campaign, now_ms: i64) -> ProjectionInfo {
     let expected = (users as f64 * spins_per_user as f64 * left).round() as u64;
     let scaled = expected > MAX_PROJECTED_ATTEMPTS;
     let attempts = expected.min(MAX_PROJECTED_ATTEMPTS);
-    let users = (attempts / spins_per_user).max(1);
+    // At least one shopper while any attempt is left; none once the window is over.
+    let users = if attempts == 0 {
+        0
+    } else {
+        (attempts / spins_per_user).max(1)
+    };
     ProjectionInfo {
         users,
         spins_per_user,
@@ -153,6 +159,10 @@ async fn projection(c: Campaign, live: &LiveState) -> ApiResult<Arc<Projected>> 
     }
     let now_ms = live.draw.now_ms;
     let info = projection_options(&c, now_ms);
+    if info.attempts == 0 {
+        // The window is over: nothing left to project.
+        return Ok(Arc::new((info, BTreeMap::new())));
+    }
     let resume = Resume {
         at_ms: now_ms,
         prizes: c
@@ -493,5 +503,36 @@ mod chart {
         }
         root.present()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sale(users: u64, spins: u32) -> Campaign {
+        let yaml = format!(
+            "id: s\nname: S\nstarts_at: 2026-11-01T00:00:00Z\nends_at: 2026-11-03T00:00:00Z\n\
+             expected_users: {users}\nlimits:\n  spins_per_user: {spins}\nfallback: none\nprizes:\n\
+             \x20 - {{id: gold, name: G, weight: 1, stock: 5, value: {{amount: \"1.00\", currency: INR}}}}\n\
+             \x20 - {{id: none, name: N, weight: 9, stock: unlimited, value: {{amount: \"0\", currency: INR}}}}\n"
+        );
+        crate::campaign::parse_campaign(&yaml).unwrap()
+    }
+
+    #[test]
+    fn the_projection_takes_the_rest_of_the_expected_attempts() {
+        let c = sale(1000, 4);
+        let start = c.starts_at.timestamp_millis();
+        let day = 86_400_000;
+        let half = projection_options(&c, start + day);
+        assert_eq!((half.users, half.attempts, half.scaled), (500, 2000, false));
+        let before = projection_options(&c, start - day);
+        assert_eq!(before.attempts, 4000, "the whole sale before it starts");
+        let over = projection_options(&c, start + 3 * day);
+        assert_eq!((over.users, over.attempts), (0, 0), "nothing left");
+        let big = projection_options(&sale(10_000_000, 10), start);
+        assert!(big.scaled);
+        assert_eq!(big.attempts, MAX_PROJECTED_ATTEMPTS);
     }
 }

@@ -651,9 +651,17 @@ async function editPage() {
   let asked = 0;
   let timer = null;
   let problems = [];
+  let drawn = "";
 
   const drawGutter = () => {
     const lines = area.value.split("\n").length;
+    // Rebuilt only when the count of lines or the problems change.
+    const key = `${lines}:${problems.map((p) => p.line).join(",")}`;
+    if (key === drawn) {
+      gutter.scrollTop = area.scrollTop;
+      return;
+    }
+    drawn = key;
     const bad = new Map();
     for (const p of problems) {
       const list = bad.get(p.line) || [];
@@ -675,16 +683,14 @@ async function editPage() {
     gutter.scrollTop = area.scrollTop;
   };
 
-  const goToLine = (line, column) => {
+  const goToLine = (line) => {
     const [start, end] = lineRange(area.value, line);
-    const at = Math.min(end, start + Math.max(0, (column || 1) - 1));
     area.focus();
     area.setSelectionRange(start, end);
     // Scroll the line into view: rows are of equal height in a wrap="off" area.
     const rowHeight = area.scrollHeight / Math.max(1, area.value.split("\n").length);
     area.scrollTop = Math.max(0, (line - 3) * rowHeight);
     gutter.scrollTop = area.scrollTop;
-    area.dataset.column = String(at - start + 1);
   };
 
   const status = (kind, text) => {
@@ -702,7 +708,7 @@ async function editPage() {
           { type: "button", "data-line": p.line, "data-column": p.column },
           `${p.line}:${p.column}: ${p.message}`,
         );
-        b.addEventListener("click", () => goToLine(p.line, p.column));
+        b.addEventListener("click", () => goToLine(p.line));
         return el("li", {}, b);
       }),
     );
