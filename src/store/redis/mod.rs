@@ -23,7 +23,8 @@ pub mod table;
 use connection::{RedisConn, RedisTarget, Timeouts};
 use durability::Durability;
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -232,7 +233,9 @@ impl RedisStore {
     /// over the shared ones.
     pub fn conn(&self) -> RedisConn {
         let own = WORKER_CONN.with(|w| match &*w.borrow() {
-            Some((id, c)) if *id == self.id => Some(c.clone()),
+            Some(own) if own.store == self.id && own.ready.load(Ordering::Relaxed) => {
+                Some(own.conn.clone())
+            }
             _ => None,
         });
         own.unwrap_or_else(|| {
@@ -248,13 +251,39 @@ impl RedisStore {
     /// connection is driven by the main runtime's threads, and every call
     /// would cross threads twice (a third of the service's CPU went to those
     /// switches). On a cluster, and outside a runtime, the shared ones serve.
+    ///
+    /// It connects at once, on the worker's runtime, and serves from the
+    /// first PING it answers: until then the shared connections do, so no
+    /// request waits for a connection to be made (behind a slow network that
+    /// takes several round trips).
     pub fn bind_worker(&self) {
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
-        if let Some(c) = self.target.lazy(self.timeouts) {
-            WORKER_CONN.with(|w| *w.borrow_mut() = Some((self.id, c)));
-        }
+        let Some(conn) = self.target.lazy(self.timeouts) else {
+            return;
+        };
+        let ready = Arc::new(AtomicBool::new(false));
+        WORKER_CONN.with(|w| {
+            *w.borrow_mut() = Some(WorkerConn {
+                store: self.id,
+                conn: conn.clone(),
+                ready: ready.clone(),
+            })
+        });
+        tokio::spawn(async move {
+            let mut conn = conn;
+            // Ends once Redis answers, or with the worker's runtime.
+            loop {
+                let pong: redis::RedisResult<String> =
+                    redis::cmd("PING").query_async(&mut conn).await;
+                if pong.is_ok() {
+                    ready.store(true, Ordering::Relaxed);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     /// A slot for one Redis call of an API request, or [`StoreError::Overloaded`]
@@ -315,9 +344,17 @@ impl RedisStore {
     }
 }
 
+/// The connection of an HTTP worker's thread (`RedisStore::bind_worker`).
+struct WorkerConn {
+    /// The id of the store it belongs to.
+    store: u64,
+    conn: RedisConn,
+    /// Redis has answered on it: it serves the worker's calls.
+    ready: Arc<AtomicBool>,
+}
+
 thread_local! {
-    /// The connection of this thread's HTTP worker, with the id of its store.
-    static WORKER_CONN: std::cell::RefCell<Option<(u64, RedisConn)>> =
+    static WORKER_CONN: std::cell::RefCell<Option<WorkerConn>> =
         const { std::cell::RefCell::new(None) };
 }
 
