@@ -76,9 +76,6 @@ impl Application {
         );
         let background = state.clone();
         let mut server = HttpServer::new(move || {
-            // Runs on each worker's thread: its Redis calls get a connection
-            // that thread drives (RedisStore::bind_worker).
-            state.redis.bind_worker();
             App::new()
                 .wrap(from_fn(per_ip))
                 .wrap(from_fn(observe))

@@ -57,36 +57,26 @@ impl RedisTarget {
     pub async fn shared(&self, t: Timeouts) -> RedisResult<RedisConn> {
         match self {
             RedisTarget::Single(client) => {
-                let config = Self::manager_config(t);
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(t.response))
+                    .set_connection_timeout(Some(t.connect))
+                    .set_number_of_retries(1);
                 let first =
                     ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-                Ok(RedisConn::Managed(Managed::new(client, config, t, first)))
+                Ok(RedisConn::Managed(Managed(Arc::new(ManagedInner {
+                    client: client.clone(),
+                    config,
+                    deadline: t.response,
+                    current: RwLock::new(first),
+                    born: Instant::now(),
+                    silent_since_ms: AtomicU64::new(0),
+                }))))
             }
             RedisTarget::Cluster(client) => match self.cluster(client, t).await? {
                 RedisConn::Cluster(c, _) => Ok(RedisConn::Cluster(c, Some(t.response))),
                 other => Ok(other),
             },
         }
-    }
-
-    /// A shared connection to one server that connects on its first call, on
-    /// the runtime making that call: made on an HTTP worker, its socket is then
-    /// driven by that worker's thread (see `RedisStore::bind_worker`). `None`
-    /// on a cluster, whose connections are made up front.
-    pub fn lazy(&self, t: Timeouts) -> Option<RedisConn> {
-        let RedisTarget::Single(client) = self else {
-            return None;
-        };
-        let config = Self::manager_config(t);
-        let first = ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).ok()?;
-        Some(RedisConn::Managed(Managed::new(client, config, t, first)))
-    }
-
-    fn manager_config(t: Timeouts) -> ConnectionManagerConfig {
-        ConnectionManagerConfig::new()
-            .set_response_timeout(Some(t.response))
-            .set_connection_timeout(Some(t.connect))
-            .set_number_of_retries(1)
     }
 
     /// A connection of its own (the settler's, whose reads block): a failure
@@ -163,22 +153,6 @@ struct ManagedInner {
 pub const SILENCE: u32 = 2;
 
 impl Managed {
-    fn new(
-        client: &redis::Client,
-        config: ConnectionManagerConfig,
-        t: Timeouts,
-        first: ConnectionManager,
-    ) -> Self {
-        Managed(Arc::new(ManagedInner {
-            client: client.clone(),
-            config,
-            deadline: t.response,
-            current: RwLock::new(first),
-            born: Instant::now(),
-            silent_since_ms: AtomicU64::new(0),
-        }))
-    }
-
     fn manager(&self) -> ConnectionManager {
         self.0
             .current

@@ -1,10 +1,10 @@
 //! Redis: the live state of every campaign and the atomic draw.
 //!
-//! Spins go through multiplexed connections (`ConnectionManager`, one per HTTP
-//! worker, or a few cluster connections when `cluster_nodes` is set): the
-//! script calls of concurrent spins are pipelined on them, which is what lets
-//! one Redis core serve tens of thousands of draws a second. Admin work uses
-//! the same connections; nothing on this path blocks a connection.
+//! Spins go through a few multiplexed connections (`ConnectionManager`, or a
+//! cluster connection when `cluster_nodes` is set): the script calls of
+//! concurrent spins are pipelined on them, which is what lets one Redis core
+//! serve tens of thousands of draws a second. Admin work uses the same
+//! connections; nothing on this path blocks a connection.
 
 pub mod apply;
 pub mod codes;
@@ -23,8 +23,7 @@ pub mod table;
 use connection::{RedisConn, RedisTarget, Timeouts};
 use durability::Durability;
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -40,9 +39,7 @@ pub struct RedisSettings {
     /// talks to the cluster and finds the other nodes itself.
     #[serde(default, deserialize_with = "seed_list")]
     pub cluster_nodes: Vec<SecretString>,
-    /// Multiplexed connections shared by this process's work outside the HTTP
-    /// workers (and, on a cluster, by every call); on one server each HTTP
-    /// worker has a connection of its own besides (`RedisStore::bind_worker`).
+    /// Multiplexed connections shared by all requests of this process.
     #[serde(default = "default_connections")]
     pub connections: usize,
     /// A Redis call slower than this fails and the client gets 503 (and may retry
@@ -175,10 +172,6 @@ impl From<redis::RedisError> for StoreError {
 
 /// The Redis side of a running service.
 pub struct RedisStore {
-    /// Tells this store's worker connections from another's (tests run
-    /// several servers in one process).
-    id: u64,
-    timeouts: Timeouts,
     target: RedisTarget,
     connections: Vec<RedisConn>,
     next: AtomicUsize,
@@ -205,10 +198,7 @@ impl RedisStore {
             connections.push(c);
         }
         let max_in_flight = settings.max_in_flight.max(1);
-        static STORES: AtomicU64 = AtomicU64::new(0);
         let store = RedisStore {
-            id: STORES.fetch_add(1, Ordering::Relaxed),
-            timeouts: settings.timeouts(),
             target,
             connections,
             next: AtomicUsize::new(0),
@@ -228,62 +218,10 @@ impl RedisStore {
         &self.target
     }
 
-    /// A connection for one call: on an HTTP worker bound by
-    /// [`RedisStore::bind_worker`], the worker's own; elsewhere round-robin
-    /// over the shared ones.
+    /// A connection for one call; round-robin over the shared ones.
     pub fn conn(&self) -> RedisConn {
-        let own = WORKER_CONN.with(|w| match &*w.borrow() {
-            Some(own) if own.store == self.id && own.ready.load(Ordering::Relaxed) => {
-                Some(own.conn.clone())
-            }
-            _ => None,
-        });
-        own.unwrap_or_else(|| {
-            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-            self.connections[i].clone()
-        })
-    }
-
-    /// Gives the calling thread (an actix worker, each running its own
-    /// single-threaded runtime) a connection of its own, made on its first
-    /// call from this thread: the worker then writes to and reads from its
-    /// socket itself, and a spin's reply wakes no other thread. A shared
-    /// connection is driven by the main runtime's threads, and every call
-    /// would cross threads twice (a third of the service's CPU went to those
-    /// switches). On a cluster, and outside a runtime, the shared ones serve.
-    ///
-    /// It connects at once, on the worker's runtime, and serves from the
-    /// first PING it answers: until then the shared connections do, so no
-    /// request waits for a connection to be made (behind a slow network that
-    /// takes several round trips).
-    pub fn bind_worker(&self) {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return;
-        }
-        let Some(conn) = self.target.lazy(self.timeouts) else {
-            return;
-        };
-        let ready = Arc::new(AtomicBool::new(false));
-        WORKER_CONN.with(|w| {
-            *w.borrow_mut() = Some(WorkerConn {
-                store: self.id,
-                conn: conn.clone(),
-                ready: ready.clone(),
-            })
-        });
-        tokio::spawn(async move {
-            let mut conn = conn;
-            // Ends once Redis answers, or with the worker's runtime.
-            loop {
-                let pong: redis::RedisResult<String> =
-                    redis::cmd("PING").query_async(&mut conn).await;
-                if pong.is_ok() {
-                    ready.store(true, Ordering::Relaxed);
-                    return;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
     }
 
     /// A slot for one Redis call of an API request, or [`StoreError::Overloaded`]
@@ -342,20 +280,6 @@ impl RedisStore {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         Ok(())
     }
-}
-
-/// The connection of an HTTP worker's thread (`RedisStore::bind_worker`).
-struct WorkerConn {
-    /// The id of the store it belongs to.
-    store: u64,
-    conn: RedisConn,
-    /// Redis has answered on it: it serves the worker's calls.
-    ready: Arc<AtomicBool>,
-}
-
-thread_local! {
-    static WORKER_CONN: std::cell::RefCell<Option<WorkerConn>> =
-        const { std::cell::RefCell::new(None) };
 }
 
 /// Field `name` of an INFO reply, or `unknown`.
