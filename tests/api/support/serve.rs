@@ -89,6 +89,24 @@ impl Serve {
         err
     }
 
+    /// The CPU time the process has used so far, all its threads, user and
+    /// system (`/proc/PID/stat`, in clock ticks of `getconf CLK_TCK`, 10 ms).
+    /// Unlike the wall-clock time of a request, it does not grow while other
+    /// processes hold the cores.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // After the command name in parentheses: state, then fields 4..; utime
+        // and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64)
+    }
+
     /// Sends `signal` (a name `kill` knows, e.g. `INT`, `TERM`) to the process.
     pub fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
@@ -126,6 +144,15 @@ impl Serve {
         }
         out
     }
+}
+
+/// `getconf CLK_TCK`: the unit of the times in `/proc/PID/stat`.
+fn clock_ticks_per_second() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    })
 }
 
 impl Drop for Serve {
