@@ -92,7 +92,8 @@ wide_campaign() {
 
 # bench_stores PORT DATABASE WORK: what the ledger benchmarks start from:
 # PostgreSQL running, a fresh Redis on PORT (data in WORK/redis), the database
-# dropped and created again, the release build in $bin, REDIS_URL and
+# dropped and created again, the release build in $bin (or the build
+# PW_BENCH_BIN names, without building), REDIS_URL and
 # DATABASE_URL set, migrations applied. The caller sets its own EXIT trap.
 bench_stores() {
     pw_ensure_packages
@@ -102,8 +103,12 @@ bench_stores() {
     pw_start_redis "$1" "$3/redis"
     psql -q -X -h 127.0.0.1 -p "$PW_PG_PORT" -U postgres -d postgres -c "DROP DATABASE IF EXISTS $2 WITH (FORCE)"
     pw_create_database "$2"
-    cargo build --release --locked -q
-    bin="$PW_ROOT/target/release/prizewheel"
+    if [[ -n ${PW_BENCH_BIN:-} ]]; then
+        bin="$PW_BENCH_BIN"
+    else
+        cargo build --release --locked -q
+        bin="$PW_ROOT/target/release/prizewheel"
+    fi
     export REDIS_URL="redis://127.0.0.1:$1"
     export DATABASE_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/$2"
     "$bin" migrate >/dev/null

@@ -5,6 +5,10 @@
 #
 #   bash bench/settle.sh            # ROWS=1000000 by default
 #   HOOK_CONCURRENCY=64 bash bench/settle.sh   # the endpoint's concurrency (default 8)
+#   PW_BENCH_BIN=/path/to/prizewheel bash bench/settle.sh   # another build's settler
+#   PW_BENCH_REDIS_PORT, PW_BENCH_HOOK_PORT, PW_BENCH_SETTLE_DB: its Redis port
+#   (6393), the receiver's port (8097) and database (prizewheel_bench_settle),
+#   for a run beside another one
 #
 # 1. Fills a campaign's results stream with ROWS spin entries and times
 #    `prizewheel settle` until every entry is settled and acknowledged (no
@@ -36,7 +40,7 @@ rows="${ROWS:-1000000}"
 port="${PW_BENCH_REDIS_PORT:-6393}"
 hook_port="${PW_BENCH_HOOK_PORT:-8097}"
 hook_conc="${HOOK_CONCURRENCY:-8}"
-db=prizewheel_bench_settle
+db="${PW_BENCH_SETTLE_DB:-prizewheel_bench_settle}"
 work="$PW_ROOT/target/bench-settle"
 mkdir -p "$work"
 psql_db=(psql -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PW_PG_PORT" -U postgres -d "$db")

@@ -33,6 +33,9 @@ const COLUMNS: i16 = 15;
 /// encode (`sqlx::Error::Encode`, a data error like the `UNNEST` path's).
 pub fn rewards(campaign: &str, rewards: &[&Reward]) -> Result<Vec<u8>, sqlx::Error> {
     let mut buf = PgArgumentBuffer::default();
+    // About what a row takes (~150 bytes and its text), so the buffer does not
+    // grow by copying as it fills.
+    buf.reserve(32 + rewards.len() * 224);
     // Signature, flags (no OIDs), header extension length.
     buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     buf.extend_from_slice(&0i32.to_be_bytes());
@@ -46,7 +49,16 @@ pub fn rewards(campaign: &str, rewards: &[&Reward]) -> Result<Vec<u8>, sqlx::Err
         value(&mut buf, &r.amount)?;
         value(&mut buf, &r.currency.as_str())?;
         value(&mut buf, &r.r)?;
-        value(&mut buf, &r.stream.to_string())?;
+        // `ms-seq`, written in place (a String per row otherwise).
+        let at = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        {
+            use std::io::Write;
+            let text: &mut Vec<u8> = &mut buf;
+            write!(text, "{}", r.stream).expect("writes to a Vec");
+        }
+        let len = (buf.len() - at - 4) as i32;
+        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
         value(&mut buf, &r.stream.ms)?;
         value(&mut buf, &r.stream.seq)?;
         value(&mut buf, &r.config_version)?;

@@ -83,15 +83,17 @@ pub fn parse(id: &str, fields: &Fields) -> Entry {
 fn parse_inner(id: &str, f: &Fields) -> Result<Entry, String> {
     let stream = StreamId::parse(id).ok_or_else(|| format!("bad stream id `{id}`"))?;
     // A dozen fields: a linear scan beats building a map.
-    let text = |k: &str| -> Result<String, String> {
+    // Borrowed: only what the entry keeps is copied.
+    let field = |k: &str| -> Result<&str, String> {
         let (_, v) = f
             .iter()
             .find(|(name, _)| name.as_slice() == k.as_bytes())
             .ok_or_else(|| format!("missing field `{k}`"))?;
-        String::from_utf8(v.clone()).map_err(|_| format!("`{k}` is not UTF-8"))
+        std::str::from_utf8(v).map_err(|_| format!("`{k}` is not UTF-8"))
     };
+    let text = |k: &str| field(k).map(str::to_owned);
     let int = |k: &str| -> Result<i64, String> {
-        text(k)?
+        field(k)?
             .parse()
             .map_err(|_| format!("`{k}` is not an integer"))
     };
@@ -100,7 +102,7 @@ fn parse_inner(id: &str, f: &Fields) -> Result<Entry, String> {
             .single()
             .ok_or("time out of range".to_owned())
     };
-    match text("type")?.as_str() {
+    match field("type")? {
         "spin" => {
             let r = int("r")?;
             if !(0..1 << 53).contains(&r) {
@@ -119,11 +121,11 @@ fn parse_inner(id: &str, f: &Fields) -> Result<Entry, String> {
                 return Err("`currency` is not a 3-letter code".into());
             }
             Ok(Entry::Spin(Reward {
-                spin_id: Uuid::parse_str(&text("spin")?)
+                spin_id: Uuid::parse_str(field("spin")?)
                     .map_err(|_| "`spin` is not a UUID".to_owned())?,
                 user_id: text("user")?,
                 prize_id: text("prize")?,
-                amount: text("amount")?
+                amount: field("amount")?
                     .parse()
                     .map_err(|_| "`amount` is not a decimal".to_owned())?,
                 currency,
@@ -135,7 +137,7 @@ fn parse_inner(id: &str, f: &Fields) -> Result<Entry, String> {
                 spun_at: millis(int("t")?)?,
                 // Optional: only a win of a code prize carries one.
                 code: text("code").ok(),
-                exhausted: text("last").is_ok_and(|l| l == "1"),
+                exhausted: field("last").is_ok_and(|l| l == "1"),
             }))
         }
         "grant" => {

@@ -14,6 +14,7 @@ mod copy;
 pub mod dead;
 pub mod entry;
 pub mod ledger;
+pub mod reader;
 pub mod stream;
 
 use crate::store::redis::connection::{RedisConn, RedisTarget, Timeouts};
@@ -200,6 +201,30 @@ struct CampaignSettler {
     consumer: String,
 }
 
+/// Where a settler reads its stream from (`CampaignSettler::source`).
+enum Source {
+    Own(Box<reader::Reader>),
+    Crate(RedisConn),
+}
+
+impl Source {
+    /// Up to `batch_size` entries of `s`'s stream for its consumer, from
+    /// `from` (`"0"`: its own pending ones; `">"`: new ones, waiting up to
+    /// `block_ms`).
+    async fn read(
+        &mut self,
+        s: &CampaignSettler,
+        from: &str,
+        block_ms: Option<u64>,
+    ) -> redis::RedisResult<Vec<stream::RawEntry>> {
+        let n = s.settings.batch_size;
+        match self {
+            Source::Own(r) => r.read(&s.stream, &s.consumer, from, n, block_ms).await,
+            Source::Crate(c) => stream::read(c, &s.stream, &s.consumer, from, n, block_ms).await,
+        }
+    }
+}
+
 /// Why a step failed: a store is unavailable (back off and retry).
 #[derive(Debug, thiserror::Error)]
 enum StepError {
@@ -237,14 +262,31 @@ impl CampaignSettler {
         Ok(self.client.dedicated(timeouts).await?)
     }
 
+    /// Where this settler reads its stream: a reader of its own that parses
+    /// the replies itself on a single server (`reader.rs`), the crate's
+    /// connection otherwise.
+    fn source(&self, conn: &RedisConn) -> Source {
+        let own = match &self.client {
+            RedisTarget::Single(client) => {
+                reader::Reader::new(client, Duration::from_secs(2), Duration::from_millis(5_000))
+            }
+            RedisTarget::Cluster(_) => None,
+        };
+        match own {
+            Some(r) => Source::Own(Box::new(r)),
+            None => Source::Crate(conn.clone()),
+        }
+    }
+
     /// Own pending entries first, then idle ones of others, then new ones; returns
     /// on shutdown, or with the error that stopped it.
     async fn follow(&self, shutdown: &mut Shutdown) -> Result<(), StepError> {
         let mut conn = self.connect().await?;
         stream::ensure_group(&mut conn, &self.stream).await?;
+        let mut source = self.source(&conn);
         let n = self.settings.batch_size;
         loop {
-            let own = stream::read(&mut conn, &self.stream, &self.consumer, "0", n, None).await?;
+            let own = source.read(self, "0", None).await?;
             if own.is_empty() {
                 break;
             }
@@ -292,32 +334,18 @@ impl CampaignSettler {
             let batch = match ahead.take() {
                 Some(b) => b,
                 None => {
-                    stream::read(
-                        &mut conn,
-                        &self.stream,
-                        &self.consumer,
-                        ">",
-                        n,
-                        Some(self.settings.batch_wait_ms),
-                    )
-                    .await?
+                    source
+                        .read(self, ">", Some(self.settings.batch_wait_ms))
+                        .await?
                 }
             };
             if !batch.is_empty() {
                 // Write this batch while reading the next: PostgreSQL and Redis
                 // work at the same time. Entries read ahead are pending on this
                 // consumer, so a crash here loses nothing.
-                let mut reader = conn.clone();
                 let (settled, next) = tokio::join!(
                     self.settle(&mut conn, batch),
-                    stream::read(
-                        &mut reader,
-                        &self.stream,
-                        &self.consumer,
-                        ">",
-                        n,
-                        Some(self.settings.batch_wait_ms)
-                    ),
+                    source.read(self, ">", Some(self.settings.batch_wait_ms)),
                 );
                 settled?;
                 ahead = Some(next?);
@@ -368,7 +396,7 @@ impl CampaignSettler {
             tracing::error!(campaign.id = %self.campaign, stream.id = %id, reason = %reason, "unsettleable entry moved to the dead-letter stream");
             stream::dead_letter(conn, &self.dead, id, reason, fields).await?;
         }
-        let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+        let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
         stream::ack(conn, &self.stream, &ids).await?;
         tracing::debug!(
             campaign.id = %self.campaign,

@@ -145,7 +145,7 @@ pub async fn claim_idle(
 pub async fn ack(
     conn: &mut impl ConnectionLike,
     stream: &str,
-    ids: &[String],
+    ids: &[impl redis::ToRedisArgs + Sync],
 ) -> redis::RedisResult<()> {
     if ids.is_empty() {
         return Ok(());

@@ -30,6 +30,7 @@ mod reapply;
 mod recovery;
 mod settle;
 mod settle_copy;
+mod settle_reader;
 mod spins;
 mod support;
 mod telemetry;
