@@ -159,6 +159,9 @@ impl From<redis::RedisError> for StoreError {
                 e.kind(),
                 redis::ErrorKind::Server(
                     S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly
+                        // A script flushed again while it was being reloaded
+                        // (scripts.rs).
+                        | S::NoScript
                 )
             )
             || e.code() == Some("OOM");

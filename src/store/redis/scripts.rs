@@ -97,8 +97,19 @@ impl RedisStore {
             script = name
         );
         let started = Instant::now();
-        let reply = inv.invoke_async(conn).instrument(span).await;
+        let mut reply = inv.invoke_async(conn).instrument(span.clone()).await;
+        // The crate loads a script Redis does not know and sends it again; a
+        // SCRIPT FLUSH landing between the two gets one more try here (and,
+        // should it happen again, a 503: see `StoreError::from`).
+        if matches!(&reply, Err(e) if is_no_script(e)) {
+            reply = inv.invoke_async(conn).instrument(span).await;
+        }
         crate::telemetry::metrics().script(name, started.elapsed().as_secs_f64());
         Ok(reply?)
     }
+}
+
+/// Redis answered NOSCRIPT: it does not know the script (flushed or restarted).
+fn is_no_script(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
