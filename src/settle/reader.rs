@@ -11,14 +11,10 @@
 //! read that fails, times out or is dropped half-way drops the socket (the
 //! next read connects again): a reply is never taken for another's.
 
-use super::stream::{Fields, RawEntry};
+use super::stream::{Fields, RawEntry, read_command};
 use redis::{ConnectionAddr, ErrorKind, RedisError, RedisResult};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// The consumer group every settler joins (`stream::GROUP`, which this file
-/// does not import: the two files of a folder may not call each other).
-const GROUP: &str = "settlers";
 
 trait Socket: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for T {}
@@ -66,16 +62,7 @@ impl Reader {
         count: usize,
         block_ms: Option<u64>,
     ) -> RedisResult<Vec<RawEntry>> {
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(GROUP)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count);
-        if let Some(ms) = block_ms {
-            cmd.arg("BLOCK").arg(ms);
-        }
-        cmd.arg("STREAMS").arg(stream).arg(from);
+        let cmd = read_command(stream, consumer, from, count, block_ms);
         let wait = self.response_timeout + Duration::from_millis(block_ms.unwrap_or(0));
         let reply = self.request(&cmd, wait).await?;
         let out = entries(&self.buf[..reply]);

@@ -30,16 +30,16 @@ pub async fn ensure_group(conn: &mut impl ConnectionLike, stream: &str) -> redis
     }
 }
 
-/// Reads up to `count` entries for `consumer`: `from = "0"` re-reads its own
-/// pending entries, `">"` new ones (waiting up to `block_ms`).
-pub async fn read(
-    conn: &mut impl ConnectionLike,
+/// `XREADGROUP GROUP settlers <consumer> COUNT <count> [BLOCK <ms>] STREAMS
+/// <stream> <from>`: the read of [`read`] and of the settler's own reader
+/// (`reader.rs`).
+pub fn read_command(
     stream: &str,
     consumer: &str,
     from: &str,
     count: usize,
     block_ms: Option<u64>,
-) -> redis::RedisResult<Vec<RawEntry>> {
+) -> redis::Cmd {
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP")
         .arg(GROUP)
@@ -50,8 +50,23 @@ pub async fn read(
         cmd.arg("BLOCK").arg(ms);
     }
     cmd.arg("STREAMS").arg(stream).arg(from);
+    cmd
+}
+
+/// Reads up to `count` entries for `consumer`: `from = "0"` re-reads its own
+/// pending entries, `">"` new ones (waiting up to `block_ms`).
+pub async fn read(
+    conn: &mut impl ConnectionLike,
+    stream: &str,
+    consumer: &str,
+    from: &str,
+    count: usize,
+    block_ms: Option<u64>,
+) -> redis::RedisResult<Vec<RawEntry>> {
     // [[stream, [entry, …]]] or nil; walked by hand to avoid a map per entry.
-    let reply: Value = cmd.query_async(conn).await?;
+    let reply: Value = read_command(stream, consumer, from, count, block_ms)
+        .query_async(conn)
+        .await?;
     let mut out = Vec::new();
     if let Value::Array(streams) = reply {
         for s in streams {
