@@ -52,7 +52,12 @@ async fn the_reader_reads_what_the_crate_reads() {
         .await
         .unwrap();
     assert_eq!((first.len(), second.len()), (1000, 1000));
-    assert!(first.last().unwrap().0 < second[0].0, "in stream order");
+    // As ids, not strings: "5-999" sorts after "5-1000" as text.
+    let id = |e: &RawEntry| prizewheel::domain::StreamId::parse(&e.0).unwrap();
+    assert!(
+        id(first.last().unwrap()) < id(&second[0]),
+        "in stream order"
+    );
     // One pending entry deleted: both give it without fields.
     let _: i64 = redis::cmd("XDEL")
         .arg(&key)
@@ -141,6 +146,21 @@ async fn the_batch_read_ahead_is_not_acked_or_lost_when_the_write_fails() {
     let (proxy, pg) = crate::support::proxy::postgres_behind_proxy(&app.db.url).await;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(settler(&pg, "ahead").run(stopped));
+    // Cut nothing before the settler follows the campaign (it lists campaigns
+    // in PostgreSQL, then makes the group): a cut before that would leave no
+    // group to look at, and no batch in flight to test.
+    let started = std::time::Instant::now();
+    while lag(&app, &spec.id)
+        .await
+        .last_delivered
+        .is_none_or(|d| d.ms == 0)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the settler read nothing in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut conn = app.redis.conn();
     let mut outages = 0;
     let mut checks = 0;
