@@ -51,6 +51,9 @@ pub fn to_json(c: &Campaign) -> Value {
             json!({ "amount": b.amount.to_string(), "currency": b.currency.as_str() }),
         );
     }
+    if c.pools != 1 {
+        map.insert("pools".into(), json!(c.pools));
+    }
     if let Some(Value::Array(prizes)) = map.get_mut("prizes") {
         for (json, p) in prizes.iter_mut().zip(&c.prizes) {
             if let (true, Some(obj)) = (p.release.is_paced(), json.as_object_mut()) {

@@ -6,7 +6,7 @@ use super::model::{
     Campaign, EarnedSpins, Expiry, Limits, MAX_EXACT, Prize, Release, ReleaseStep, Stock,
 };
 use super::tree::{self, Diagnostic, Node, Value};
-use crate::domain::{CampaignId, Currency, Money, PrizeId, truncate_for_message};
+use crate::domain::{CampaignId, Currency, Money, Pool, PrizeId, truncate_for_message};
 use chrono::{DateTime, Utc};
 
 const CAMPAIGN_KEYS: &[&str] = &[
@@ -22,6 +22,7 @@ const CAMPAIGN_KEYS: &[&str] = &[
     "fallback",
     "prizes",
     "expected_users",
+    "pools",
 ];
 const LIMIT_KEYS: &[&str] = &["spins_per_user", "spins_per_user_per_day"];
 const EARNED_KEYS: &[&str] = &["free", "expire"];
@@ -108,6 +109,9 @@ fn campaign(root: &Node, p: &mut Problems) -> Option<Campaign> {
         .map_or(Some(DEFAULT_EXPECTED_USERS), |n| {
             integer(n, "expected_users", 1, 10_000_000_000, p)
         });
+    let pools = f.get("pools").map_or(Some(1), |n| {
+        integer(n, "pools", 1, u64::from(Pool::MAX_COUNT), p).map(|n| n as u32)
+    });
     let budget = match f.get("budget") {
         None => Some(None),
         Some(n) => money(n, "`budget`", p).map(Some),
@@ -143,6 +147,7 @@ fn campaign(root: &Node, p: &mut Problems) -> Option<Campaign> {
         fallback: fallback?,
         prizes: prizes?,
         expected_users: expected_users?,
+        pools: pools?,
     })
 }
 
@@ -959,6 +964,27 @@ prizes:
         assert!(c.paused);
         assert_eq!(c.expected_users, 5000);
         assert_eq!(c.timezone, chrono_tz::Asia::Kolkata);
+        assert_eq!(c.pools, 1);
+        let pooled = VALID.replace("timezone: UTC\n", "timezone: UTC\npools: 3\n");
+        assert_eq!(parse_campaign(&pooled).unwrap().pools, 3);
+        for (pools, says) in [
+            ("0", "`pools` must be between 1 and 64"),
+            ("65", "`pools` must be between 1 and 64"),
+            ("two", "`pools` must be an integer"),
+        ] {
+            let bad = VALID.replace(
+                "timezone: UTC\n",
+                &format!("timezone: UTC\npools: {pools}\n"),
+            );
+            let problems = parse_campaign(&bad).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].message.contains(says), "{problems:?}");
+            assert_eq!(
+                (problems[0].line, problems[0].column),
+                (4, 8),
+                "{problems:?}"
+            );
+        }
         let bad = VALID.replace("timezone: UTC\n", "timezone: UTC\npaused: maybe\n");
         assert!(
             parse_campaign(&bad).unwrap_err()[0]

@@ -7,6 +7,7 @@ pub mod days;
 mod fields;
 pub mod load;
 pub mod model;
+pub mod pools;
 pub mod tree;
 
 pub use load::parse_campaign;

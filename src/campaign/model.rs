@@ -31,6 +31,10 @@ pub struct Campaign {
     /// How many distinct users marketing expects; sizes the Redis buckets once,
     /// at the first apply.
     pub expected_users: u64,
+    /// The sub-pools the campaign's state is split into, each a complete
+    /// campaign state in its own cluster slot (`domain::Pool`); fixed at the
+    /// first apply. 1: the campaign is one state, as before pools existed.
+    pub pools: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]

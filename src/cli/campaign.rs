@@ -236,6 +236,23 @@ fn table(r: &Report) -> String {
             p.ran_out_at_spin.map_or("-".into(), |s| s.to_string()),
         );
     }
+    if r.pools > 1 {
+        out += &format!(
+            "pools: {}, each with its share of every prize; a pool that has given out its share falls back \
+             while others still have units (no mover is simulated)\n",
+            r.pools
+        );
+        for p in &r.prizes {
+            if let (Some(s), Some(left)) = (p.first_pool_out_at_secs, p.left_in_other_pools) {
+                out += &format!(
+                    "  {}: the first pool runs out (med) at {} (+{}), {left} unit(s) left in the others\n",
+                    p.id,
+                    local((s * 1000.0) as i64),
+                    duration_text(s)
+                );
+            }
+        }
+    }
     for id in &r.codes_not_given {
         out += &format!(
             "warning: code prize {id} simulated with 0 codes, so it awards nothing: \

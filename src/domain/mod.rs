@@ -5,6 +5,7 @@ pub mod context;
 mod idempotency_key;
 mod ids;
 mod money;
+mod pool;
 mod stream_id;
 
 pub use idempotency_key::IdempotencyKey;
@@ -12,4 +13,5 @@ pub use ids::{
     CampaignId, PrizeId, UserId, is_control_or_separator, shorten, truncate_for_message,
 };
 pub use money::{Currency, Money};
+pub use pool::Pool;
 pub use stream_id::StreamId;

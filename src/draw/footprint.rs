@@ -102,8 +102,8 @@ pub async fn grant_each(
 /// Measures the campaign's per-user, per-record and per-grant state as it is now.
 pub async fn measure(store: &RedisStore, campaign: &CampaignId) -> Result<Footprint, StoreError> {
     let mut conn = store.conn();
-    let prefix = CampaignKeys::pattern(campaign);
-    let prefix = prefix.trim_end_matches('*');
+    let keys = CampaignKeys::new(campaign);
+    let prefix = keys.prefix();
     let mut f = Footprint::default();
     for (kind, pattern) in [
         ("u", format!("{prefix}u:*")),
@@ -219,10 +219,8 @@ pub async fn measure_codes(
     prize: &PrizeId,
 ) -> Result<CodeFootprint, StoreError> {
     let mut conn = store.conn();
-    let (pool, awarded) = (
-        CampaignKeys::code_pool(campaign, prize.as_str()),
-        CampaignKeys::new(campaign).codes_awarded,
-    );
+    let keys = CampaignKeys::new(campaign);
+    let (pool, awarded) = (keys.code_pool(prize.as_str()), keys.codes_awarded);
     let (pool_bytes, pooled, awarded_bytes, awarded): (Option<u64>, u64, Option<u64>, u64) =
         redis::pipe()
             .cmd("MEMORY")

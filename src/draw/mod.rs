@@ -41,6 +41,13 @@ pub fn user_hash(user: &str) -> u32 {
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
+/// Picks the user's pool in a campaign of several (`domain::Pool::of_hash`):
+/// other bits than [`user_hash`]'s, so that the users of one pool still
+/// spread over all of its buckets.
+pub fn pool_hash(user: &str) -> u64 {
+    u64::from_be_bytes(digest8(&[b"pool", user.as_bytes()]))
+}
+
 /// Names the idempotency record of (`user`, `key`) in its bucket hash.
 pub fn record_field(user: &str, key: &str) -> [u8; 8] {
     digest8(&[b"record", user.as_bytes(), key.as_bytes()])
@@ -72,4 +79,30 @@ pub async fn spin(
         context,
     };
     Ok(redis.spin(&call).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Pool;
+
+    /// Users of one pool still fill every bucket of it evenly: the pool and
+    /// the bucket come from independent hashes.
+    #[test]
+    fn a_pools_users_spread_over_all_its_buckets() {
+        let (pools, buckets) = (3u32, 8u64);
+        let mut seen = vec![vec![0u32; buckets as usize]; pools as usize];
+        for i in 0..24_000 {
+            let user = format!("user-{i}");
+            let pool = Pool::of_hash(pool_hash(&user), pools).unwrap();
+            let bucket = u64::from(user_hash(&user)) % buckets;
+            seen[pool.index() as usize][bucket as usize] += 1;
+        }
+        // 1,000 expected per cell; 6 standard deviations is about ±190.
+        for row in &seen {
+            for &n in row {
+                assert!((800..1200).contains(&n), "{seen:?}");
+            }
+        }
+    }
 }

@@ -466,7 +466,7 @@ pub async fn reconcile(
         dead_letters,
         meta,
         codes: code_snapshot,
-    } = redis_snapshot(&mut conn, &k, campaign).await?;
+    } = redis_snapshot(&mut conn, &k).await?;
     let (table, made_grants, made_revocations, config, value_awarded) = meta;
     let Some(table) = table else {
         return Ok(None);
@@ -877,7 +877,6 @@ fn next_reply<T: redis::FromRedisValue>(
 async fn redis_snapshot(
     conn: &mut (impl redis::aio::ConnectionLike + Send),
     k: &CampaignKeys,
-    campaign: &CampaignId,
 ) -> Result<RedisSnapshot, ReconcileError> {
     let (awarded_set, stats_key) = (&k.codes_awarded, &k.codes_stats);
     let fields: Vec<String> = redis::cmd("HKEYS").arg(stats_key).query_async(conn).await?;
@@ -902,7 +901,7 @@ async fn redis_snapshot(
             .scard(awarded_set)
             .hgetall(stats_key);
         for p in &pools {
-            pipe.scard(CampaignKeys::code_pool(campaign, p));
+            pipe.scard(k.code_pool(p));
         }
         let reply: Vec<redis::Value> = pipe.query_async(conn).await?;
         let mut it = reply.into_iter();

@@ -342,7 +342,9 @@ impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
         match e {
             ApplyError::Conflict { .. } => ApiError::ApplyConflict(e.to_string()),
-            ApplyError::ExpireFixed { .. } => ApiError::ApplyRefused(e.to_string()),
+            ApplyError::ExpireFixed { .. } | ApplyError::PoolsNotApplied { .. } => {
+                ApiError::ApplyRefused(e.to_string())
+            }
             ApplyError::Redis(s) => s.into(),
             ApplyError::NotRecorded { .. } | ApplyError::NotRecovered { .. } => {
                 ApiError::Unavailable(e.into())

@@ -187,7 +187,7 @@ async fn rebuild(
     };
     for users in forgotten_users.chunks(USERS_PER_QUERY) {
         let events = user_events(pg, pg_limit, campaign, users).await?;
-        let fixes = live.fixes(campaign, &events, known, &versions);
+        let fixes = live.fixes(&k, &events, known, &versions);
         report.forgotten += events
             .in_order()
             .iter()
@@ -580,7 +580,7 @@ impl Live {
     /// Redis kept.
     fn fixes(
         &self,
-        campaign: &CampaignId,
+        k: &CampaignKeys,
         events: &UserEvents,
         known: StreamId,
         versions: &[(StreamId, Option<EarnedSpins>)],
@@ -614,7 +614,7 @@ impl Live {
                         && let Some(&position) = self.position.get(&d.prize_id)
                     {
                         out.records.push(RecordFix {
-                            key: CampaignKeys::records(campaign, utc_day, bucket),
+                            key: k.records(utc_day, bucket),
                             field: record_field(user, &d.idempotency_key),
                             record: pack_record(
                                 &fingerprint(&canonical_context(d.context.as_deref())),
@@ -633,7 +633,7 @@ impl Live {
                     let left = c.spins_left_on(self.limit, self.daily_limit, earned, day);
                     granted_left.insert(&g.grant_id, left);
                     if at > known {
-                        out.grants.push(self.grant_record(campaign, g, left, None));
+                        out.grants.push(self.grant_record(k, g, left, None));
                     }
                 }
                 Event::Revoke(g, _) => {
@@ -650,7 +650,7 @@ impl Live {
                         );
                         let left = granted_left.get(g.grant_id.as_str()).copied().unwrap_or(0);
                         out.grants
-                            .push(self.grant_record(campaign, g, left, Some(recorded)));
+                            .push(self.grant_record(k, g, left, Some(recorded)));
                     }
                 }
             }
@@ -674,7 +674,7 @@ impl Live {
     /// marks it, with the split the ledger holds).
     fn grant_record(
         &self,
-        campaign: &CampaignId,
+        k: &CampaignKeys,
         g: &GrantRow,
         left: u64,
         revoked: Option<(u8, u8, u8)>,
@@ -690,7 +690,7 @@ impl Live {
         r.extend_from_slice(&user_hash(&g.user_id).to_be_bytes());
         r.extend_from_slice(g.user_id.as_bytes());
         GrantRecordFix {
-            key: CampaignKeys::grants(campaign, u64::from(grant_hash(&g.grant_id)) % self.buckets),
+            key: k.grants(u64::from(grant_hash(&g.grant_id)) % self.buckets),
             field: g.grant_id.clone(),
             record: r,
         }

@@ -21,6 +21,12 @@ pub enum ApplyError {
         "`earned_spins.expire` is `{live}` on the live campaign and cannot change: users' earned spins are counted by that rule"
     )]
     ExpireFixed { live: String },
+    /// Sub-pools are planned and simulated, not yet drawn (docs/ARCHITECTURE.md,
+    /// "Sub-pools").
+    #[error(
+        "`pools: {pools}` cannot be applied by this version: it plans and simulates sub-pools, but their draws, settlement and recovery are not built yet; apply with pools: 1"
+    )]
+    PoolsNotApplied { pools: u32 },
     #[error(transparent)]
     Redis(#[from] StoreError),
     /// Redis has the new version but PostgreSQL could not record it; applying the
@@ -90,6 +96,9 @@ pub async fn apply_if(
     applied_by: &str,
     expected: Option<&str>,
 ) -> Result<ApplyReport, ApplyError> {
+    if c.pools != 1 {
+        return Err(ApplyError::PoolsNotApplied { pools: c.pools });
+    }
     let (plan, live) = plan_against_live(redis, c).await?;
     if let Some(expected) = expected {
         let live_hash = live.as_ref().map(|l| l.hash.as_str());

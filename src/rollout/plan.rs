@@ -5,7 +5,7 @@
 use crate::campaign::days::day_starts;
 use crate::campaign::model::{Campaign, Prize, Release, Stock};
 use crate::campaign::parse_campaign;
-use crate::domain::Money;
+use crate::domain::{Money, Pool};
 use crate::draw::release::{self, Window};
 use crate::store::redis::live::LiveState;
 use chrono::{DateTime, Utc};
@@ -82,6 +82,9 @@ pub fn plan(new: &Campaign, live: Option<&LiveState>, now: DateTime<Utc>) -> Pla
                     .note(format!("at most {} {} of prizes", b.amount, b.currency)),
             );
         }
+        if new.pools > 1 {
+            changes.push(Change::new("add", "pools").note(pool_shares(new)));
+        }
         let curve = Curve::of(new, now);
         changes.extend(
             new.prizes
@@ -117,6 +120,12 @@ pub fn plan(new: &Campaign, live: Option<&LiveState>, now: DateTime<Utc>) -> Pla
 /// and every spin refused as ended.
 fn warnings(new: &Campaign, now: DateTime<Utc>) -> Vec<String> {
     let mut out = Vec::new();
+    if new.pools > 1 {
+        out.push(format!(
+            "pools: {} is planned and simulated by this version but not applied: `apply` takes pools: 1 until the draws, settlement and recovery of sub-pools are built",
+            new.pools
+        ));
+    }
     if new.ends_at <= now {
         out.push(format!(
             "the window ended at {} (it is now {}): every spin will be refused as ended",
@@ -125,6 +134,31 @@ fn warnings(new: &Campaign, now: DateTime<Utc>) -> Vec<String> {
         ));
     }
     out
+}
+
+/// How the stock and the budget are shared out among the pools, e.g.
+/// `3 pools, each a shopper's whole state; gold 6/7/7; budget 3333.3334/3333.3333/3333.3333 INR`
+/// (gold: 20 units, budget: 10000 INR).
+fn pool_shares(c: &Campaign) -> String {
+    let shares: Vec<Campaign> = Pool::all(c.pools).map(|p| c.pool_share(p)).collect();
+    let mut parts = vec![format!("{} pools, each a shopper's whole state", c.pools)];
+    for (i, p) in c.prizes.iter().enumerate() {
+        if let Stock::Limited(_) = p.stock {
+            let units: Vec<String> = shares
+                .iter()
+                .map(|s| s.prizes[i].stock.to_string())
+                .collect();
+            parts.push(format!("{} {}", p.id, units.join("/")));
+        }
+    }
+    if let Some(b) = &c.budget {
+        let amounts: Vec<String> = shares
+            .iter()
+            .filter_map(|s| s.budget.as_ref().map(|m| m.amount.normalize().to_string()))
+            .collect();
+        parts.push(format!("budget {} {}", amounts.join("/"), b.currency));
+    }
+    parts.join("; ")
 }
 
 /// Earned spins turned on or off, or their free spins changed; a changed
@@ -390,6 +424,13 @@ fn diff(
     );
     earned_spins(old, new, out);
     budget(old, new, live, out);
+    if old.pools != new.pools {
+        out.push(
+            Change::new("change", "pools")
+                .values(old.pools, new.pools)
+                .note("refused on a live campaign: its pools are fixed at the first apply (every shopper's state lives in the pool their id maps to)"),
+        );
+    }
     if old.expected_users != new.expected_users {
         out.push(
             Change::new("change", "expected_users")
@@ -708,6 +749,37 @@ mod tests {
         assert_eq!(
             change(&p, "prizes.gold").note.as_deref(),
             Some("weight 1, stock 100, value 5.00 INR, release per_day 5: 15 released now")
+        );
+    }
+
+    #[test]
+    fn pools_show_their_shares_and_are_fixed_once_live() {
+        let budget = "budget: { amount: \"500.01\", currency: INR }\n";
+        let pooled = yaml("    stock: 100\n", &format!("pools: 3\n{budget}"));
+        let p = plan(&campaign(&pooled), None, day3());
+        assert_eq!(
+            change(&p, "pools").note.as_deref(),
+            Some(
+                "3 pools, each a shopper's whole state; gold 33/34/33; budget 166.67/166.67/166.67 INR"
+            )
+        );
+        assert!(p.warnings.iter().any(|w| w.contains("not applied")), "{p}");
+        // One pool: no change, no warning, the hash of the file without the key.
+        let single = yaml("    stock: 100\n", budget);
+        let explicit = yaml("    stock: 100\n", &format!("pools: 1\n{budget}"));
+        let p = plan(&campaign(&explicit), Some(&live(&single, 0, 0)), day3());
+        assert!(
+            p.unchanged && p.changes.is_empty() && p.warnings.is_empty(),
+            "{p}"
+        );
+        let p = plan(&campaign(&pooled), Some(&live(&single, 0, 0)), day3());
+        let c = change(&p, "pools");
+        assert_eq!((c.from.as_deref(), c.to.as_deref()), (Some("1"), Some("3")));
+        assert!(
+            c.note
+                .as_deref()
+                .unwrap()
+                .starts_with("refused on a live campaign")
         );
     }
 }

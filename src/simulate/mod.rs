@@ -15,8 +15,11 @@
 
 pub mod plot;
 pub mod progress;
+mod wheel;
 
 use crate::campaign::model::{Campaign, EarnedSpins, Expiry, Release, Stock};
+use crate::campaign::pools::{BUDGET_SALT, prize_salt};
+use crate::domain::Pool;
 use crate::draw::model::{Counters, Model, day_index};
 use crate::draw::release::{Window, next_release, released};
 use crate::store::redis::spin::Rejection;
@@ -28,6 +31,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
+use wheel::Wheel;
 
 /// How spins arrive over the campaign window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -122,6 +126,38 @@ impl Options {
         m
     }
 
+    /// The model of each pool of `c` at the start of a run, in pool order:
+    /// its share of the first apply, of the codes loaded and, with `resume`,
+    /// of the sale as it stands (a pool's own counts are not known to the
+    /// projection, so it takes its share of the campaign's). Of a campaign of
+    /// one pool, [`Self::model_at`].
+    fn pool_models(&self, c: &Campaign, resume: Option<&Resume>) -> Vec<Model> {
+        if c.pools <= 1 || c.pools > Pool::MAX_COUNT {
+            return vec![self.model_at(c, resume)];
+        }
+        Pool::all(c.pools)
+            .map(|pool| {
+                let mut m = Model::new(&c.pool_share(pool));
+                for (id, &n) in &self.codes {
+                    m.load_codes(id, pool.share(n, prize_salt(id)));
+                }
+                if let Some(r) = resume {
+                    for p in &mut m.prizes {
+                        if let Some(&(awarded, remaining)) = r.prizes.get(&p.entry.id) {
+                            let salt = prize_salt(&p.entry.id);
+                            p.awarded = pool.share(awarded, salt);
+                            if p.remaining.is_some() {
+                                p.remaining = Some(pool.share(remaining.unwrap_or(0), salt));
+                            }
+                        }
+                    }
+                    m.spent = pool.share(r.spent, BUDGET_SALT);
+                }
+                m
+            })
+            .collect()
+    }
+
     /// Grants made in each run.
     fn grants(&self, c: &Campaign) -> u64 {
         match c.earned_spins {
@@ -168,6 +204,14 @@ pub struct PrizeOutcome {
     pub ran_out_at_secs: Option<f64>,
     /// The same instant in the campaign's time zone (RFC 3339).
     pub ran_out_at: Option<String>,
+    /// With `pools` above 1, over the runs in which a pool gave out its share
+    /// of the prize: the median time into the sale (seconds) at which the
+    /// first pool did, from when that pool's shoppers no longer win it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_pool_out_at_secs: Option<f64>,
+    /// ... and the median units the other pools still had then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_in_other_pools: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -256,6 +300,10 @@ pub struct Report {
     /// The window, RFC 3339 in the campaign's time zone.
     pub starts_at: String,
     pub ends_at: String,
+    /// The campaign's sub-pools (only when above 1: `PrizeOutcome` then says
+    /// when the first pool ran out of each prize).
+    #[serde(skip_serializing_if = "is_one")]
+    pub pools: u32,
     pub users: u64,
     pub attempts_per_run: u64,
     pub arrival: Arrival,
@@ -468,6 +516,9 @@ fn simulate_inner(
         .map(|(i, p)| {
             let ran: Vec<(u64, i64)> = runs.iter().filter_map(|r| r.ran_out[i]).collect();
             let ran_ms = (!ran.is_empty()).then(|| median_i64(ran.iter().map(|r| r.1).collect()));
+            let pool_out: Vec<(i64, u64)> = runs.iter().filter_map(|r| r.pool_out[i]).collect();
+            let pool_out_ms =
+                (!pool_out.is_empty()).then(|| median_i64(pool_out.iter().map(|r| r.0).collect()));
             PrizeOutcome {
                 id: p.entry.id.clone(),
                 stock: p.remaining,
@@ -482,6 +533,9 @@ fn simulate_inner(
                     .then(|| median(ran.iter().map(|r| r.0).collect())),
                 ran_out_at_secs: ran_ms.map(|ms| ms as f64 / 1000.0),
                 ran_out_at: ran_ms.map(at),
+                first_pool_out_at_secs: pool_out_ms.map(|ms| ms as f64 / 1000.0),
+                left_in_other_pools: (!pool_out.is_empty())
+                    .then(|| median(pool_out.iter().map(|r| r.1).collect())),
             }
         })
         .collect();
@@ -607,6 +661,7 @@ fn simulate_inner(
         timezone: tz.name().to_owned(),
         starts_at: rfc3339(c.starts_at.with_timezone(&tz)),
         ends_at: rfc3339(c.ends_at.with_timezone(&tz)),
+        pools: c.pools,
         users: o.users,
         attempts_per_run: attempts,
         arrival: o.arrival,
@@ -733,6 +788,9 @@ struct Run {
     awarded: Vec<u64>,
     /// (attempt number, ms into the sale) when each prize ran out.
     ran_out: Vec<Option<(u64, i64)>>,
+    /// With pools: (ms into the sale, units the other pools still had) when
+    /// the first pool ran out of each prize.
+    pool_out: Vec<Option<(i64, u64)>>,
     winners: u64,
     /// Per prize, ms into the sale at which its awarded count reached each of
     /// its [`Steps`] ([`NEVER`] if it did not).
@@ -767,14 +825,17 @@ fn run(
     steps: &Steps,
     tick: &mut dyn FnMut(u64),
 ) -> Run {
-    let mut m = o.model_at(c, resume);
+    let mut w = Wheel::new(o.pool_models(c, resume));
+    let n = w.config().prizes.len();
     // Awards before the run (a resumed sale's): the curves count those after.
-    let before: Vec<u64> = m.prizes.iter().map(|p| p.awarded).collect();
+    let before: Vec<u64> = (0..n).map(|i| w.awarded(i)).collect();
+    let mut awarded = before.clone();
+    let mut spent = w.spent();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = m.prizes.len();
     let mut users = vec![Counters::default(); o.users.max(1) as usize];
     let mut won = vec![false; users.len()];
     let mut ran_out = vec![None; n];
+    let mut pool_out = vec![None; n];
     let mut reached: Vec<Vec<i64>> = steps.prizes.iter().map(|l| vec![NEVER; l.len()]).collect();
     let mut next_level = vec![0usize; n];
     let mut last_award = vec![None; n];
@@ -782,17 +843,33 @@ fn run(
     let mut next_spent = 0usize;
     let mut last_spend = None;
     // The prizes whose draws change a curve: stock-bounded or worth something.
-    let tracked: Vec<bool> = m
+    let tracked: Vec<bool> = w
+        .config()
         .prizes
         .iter()
         .map(|p| p.remaining.is_some() || p.entry.v.is_some_and(|v| v > 0))
         .collect();
-    let mut cheapest_left = cheapest(&m);
-    let mut budget_out = budget_spent(&m, cheapest_left).then_some((0, 0));
-    let window = (m.ends_ms - m.starts_ms - 1) as f64;
+    // Per pool: the cheapest prize it still has, and whether its budget can
+    // pay for it; the campaign's budget is out once every pool's is.
+    let mut cheapest_left: Vec<Option<u64>> = (0..w.count()).map(|k| cheapest(w.pool(k))).collect();
+    let mut pool_budget_out: Vec<bool> = (0..w.count())
+        .map(|k| budget_spent(w.pool(k), cheapest_left[k]))
+        .collect();
+    let mut budget_out = pool_budget_out.iter().all(|&b| b).then_some((0, 0));
+    let window = (w.config().ends_ms - w.config().starts_ms - 1) as f64;
+    let starts_ms = w.config().starts_ms;
     // Attempts arrive from `first` (ms into the sale) to the end.
-    let first = resume.map_or(0.0, |r| ((r.at_ms - m.starts_ms) as f64).clamp(0.0, window));
-    while next_spent < steps.spent.len() && m.spent >= steps.spent[next_spent] {
+    let first = resume.map_or(0.0, |r| ((r.at_ms - starts_ms) as f64).clamp(0.0, window));
+    // A pool whose share of a prize is none from the start (fewer units than
+    // pools) is out of it from the first attempt.
+    for (i, out) in pool_out.iter_mut().enumerate() {
+        let left = w.remaining(i).unwrap_or(0);
+        let a_pool_is_out = (0..w.count()).any(|k| w.pool(k).prizes[i].remaining == Some(0));
+        if w.count() > 1 && left > 0 && a_pool_is_out {
+            *out = Some((first as i64, left));
+        }
+    }
+    while next_spent < steps.spent.len() && spent >= steps.spent[next_spent] {
         spent_reached[next_spent] = first as i64;
         next_spent += 1;
     }
@@ -804,43 +881,58 @@ fn run(
             tick(a);
         }
         let offset = (first + o.arrival.at(a as f64 / attempts as f64) * (window - first)) as i64;
-        let now = m.starts_ms + offset;
+        let now = starts_ms + offset;
         // The orders placed by now (an order comes before the spin it earns).
         if grants.next_at <= offset {
-            earned_unused += grants.make_until(&m, &mut users, offset);
+            earned_unused += grants.make_until(w.config(), &mut users, offset);
         }
         let u = (rng.next_u64() % users.len() as u64) as usize;
         let r = rng.next_u64() >> 11;
+        let k = w.pool_of(u);
+        let m = w.pool_mut(k);
+        let spent_before = m.spent;
         match m.decide(&mut users[u], now, r) {
             Ok((i, _)) => {
                 drawn += 1;
+                awarded[i] += 1;
                 if i != m.fallback {
                     won[u] = true;
                 }
                 // Most draws are of an unlimited prize worth nothing (the
                 // fallback): nothing to record.
                 if tracked[i] {
-                    let p = &m.prizes[i];
+                    spent += m.spent - spent_before;
+                    let pool_ran_out = m.prizes[i].remaining == Some(0);
+                    let valued = m.prizes[i].entry.v.is_some_and(|v| v > 0);
                     last_award[i] = Some(offset);
                     let levels = &steps.prizes[i];
                     while next_level[i] < levels.len()
-                        && p.awarded - before[i] >= levels[next_level[i]]
+                        && awarded[i] - before[i] >= levels[next_level[i]]
                     {
                         reached[i][next_level[i]] = offset;
                         next_level[i] += 1;
                     }
-                    if p.remaining == Some(0) && ran_out[i].is_none() {
-                        ran_out[i] = Some((a + 1, offset));
-                        cheapest_left = cheapest(&m);
+                    if pool_ran_out {
+                        cheapest_left[k] = cheapest(w.pool(k));
+                        let left = w.remaining(i).unwrap_or(0);
+                        if pool_out[i].is_none() && w.count() > 1 {
+                            pool_out[i] = Some((offset, left));
+                        }
+                        if left == 0 && ran_out[i].is_none() {
+                            ran_out[i] = Some((a + 1, offset));
+                        }
                     }
-                    if m.prizes[i].entry.v.is_some_and(|v| v > 0) {
+                    if valued {
                         last_spend = Some(offset);
-                        while next_spent < steps.spent.len() && m.spent >= steps.spent[next_spent] {
+                        while next_spent < steps.spent.len() && spent >= steps.spent[next_spent] {
                             spent_reached[next_spent] = offset;
                             next_spent += 1;
                         }
-                        if budget_out.is_none() && budget_spent(&m, cheapest_left) {
-                            budget_out = Some((a + 1, offset));
+                        if !pool_budget_out[k] && budget_spent(w.pool(k), cheapest_left[k]) {
+                            pool_budget_out[k] = true;
+                            if budget_out.is_none() && pool_budget_out.iter().all(|&b| b) {
+                                budget_out = Some((a + 1, offset));
+                            }
                         }
                     }
                 }
@@ -852,27 +944,23 @@ fn run(
     }
     tick(attempts);
     // The orders after the last attempt, then what is left in every pool.
-    if let Some(e) = m.earned {
-        earned_unused += grants.make_until(&m, &mut users, i64::MAX - 1);
+    if let Some(e) = w.config().earned {
+        earned_unused += grants.make_until(w.config(), &mut users, i64::MAX - 1);
         earned_unused += users
             .iter()
             .filter_map(|c| c.earned.map(|p| u64::from(c.balance(e, p.day).1)))
             .sum::<u64>();
     }
     // A prize configured with no stock ran out before the first spin.
-    for (i, p) in m.prizes.iter().enumerate() {
-        if p.remaining == Some(0) && ran_out[i].is_none() {
-            ran_out[i] = Some((0, 0));
+    for (i, r) in ran_out.iter_mut().enumerate() {
+        if w.remaining(i) == Some(0) && r.is_none() {
+            *r = Some((0, 0));
         }
     }
     Run {
-        awarded: m
-            .prizes
-            .iter()
-            .zip(&before)
-            .map(|(p, b)| p.awarded - b)
-            .collect(),
+        awarded: awarded.iter().zip(&before).map(|(a, b)| a - b).collect(),
         ran_out,
+        pool_out,
         winners: won.iter().filter(|w| **w).count() as u64,
         reached,
         last_award,
@@ -880,11 +968,15 @@ fn run(
         no_spins_left,
         earned_unused,
         budget_exhausted,
-        spent: m.spent,
+        spent,
         budget_out,
         spent_reached,
         last_spend,
     }
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn median(mut v: Vec<u64>) -> u64 {
@@ -986,7 +1078,7 @@ pub(crate) mod tests {
         crate::campaign::parse_campaign(&yaml).unwrap()
     }
 
-    fn options(users: u64, spins_per_user: u64, arrival: Arrival) -> Options {
+    pub(super) fn options(users: u64, spins_per_user: u64, arrival: Arrival) -> Options {
         Options {
             users,
             spins_per_user,

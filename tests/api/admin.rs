@@ -127,6 +127,23 @@ async fn admin_needs_the_marketing_role_and_valid_yaml() {
     let r = put(&app, &spec.id, "x".repeat(300 * 1024), &["marketing"]).await;
     assert_eq!(r.status(), 413);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "body_too_large");
+
+    // Sub-pools are planned and simulated, not applied yet: refused, and
+    // nothing is live afterwards.
+    let pooled = spec.yaml().replacen('\n', "\npools: 3\n", 1);
+    let r = put(&app, &spec.id, pooled, &["marketing"]).await;
+    assert_eq!(r.status(), 409);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "apply_refused");
+    assert!(p["detail"].as_str().unwrap().contains("`pools: 3`"), "{p}");
+    let r = app
+        .client
+        .get(format!("{}/v1/admin/campaigns/{}", app.address, spec.id))
+        .bearer_auth(token("mallory-marketing", &["marketing"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
 
 /// PostgreSQL vanishes while an apply records its version (the connection never

@@ -6,8 +6,16 @@ use std::process::Command;
 use std::time::Duration;
 
 fn prizewheel(args: &[&str]) -> (i32, String, String) {
+    prizewheel_with(args, &[])
+}
+
+/// `prizewheel ARGS` from the repository's root with `env` set: its exit
+/// code, stdout and stderr.
+fn prizewheel_with(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_prizewheel"))
         .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     (
@@ -228,20 +236,8 @@ async fn plan_and_apply_warn_of_a_window_that_has_ended() {
     use crate::support::helpers::{Spec, TempDir, TestDb, redis_url};
     let db = TestDb::new().await;
     let dir = TempDir::new();
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_prizewheel"))
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("REDIS_URL", redis_url())
-            .env("DATABASE_URL", &db.url)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let stores = [("REDIS_URL", redis_url()), ("DATABASE_URL", db.url.clone())];
+    let run = |args: &[&str]| prizewheel_with(args, &stores);
     let mut spec = Spec::new("ended");
     let now = chrono::Utc::now();
     spec.starts_at = (now - chrono::Duration::days(3)).to_rfc3339();
@@ -364,5 +360,56 @@ fn simulate_takes_the_codes_of_a_code_prize() {
         assert!(out.is_empty(), "{args:?}: {out}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(path) && err.contains(says), "{args:?}: {err}");
+    }
+}
+
+/// `pools: 3`: `plan` shows how the stock is shared out and warns that this
+/// version does not apply it; `apply` refuses it in one line, exit 1, and
+/// leaves nothing behind; `simulate --json` draws the three pools.
+#[tokio::test]
+async fn pools_are_planned_and_simulated_but_not_applied() {
+    use crate::support::helpers::{Spec, TempDir, TestDb, redis_url};
+    let db = TestDb::new().await;
+    let dir = TempDir::new();
+    let stores = [("REDIS_URL", redis_url()), ("DATABASE_URL", db.url.clone())];
+    let run = |args: &[&str]| prizewheel_with(args, &stores);
+    let spec = Spec::new("pooled");
+    let yaml = spec.yaml().replacen('\n', "\npools: 3\n", 1);
+    let file = dir.0.join("pooled.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let path = file.to_str().unwrap();
+
+    let (code, out, err) = run(&["campaign", "plan", path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("3 pools, each a shopper's whole state; "),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: pools: 3 is planned and simulated"),
+        "{out}"
+    );
+
+    let (code, out, err) = run(&["campaign", "apply", path, "--by", "test"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("`pools: 3` cannot be applied by this version"),
+        "{err}"
+    );
+    let (_, out, _) = run(&["campaign", "plan", path]);
+    assert!(
+        out.starts_with(&format!("campaign {}: not applied yet;", spec.id)),
+        "{out}"
+    );
+
+    let (code, out, err) = run(&["campaign", "simulate", path, "--json", "--users", "300"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["pools"], 3, "{out}");
+    for p in report["prizes"].as_array().unwrap() {
+        if let Some(stock) = p["stock"].as_u64() {
+            assert!(p["awarded_median"].as_u64().unwrap() <= stock, "{p}");
+        }
     }
 }

@@ -216,7 +216,7 @@ async fn three_replicas_on_a_cluster_never_oversell_and_settle_everything() {
             .unwrap();
         let id = CampaignId::parse(&spec.id).unwrap();
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(CampaignKeys::pattern(&id))
+            .arg(CampaignKeys::new(&id).pattern())
             .query(&mut c)
             .unwrap();
         let _: () = redis::cmd("DEL").arg(keys).query(&mut c).unwrap();
@@ -438,7 +438,7 @@ async fn a_code_prize_on_campaigns_of_different_shards() {
             .unwrap();
         let id = CampaignId::parse(&spec.id).unwrap();
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(CampaignKeys::pattern(&id))
+            .arg(CampaignKeys::new(&id).pattern())
             .query(&mut c)
             .unwrap();
         let _: () = redis::cmd("DEL").arg(keys).query(&mut c).unwrap();

@@ -691,10 +691,7 @@ async fn forgotten_grants_and_revocations_are_rebuilt_from_the_ledger() {
     let mut records = 0;
     for b in 0..nb {
         let n: u64 = redis::cmd("HLEN")
-            .arg(CampaignKeys::grants(
-                &CampaignId::parse(&spec.id).unwrap(),
-                b,
-            ))
+            .arg(CampaignKeys::new(&CampaignId::parse(&spec.id).unwrap()).grants(b))
             .query(&mut conn)
             .unwrap();
         records += n;

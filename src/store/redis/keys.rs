@@ -1,7 +1,9 @@
 //! The Redis key layout of a campaign (docs/ARCHITECTURE.md, "Redis keys").
 //!
-//! Every key of campaign `C` starts with `pw:{C}:`; the `{C}` hash tag puts all of
-//! them in one cluster slot so a script can touch them together.
+//! Every key of a pool of campaign `C` starts with `pw:{T}:`, where `T` is the
+//! pool's tag (`C` for a campaign of one pool, `C~i` for pool `i` of several:
+//! `domain::Pool`); the `{T}` hash tag puts all of a pool's keys in one cluster
+//! slot so a script can touch them together. The table says `{C}` for `{T}`.
 //!
 //! | key                      | type       | holds                                         |
 //! |--------------------------|------------|-----------------------------------------------|
@@ -21,7 +23,7 @@
 //! | `pw:{C}:codes-withdrawn` | set        | every code withdrawn                          |
 //! | `pw:{C}:codes-stats`     | hash       | `<prize>:loaded`, `<prize>:withdrawn`         |
 
-use crate::domain::CampaignId;
+use crate::domain::{CampaignId, Pool};
 
 #[derive(Debug, Clone)]
 pub struct CampaignKeys {
@@ -35,11 +37,19 @@ pub struct CampaignKeys {
     pub codes_awarded: String,
     pub codes_withdrawn: String,
     pub codes_stats: String,
+    /// `pw:{T}:`, which every key of the pool starts with.
+    prefix: String,
 }
 
 impl CampaignKeys {
+    /// The keys of a campaign of one pool (tag `{C}`).
     pub fn new(id: &CampaignId) -> Self {
-        let p = format!("pw:{{{id}}}:");
+        Self::of(id, Pool::ONLY)
+    }
+
+    /// The keys of pool `pool` of campaign `id`.
+    pub fn of(id: &CampaignId, pool: Pool) -> Self {
+        let p = format!("pw:{{{}}}:", pool.tag(id));
         CampaignKeys {
             meta: format!("{p}meta"),
             stock: format!("{p}stock"),
@@ -51,38 +61,44 @@ impl CampaignKeys {
             codes_awarded: format!("{p}codes-awarded"),
             codes_withdrawn: format!("{p}codes-withdrawn"),
             codes_stats: format!("{p}codes-stats"),
+            prefix: p,
         }
     }
 
     /// The bucket hash of user counters for bucket `b`.
-    pub fn users(id: &CampaignId, b: u64) -> String {
-        format!("pw:{{{id}}}:u:{b}")
+    pub fn users(&self, b: u64) -> String {
+        format!("{}u:{b}", self.prefix)
     }
 
     /// The grant records of bucket `b`.
-    pub fn grants(id: &CampaignId, b: u64) -> String {
-        format!("pw:{{{id}}}:g:{b}")
+    pub fn grants(&self, b: u64) -> String {
+        format!("{}g:{b}", self.prefix)
     }
 
     /// The idempotency records of UTC day `utc_day` (days since the epoch), bucket `b`.
-    pub fn records(id: &CampaignId, utc_day: i64, b: u64) -> String {
-        format!("pw:{{{id}}}:i:{utc_day}:{b}")
+    pub fn records(&self, utc_day: i64, b: u64) -> String {
+        format!("{}i:{utc_day}:{b}", self.prefix)
     }
 
     /// The release schedule of prize `prize` (score: instant in ms, member:
     /// units released by then).
-    pub fn release(id: &CampaignId, prize: &str) -> String {
-        format!("pw:{{{id}}}:rel:{prize}")
+    pub fn release(&self, prize: &str) -> String {
+        format!("{}rel:{prize}", self.prefix)
     }
 
     /// The pool of codes of prize `prize` (lua/codes.lua, lua/spin.lua).
-    pub fn code_pool(id: &CampaignId, prize: &str) -> String {
-        format!("pw:{{{id}}}:codes:{prize}")
+    pub fn code_pool(&self, prize: &str) -> String {
+        format!("{}codes:{prize}", self.prefix)
     }
 
-    /// Pattern matching every key of the campaign (for tests and tooling).
-    pub fn pattern(id: &CampaignId) -> String {
-        format!("pw:{{{id}}}:*")
+    /// Pattern matching every key of the pool (for tests and tooling).
+    pub fn pattern(&self) -> String {
+        format!("{}*", self.prefix)
+    }
+
+    /// `pw:{T}:`, which every key of the pool starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 }
 
@@ -111,6 +127,19 @@ mod tests {
         let k = CampaignKeys::new(&CampaignId::parse("diwali-2026").unwrap());
         assert_eq!(k.meta, "pw:{diwali-2026}:meta");
         assert_eq!(k.results, "pw:{diwali-2026}:results");
+        assert_eq!(k.users(3), "pw:{diwali-2026}:u:3");
+        assert_eq!(k.records(20_000, 3), "pw:{diwali-2026}:i:20000:3");
+        assert_eq!(k.pattern(), "pw:{diwali-2026}:*");
+    }
+
+    #[test]
+    fn a_pool_of_several_has_its_own_tag() {
+        let id = CampaignId::parse("diwali-2026").unwrap();
+        let k = CampaignKeys::of(&id, Pool::new(2, 3).unwrap());
+        assert_eq!(k.meta, "pw:{diwali-2026~2}:meta");
+        assert_eq!(k.code_pool("gold"), "pw:{diwali-2026~2}:codes:gold");
+        assert_eq!(k.release("gold"), "pw:{diwali-2026~2}:rel:gold");
+        assert_eq!(k.grants(0), "pw:{diwali-2026~2}:g:0");
     }
 
     #[test]

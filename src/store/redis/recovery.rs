@@ -120,9 +120,10 @@ pub async fn restore_counters<C: ConnectionLike>(
     id: &CampaignId,
     fixes: &[CounterFix],
 ) -> Result<i64, StoreError> {
-    let mut inv = call(&CampaignKeys::new(id), "counters");
+    let k = CampaignKeys::new(id);
+    let mut inv = call(&k, "counters");
     for f in fixes {
-        inv.arg(CampaignKeys::users(id, f.bucket))
+        inv.arg(k.users(f.bucket))
             .arg(&f.user)
             .arg(f.total)
             .arg(f.day_count)

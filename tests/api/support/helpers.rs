@@ -293,7 +293,7 @@ impl Drop for TestApp {
         {
             for id in ids {
                 let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(CampaignKeys::pattern(&id))
+                    .arg(CampaignKeys::new(&id).pattern())
                     .query(&mut c)
                     .unwrap_or_default();
                 if !keys.is_empty() {
