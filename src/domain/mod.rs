@@ -13,5 +13,5 @@ pub use ids::{
     CampaignId, PrizeId, UserId, is_control_or_separator, shorten, truncate_for_message,
 };
 pub use money::{Currency, Money};
-pub use pool::Pool;
+pub use pool::{Pool, SLOTS, cluster_slot};
 pub use stream_id::StreamId;

@@ -3,8 +3,10 @@
 //! (docs/ARCHITECTURE.md, "Sub-pools").
 //!
 //! A campaign of `count` pools keeps pool `i`'s state under the hash tag
-//! `{C~i}`; a campaign of one pool keeps it under `{C}`, as before pools
-//! existed. (`~` is not allowed in a campaign id, so the tag is unambiguous.)
+//! `{C~i~s}`, placed in the `i`-th `1/count` of the cluster's slots
+//! ([`Pool::tag`]); a campaign of one pool keeps it under `{C}`, as before
+//! pools existed. (`~` is not allowed in a campaign id, so a tag is
+//! unambiguous.)
 //! Every quantity the campaign shares out (a prize's stock, its release
 //! curve, the budget) is divided by [`Pool::share`], whose parts sum to the
 //! whole to the unit.
@@ -60,13 +62,38 @@ impl Pool {
         self.count
     }
 
-    /// The Redis hash tag of this pool of campaign `id`, without the braces.
+    /// The Redis hash tag of this pool of campaign `id`, without the braces:
+    /// `C` for the only pool, else `C~i~s`, with `s` the first number that
+    /// puts the tag's cluster slot in the pool's own `1/count` of the slot
+    /// space ([`Pool::slot_range`]). A cluster made by `redis-cli --cluster
+    /// create` gives each primary an equal run of slots, so `count` pools over
+    /// as many primaries (or a multiple) land one (or as many) on each.
     pub fn tag(self, id: &CampaignId) -> String {
         if self.count == 1 {
-            id.as_str().to_owned()
-        } else {
-            format!("{id}~{}", self.index)
+            return id.as_str().to_owned();
         }
+        let range = self.slot_range();
+        // About `count` tries on average; 2^20 misses in a row would take a
+        // CRC16 far from uniform, and then the last one tried serves.
+        let mut tag = String::new();
+        for salt in 0..(1u32 << 20) {
+            tag = format!("{id}~{}~{salt}", self.index);
+            if range.contains(&cluster_slot(&tag)) {
+                break;
+            }
+        }
+        tag
+    }
+
+    /// The cluster slots this pool's tag is placed in: the middle half of the
+    /// pool's own `1/count` of 0..16384, clear of its edges, where a cluster's
+    /// even split may round either way.
+    pub fn slot_range(self) -> std::ops::Range<u16> {
+        let (i, n) = (self.index, self.count);
+        let at = |k: u32| (k * u32::from(SLOTS) / n) as u16;
+        let (start, end) = (at(i), at(i + 1));
+        let margin = (end - start) / 4;
+        start + margin..end - margin
     }
 
     /// This pool's part of `total` units shared out among all pools: each pool
@@ -83,6 +110,15 @@ impl Pool {
         let rank = (u64::from(self.index) + n - salt % n) % n;
         total / n + u64::from(rank < total % n)
     }
+}
+
+/// Redis Cluster's hash slots.
+pub const SLOTS: u16 = 16384;
+
+/// The cluster slot of a key whose hash tag is all of `tag` (as `CLUSTER
+/// KEYSLOT pw:{tag}:meta` answers).
+pub fn cluster_slot(tag: &str) -> u16 {
+    crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes()) % SLOTS
 }
 
 #[cfg(test)]
@@ -130,11 +166,61 @@ mod tests {
         assert_eq!(shares(7, 1, 5), vec![7]);
     }
 
+    /// CLUSTER KEYSLOT's answers (Redis 7.0): the redis.io example and the
+    /// tags of this module's own test campaign.
+    #[test]
+    fn slots_are_redis_clusters() {
+        assert_eq!(cluster_slot("somekey"), 11058);
+        assert_eq!(cluster_slot("hash_tag"), 2515);
+    }
+
+    /// Each pool's tag lies in its own part of the slot space, so three pools
+    /// over a three-primary cluster (0-5460, 5461-10922, 10923-16383) are one
+    /// on each primary; the tag is a function of the id and the pool alone.
+    #[test]
+    fn tags_spread_over_the_slot_space() {
+        for id in ["diwali-2026", "a", "x-1", &"z".repeat(64)] {
+            let id = CampaignId::parse(id).unwrap();
+            for count in [2, 3, 16, Pool::MAX_COUNT] {
+                let mut ranges = Vec::new();
+                for p in Pool::all(count) {
+                    let tag = p.tag(&id);
+                    assert!(tag.starts_with(&format!("{id}~{}~", p.index())), "{tag}");
+                    assert!(
+                        p.slot_range().contains(&cluster_slot(&tag)),
+                        "{tag} of {count}"
+                    );
+                    assert_eq!(tag, p.tag(&id));
+                    ranges.push(p.slot_range());
+                }
+                assert!(ranges.windows(2).all(|w| w[0].end < w[1].start));
+                assert!(
+                    ranges
+                        .iter()
+                        .all(|r| r.len() >= usize::from(SLOTS) / 2 / count as usize - 1)
+                );
+            }
+            let primaries = [0..5461, 5461..10923, 10923..SLOTS];
+            for (p, primary) in Pool::all(3).zip(primaries) {
+                assert!(
+                    primary.contains(&cluster_slot(&p.tag(&id))),
+                    "pool {}",
+                    p.index()
+                );
+            }
+        }
+    }
+
     #[test]
     fn pools_and_tags() {
         let id = CampaignId::parse("diwali-2026").unwrap();
         assert_eq!(Pool::ONLY.tag(&id), "diwali-2026");
-        assert_eq!(Pool::new(2, 3).unwrap().tag(&id), "diwali-2026~2");
+        assert!(
+            Pool::new(2, 3)
+                .unwrap()
+                .tag(&id)
+                .starts_with("diwali-2026~2~")
+        );
         assert_eq!(Pool::new(3, 3), None);
         assert_eq!(Pool::new(0, Pool::MAX_COUNT + 1), None);
         assert_eq!(Pool::all(0).count(), 0);

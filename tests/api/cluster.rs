@@ -2,7 +2,7 @@
 //! applies, three service replicas spin, a settler settles, and nothing is
 //! oversold, drawn twice or lost, on campaigns that live on different shards.
 
-use crate::support::cluster::owner;
+use crate::support::cluster::{owner, owner_of};
 use crate::support::helpers::{Spec, TestApp, client, cluster_seeds, spawn_server, spin, token};
 use crate::support::rush::{assert_no_oversell, burst, gold_rush};
 use prizewheel::config::Settings;
@@ -442,5 +442,33 @@ async fn a_code_prize_on_campaigns_of_different_shards() {
             .query(&mut c)
             .unwrap();
         let _: () = redis::cmd("DEL").arg(keys).query(&mut c).unwrap();
+    }
+}
+
+/// Sub-pools on the project's three-primary cluster: the three pools of a
+/// campaign land one on each primary, whatever its id, and the slot the
+/// service computes for a tag is the one Redis computes (CLUSTER KEYSLOT).
+#[test]
+fn the_three_pools_of_a_campaign_land_one_on_each_primary() {
+    use prizewheel::domain::{Pool, cluster_slot};
+    let seeds = cluster_seeds();
+    let mut c = redis::Client::open(seeds[0].as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for n in 0..20 {
+        let id = CampaignId::parse(&crate::support::helpers::unique(&format!("pools{n}"))).unwrap();
+        let mut owners = HashSet::new();
+        for pool in Pool::all(3) {
+            let keys = CampaignKeys::of(&id, pool);
+            let slot: u16 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(&keys.meta)
+                .query(&mut c)
+                .unwrap();
+            assert_eq!(slot, cluster_slot(&pool.tag(&id)), "{}", keys.meta);
+            owners.insert(owner_of(&seeds, &keys.meta));
+        }
+        assert_eq!(owners.len(), 3, "{id}: {owners:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! The Redis key layout of a campaign (docs/ARCHITECTURE.md, "Redis keys").
 //!
 //! Every key of a pool of campaign `C` starts with `pw:{T}:`, where `T` is the
-//! pool's tag (`C` for a campaign of one pool, `C~i` for pool `i` of several:
+//! pool's tag (`C` for a campaign of one pool, `C~i~s` for pool `i` of several:
 //! `domain::Pool`); the `{T}` hash tag puts all of a pool's keys in one cluster
 //! slot so a script can touch them together. The table says `{C}` for `{T}`.
 //!
@@ -135,11 +135,13 @@ mod tests {
     #[test]
     fn a_pool_of_several_has_its_own_tag() {
         let id = CampaignId::parse("diwali-2026").unwrap();
-        let k = CampaignKeys::of(&id, Pool::new(2, 3).unwrap());
-        assert_eq!(k.meta, "pw:{diwali-2026~2}:meta");
-        assert_eq!(k.code_pool("gold"), "pw:{diwali-2026~2}:codes:gold");
-        assert_eq!(k.release("gold"), "pw:{diwali-2026~2}:rel:gold");
-        assert_eq!(k.grants(0), "pw:{diwali-2026~2}:g:0");
+        let pool = Pool::new(2, 3).unwrap();
+        let (k, tag) = (CampaignKeys::of(&id, pool), pool.tag(&id));
+        assert!(tag.starts_with("diwali-2026~2~"), "{tag}");
+        assert_eq!(k.meta, format!("pw:{{{tag}}}:meta"));
+        assert_eq!(k.code_pool("gold"), format!("pw:{{{tag}}}:codes:gold"));
+        assert_eq!(k.release("gold"), format!("pw:{{{tag}}}:rel:gold"));
+        assert_eq!(k.grants(0), format!("pw:{{{tag}}}:g:0"));
     }
 
     #[test]

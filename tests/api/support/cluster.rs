@@ -6,7 +6,14 @@ use prizewheel::store::redis::keys::CampaignKeys;
 /// The node (seed URL) holding the campaign's slot: the only one that answers
 /// a command on its keys instead of redirecting it with MOVED.
 pub fn owner(seeds: &[String], id: &str) -> String {
-    let meta = CampaignKeys::new(&CampaignId::parse(id).unwrap()).meta;
+    owner_of(
+        seeds,
+        &CampaignKeys::new(&CampaignId::parse(id).unwrap()).meta,
+    )
+}
+
+/// The node (seed URL) holding `key`'s slot.
+pub fn owner_of(seeds: &[String], key: &str) -> String {
     let owners: Vec<&String> = seeds
         .iter()
         .filter(|seed| {
@@ -14,9 +21,9 @@ pub fn owner(seeds: &[String], id: &str) -> String {
                 .unwrap()
                 .get_connection()
                 .unwrap();
-            redis::cmd("EXISTS").arg(&meta).query::<i64>(&mut c).is_ok()
+            redis::cmd("EXISTS").arg(key).query::<i64>(&mut c).is_ok()
         })
         .collect();
-    assert_eq!(owners.len(), 1, "exactly one primary owns {meta}");
+    assert_eq!(owners.len(), 1, "exactly one primary owns {key}");
     owners[0].clone()
 }
