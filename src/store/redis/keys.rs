@@ -49,7 +49,12 @@ impl CampaignKeys {
 
     /// The keys of pool `pool` of campaign `id`.
     pub fn of(id: &CampaignId, pool: Pool) -> Self {
-        let p = format!("pw:{{{}}}:", pool.tag(id));
+        // A campaign of one pool (every spin today) formats no tag first.
+        let p = if pool.count() == 1 {
+            format!("pw:{{{id}}}:")
+        } else {
+            format!("pw:{{{}}}:", pool.tag(id))
+        };
         CampaignKeys {
             meta: format!("{p}meta"),
             stock: format!("{p}stock"),
