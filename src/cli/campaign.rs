@@ -5,6 +5,7 @@ use super::stores::Stores;
 use crate::campaign::model::{EarnedSpins, Expiry};
 use crate::campaign::tree::MAX_LISTED;
 use crate::campaign::{Campaign, parse_campaign};
+use crate::domain::Pool;
 use crate::rollout::apply::{apply, plan_against_live};
 use crate::simulate::plot::burn_down_svg;
 use crate::simulate::progress::Progress;
@@ -68,6 +69,10 @@ pub struct SimulateArgs {
     /// simulated with 0 codes. Naming a prize that is not a code prize is an error.
     #[arg(long = "codes", value_name = "PRIZE=N")]
     codes: Vec<String>,
+    /// Simulate the campaign split into this many sub-pools, 1..64, instead
+    /// of the file's `pools` (to compare the run-out gap of a few counts).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(Pool::MAX_COUNT)))]
+    pools: Option<u32>,
     /// Print JSON for tools instead of a table.
     #[arg(long)]
     json: bool,
@@ -82,9 +87,10 @@ pub async fn run(cmd: CampaignCommand, config: &Path) -> anyhow::Result<bool> {
     match cmd {
         CampaignCommand::Codes(c) => super::codes::run(c, config).await,
         CampaignCommand::Simulate(a) => {
-            let Some(campaign) = load(&a.file)? else {
+            let Some(mut campaign) = load(&a.file)? else {
                 return Ok(false);
             };
+            campaign.pools = a.pools.unwrap_or(campaign.pools);
             if campaign.earned_spins.is_none()
                 && (a.grants_per_user.is_some() || a.spins_per_grant.is_some())
             {

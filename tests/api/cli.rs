@@ -403,7 +403,9 @@ async fn pools_are_planned_and_simulated_but_not_applied() {
         "{out}"
     );
 
-    let (code, out, err) = run(&["campaign", "simulate", path, "--json", "--users", "300"]);
+    let (code, out, err) = run(&[
+        "campaign", "simulate", path, "--json", "--users", "300", "--runs", "2",
+    ]);
     assert_eq!(code, 0, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["pools"], 3, "{out}");
@@ -412,4 +414,18 @@ async fn pools_are_planned_and_simulated_but_not_applied() {
             assert!(p["awarded_median"].as_u64().unwrap() <= stock, "{p}");
         }
     }
+    // --pools overrides the file's count for a comparison; out of range is refused.
+    let simulated = |pools: &str| {
+        let (code, out, err) = run(&[
+            "campaign", "simulate", path, "--json", "--users", "300", "--runs", "2", "--pools",
+            pools,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    assert_eq!(simulated("16")["pools"], 16);
+    assert!(simulated("1").get("pools").is_none());
+    let (code, _, err) = run(&["campaign", "simulate", path, "--pools", "65"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--pools"), "{err}");
 }
