@@ -99,63 +99,42 @@ pub struct Options {
 
 impl Options {
     /// The model of `c` at the start of a run: its first apply, then each code
-    /// prize's codes loaded (lua/codes.lua `add`).
-    fn model(&self, c: &Campaign) -> Model {
-        let mut m = Model::new(c);
-        for (id, &n) in &self.codes {
-            m.load_codes(id, n);
-        }
-        m
+    /// prize's codes loaded (lua/codes.lua `add`), and with `resume` the sale
+    /// as it stands at its instant: each prize's units awarded and left, the
+    /// budget spent.
+    fn model_at(&self, c: &Campaign, resume: Option<&Resume>) -> Model {
+        self.pool_model(c, Pool::ONLY, resume)
     }
 
-    /// [`Self::model`], or with `resume` the sale as it stands at its instant:
-    /// each prize's units awarded and left, the budget spent.
-    fn model_at(&self, c: &Campaign, resume: Option<&Resume>) -> Model {
-        let mut m = self.model(c);
+    /// The model of each pool of `c` at the start of a run, in pool order.
+    fn pool_models(&self, c: &Campaign, resume: Option<&Resume>) -> Vec<Model> {
+        Pool::all(c.pools.clamp(1, Pool::MAX_COUNT))
+            .map(|pool| self.pool_model(c, pool, resume))
+            .collect()
+    }
+
+    /// [`Self::model_at`] of pool `pool`: its share of the first apply, of the
+    /// codes loaded and, with `resume`, of the sale as it stands (a pool's own
+    /// counts are not known to the projection, so it takes its share of the
+    /// campaign's). The share of the only pool is the whole.
+    fn pool_model(&self, c: &Campaign, pool: Pool, resume: Option<&Resume>) -> Model {
+        let mut m = Model::new(&c.pool_share(pool));
+        for (id, &n) in &self.codes {
+            m.load_codes(id, pool.share(n, prize_salt(id)));
+        }
         if let Some(r) = resume {
             for p in &mut m.prizes {
                 if let Some(&(awarded, remaining)) = r.prizes.get(&p.entry.id) {
-                    p.awarded = awarded;
+                    let salt = prize_salt(&p.entry.id);
+                    p.awarded = pool.share(awarded, salt);
                     if p.remaining.is_some() {
-                        p.remaining = Some(remaining.unwrap_or(0));
+                        p.remaining = Some(pool.share(remaining.unwrap_or(0), salt));
                     }
                 }
             }
-            m.spent = r.spent;
+            m.spent = pool.share(r.spent, BUDGET_SALT);
         }
         m
-    }
-
-    /// The model of each pool of `c` at the start of a run, in pool order:
-    /// its share of the first apply, of the codes loaded and, with `resume`,
-    /// of the sale as it stands (a pool's own counts are not known to the
-    /// projection, so it takes its share of the campaign's). Of a campaign of
-    /// one pool, [`Self::model_at`].
-    fn pool_models(&self, c: &Campaign, resume: Option<&Resume>) -> Vec<Model> {
-        if c.pools <= 1 || c.pools > Pool::MAX_COUNT {
-            return vec![self.model_at(c, resume)];
-        }
-        Pool::all(c.pools)
-            .map(|pool| {
-                let mut m = Model::new(&c.pool_share(pool));
-                for (id, &n) in &self.codes {
-                    m.load_codes(id, pool.share(n, prize_salt(id)));
-                }
-                if let Some(r) = resume {
-                    for p in &mut m.prizes {
-                        if let Some(&(awarded, remaining)) = r.prizes.get(&p.entry.id) {
-                            let salt = prize_salt(&p.entry.id);
-                            p.awarded = pool.share(awarded, salt);
-                            if p.remaining.is_some() {
-                                p.remaining = Some(pool.share(remaining.unwrap_or(0), salt));
-                            }
-                        }
-                    }
-                    m.spent = pool.share(r.spent, BUDGET_SALT);
-                }
-                m
-            })
-            .collect()
     }
 
     /// Grants made in each run.
@@ -1094,7 +1073,7 @@ pub(crate) mod tests {
 
     /// One run as `simulate` plays it.
     fn one_run(c: &Campaign, o: &Options) -> Run {
-        let steps = Steps::new(&o.model(c), o);
+        let steps = Steps::new(&o.model_at(c, None), o);
         run(
             c,
             o,

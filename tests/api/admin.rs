@@ -3,6 +3,16 @@
 use crate::support::helpers::{Spec, TestApp, token};
 use serde_json::Value;
 
+/// `GET /v1/admin/campaigns/{id}` with marketing's role.
+async fn get(app: &TestApp, id: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}/v1/admin/campaigns/{id}", app.address))
+        .bearer_auth(token("m", &["marketing"]))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn put(app: &TestApp, id: &str, yaml: String, roles: &[&str]) -> reqwest::Response {
     app.client
         .put(format!("{}/v1/admin/campaigns/{id}", app.address))
@@ -64,16 +74,7 @@ async fn marketing_applies_plans_and_reads_a_campaign() {
         "POST serves clients that cannot send a body with GET"
     );
 
-    let live: Value = app
-        .client
-        .get(format!("{}/v1/admin/campaigns/{}", app.address, spec.id))
-        .bearer_auth(token("m", &["marketing"]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let live: Value = get(&app, &spec.id).await.json().await.unwrap();
     assert_eq!(live["version"], 1, "plan changed nothing");
     assert_eq!(live["prizes"][0]["stock"], 10);
     assert_eq!(live["prizes"][0]["remaining"], 10);
@@ -136,14 +137,7 @@ async fn admin_needs_the_marketing_role_and_valid_yaml() {
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["code"], "apply_refused");
     assert!(p["detail"].as_str().unwrap().contains("`pools: 3`"), "{p}");
-    let r = app
-        .client
-        .get(format!("{}/v1/admin/campaigns/{}", app.address, spec.id))
-        .bearer_auth(token("mallory-marketing", &["marketing"]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(get(&app, &spec.id).await.status(), 404);
 }
 
 /// PostgreSQL vanishes while an apply records its version (the connection never
@@ -243,13 +237,7 @@ async fn the_live_view_shows_releases_odds_and_the_budget() {
     assert_eq!(draw(&app, &id, &user, 30, 0).await.prize_id, "none");
 
     let live = || async {
-        let r = app
-            .client
-            .get(format!("{}/v1/admin/campaigns/{}", app.address, spec.id))
-            .bearer_auth(token("m", &["marketing"]))
-            .send()
-            .await
-            .unwrap();
+        let r = get(&app, &spec.id).await;
         assert_eq!(r.status(), 200);
         r.json::<Value>().await.unwrap()
     };
